@@ -1,0 +1,31 @@
+"""Errors that faces turn into exit codes: bad input (2) versus a failed analysis (1)."""
+
+from __future__ import annotations
+
+
+class CulpaError(Exception):
+    """Base class. ``exit_code`` is what the command line exits with."""
+
+    exit_code = 1
+
+
+class InputError(CulpaError):
+    """Bad input or usage: a file, line and field a person can go and fix."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 field: str | None = None):
+        self.file, self.line, self.field = file, line, field
+        where = ":".join(str(p) for p in (file, line) if p is not None)
+        prefix = f"{where}: " if where else ""
+        if field:
+            prefix += f"field '{field}': "
+        super().__init__(prefix + message)
+        self.detail = message
+
+
+class AnalysisError(CulpaError):
+    """The input was fine but the analysis could not be carried out (e.g. too little data)."""
+
+    exit_code = 1

@@ -1,0 +1,63 @@
+"""The one normalised event schema every reader produces and the store keeps.
+
+A reader yields pyarrow tables with exactly the columns of ``EVENT_COLUMNS`` (in that order,
+with those types). Everything downstream — store, model, evidence, faces — reads only these.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+#: Attribution status of an event, from strongest to weakest claim on who did it.
+ATTRIBUTION_STATUSES = ("claimed", "attributed", "suspected", "disputed", "unattributed")
+
+#: Statuses whose actor label the model treats as known (q = 1); the rest are latent.
+LABELLED_STATUSES = ("claimed", "attributed")
+
+EVENT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),  # source-qualified, stable: "ucdp:114064"
+        ("source", pa.string()),  # ucdp | acled | gtd | csv
+        ("time_start", pa.timestamp("s")),
+        ("time_end", pa.timestamp("s")),
+        ("date_precision_days", pa.float64()),
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+        ("location_precision_km", pa.float64()),
+        ("country", pa.string()),
+        ("admin1", pa.string()),
+        ("admin2", pa.string()),
+        ("actor", pa.string()),  # canonical, after alias resolution; null when unattributed
+        ("actor_members", pa.list_(pa.string())),  # coalition members (canonical), else [actor]
+        ("attribution", pa.string()),  # one of ATTRIBUTION_STATUSES
+        ("event_type", pa.string()),
+        ("fatalities", pa.int64()),
+        ("actor_raw", pa.string()),  # the source's own string for the attributed side
+        ("other_raw", pa.string()),  # the source's own string for the other side / target
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),  # 1-based physical line of the record's first line
+        ("record", pa.string()),  # the source record as JSON, for provenance
+    ]
+)
+
+EVENT_COLUMNS = tuple(EVENT_SCHEMA.names)
+
+#: DuckDB column types, derived from the arrow schema so the two cannot drift apart.
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.timestamp("s"): "TIMESTAMP",
+    pa.float64(): "DOUBLE",
+    pa.int64(): "BIGINT",
+    pa.list_(pa.string()): "VARCHAR[]",
+}
+
+
+def duckdb_columns() -> str:
+    """Column definitions for ``CREATE TABLE events (...)``."""
+    parts = []
+    for field in EVENT_SCHEMA:
+        decl = f"{field.name} {_DUCK_TYPES[field.type]}"
+        if field.name == "id":
+            decl += " PRIMARY KEY"
+        parts.append(decl)
+    return ", ".join(parts)
