@@ -80,7 +80,15 @@ def handle_errors(json_flag_name: str = "json") -> Callable:
                 _report(exc, exc.exit_code, kwargs.get(json_flag_name, False))
             except KeyboardInterrupt:
                 err.print("[red]interrupted[/red]")
-                raise typer.Exit(130)
+                raise typer.Exit(130) from None
+            except (typer.Exit, typer.Abort, SystemExit):
+                raise
+            except Exception as exc:  # a bug of ours: say so plainly; CULPA_DEBUG=1 shows where
+                if os.environ.get("CULPA_DEBUG"):
+                    raise
+                _report(RuntimeError(f"internal error ({type(exc).__name__}: {exc}); "
+                                     "rerun with CULPA_DEBUG=1 for details"), 1,
+                        kwargs.get(json_flag_name, False))
 
         return wrapper
 

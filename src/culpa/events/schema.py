@@ -35,7 +35,7 @@ EVENT_SCHEMA = pa.schema(
         ("actor_raw", pa.string()),  # the source's own string for the attributed side
         ("other_raw", pa.string()),  # the source's own string for the other side / target
         ("source_file", pa.string()),
-        ("source_line", pa.int64()),  # 1-based physical line of the record's first line
+        ("source_row", pa.int64()),  # 1-based record number in the file (header rows excluded)
         ("record", pa.string()),  # the source record as JSON, for provenance
     ]
 )

@@ -1,0 +1,37 @@
+"""Readers: one module per source format, each turning a file into normalised event batches.
+
+A reader module has ``FORMAT``, ``detect(columns) -> bool`` and
+``read(path, aliases, progress) -> Iterator[pyarrow.Table]`` (tables in EVENT_SCHEMA).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from culpa.errors import InputError
+from culpa.events.readers import ucdp
+from culpa.events.readers.base import read_header
+
+#: In detection order: the most specific header first.
+READERS: dict[str, ModuleType] = {"ucdp": ucdp}
+
+FORMATS = ("auto", *READERS, "csv")
+
+
+def register(module: ModuleType) -> None:
+    READERS[module.FORMAT] = module
+
+
+def detect_format(path: Path) -> str:
+    """Name of the reader whose columns the file's header carries."""
+    if Path(path).suffix.lower() == ".parquet":
+        return "csv"  # the generic reader takes Parquet with a column mapping
+    columns = read_header(Path(path))
+    for name, module in READERS.items():
+        if module.detect(columns):
+            return name
+    raise InputError(
+        "cannot tell the format from the header; known formats are "
+        f"{', '.join(READERS)} — or use --format csv with a column mapping",
+        file=str(path), line=1)

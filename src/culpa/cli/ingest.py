@@ -1,0 +1,74 @@
+"""culpa ingest FILE... — load event files into the store, all or nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from culpa.cli.common import DbOption, JsonOption, app, emit_json, handle_errors, out, resolve_db
+from culpa.cli.progress import byte_progress
+from culpa.errors import InputError
+
+
+def alias_files(explicit: list[Path] | None) -> list[Path]:
+    files = list(explicit or [])
+    env = os.environ.get("CULPA_ALIASES")
+    if env:
+        files += [Path(p) for p in env.split(os.pathsep) if p]
+    return files
+
+
+@app.command()
+@handle_errors()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Event files: CSV (plain or .gz) or Parquet.")],
+    format: Annotated[str, typer.Option("--format", help="auto|ucdp|acled|gtd|csv")] = "auto",
+    db: DbOption = None,
+    aliases: Annotated[list[Path] | None, typer.Option(
+        "--aliases", help="YAML file of extra actor aliases (canonical: [alias, ...]).")] = None,
+    mapping: Annotated[list[str] | None, typer.Option(
+        "--map", help="Generic CSV/Parquet column mapping, FIELD=COLUMN (repeatable).")] = None,
+    mapping_file: Annotated[Path | None, typer.Option(
+        "--mapping", help="Generic CSV/Parquet column mapping as YAML.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Read event files (UCDP GED, ACLED, GTD or a mapped CSV/Parquet) into the store.
+
+    Re-reading a file adds nothing; any bad row aborts the whole ingest and leaves the store
+    as it was.
+    """
+    from culpa.events import readers
+    from culpa.events.store import Store
+
+    if format not in readers.FORMATS:
+        raise InputError(f"unknown format {format!r}; choose one of {', '.join(readers.FORMATS)}",
+                         field="--format")
+    col_map = None
+    if mapping or mapping_file:
+        from culpa.events.readers.generic import parse_mapping
+
+        col_map = parse_mapping(mapping or [], mapping_file)
+    path = resolve_db(db)
+    existed = path.exists()
+    total = sum(f.stat().st_size for f in files if f.is_file())
+    try:
+        with Store(path) as store, byte_progress("ingesting", total, enabled=not json) as advance:
+            report = store.ingest(files, format, alias_files=alias_files(aliases),
+                                  mapping=col_map, progress=advance)
+            n_total = store.count()
+    except BaseException:
+        if not existed:  # the store did not exist before: leave no half-made file behind
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    doc = report.to_dict() | {"db": str(path), "events_in_store": n_total}
+    if json:
+        emit_json(doc)
+        return
+    for f in report.files:
+        out.print(f"{f.path}: [bold]{f.rows:,}[/bold] {f.format} events read, "
+                  f"[green]{f.added:,} new[/green]")
+    out.print(f"{path}: {n_total:,} events in the store")

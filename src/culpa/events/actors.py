@@ -1,0 +1,102 @@
+"""Actor names: one alias table that turns the many spellings of a group into one canonical name.
+
+The built-in table (aliases.yaml beside this file) can be extended by a user YAML file of the
+same shape: ``canonical: [alias, alias, ...]``. Coalitions ("Ahrar al-Sham, HTS, Southern Front"
+in UCDP) resolve member by member; the coalition's name is its sorted canonical members, so the
+same coalition written in another order is one actor.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from culpa.errors import InputError
+
+UNATTRIBUTED_NAMES = frozenset(
+    {"unknown", "unidentified", "unidentified armed group", "unknown perpetrator", "none", ""}
+)
+_APOSTROPHES = str.maketrans({c: "" for c in "'’‘`ʼʻ´"})
+_NON_WORD = re.compile(r"[^0-9a-z()]+")
+
+
+def alias_key(name: str) -> str:
+    """Matching key: case, accents, apostrophes and punctuation do not matter."""
+    s = unicodedata.normalize("NFKD", name)
+    s = "".join(c for c in s if not unicodedata.combining(c)).casefold().translate(_APOSTROPHES)
+    return _NON_WORD.sub(" ", s).strip()
+
+
+class AliasTable:
+    """Maps any spelling to its canonical actor name; unknown names stay as written."""
+
+    def __init__(self) -> None:
+        self._canon: dict[str, str] = {}
+
+    @classmethod
+    def builtin(cls) -> AliasTable:
+        table = cls()
+        text = resources.files("culpa.events").joinpath("aliases.yaml").read_text("utf-8")
+        table.update(yaml.safe_load(text), origin="built-in aliases")
+        return table
+
+    @classmethod
+    def load(cls, user_files: Iterable[Path] = ()) -> AliasTable:
+        table = cls.builtin()
+        for path in user_files:
+            table.update_from_file(Path(path))
+        return table
+
+    def update_from_file(self, path: Path) -> None:
+        try:
+            doc = yaml.safe_load(path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise InputError("alias file not found", file=str(path)) from None
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            raise InputError(f"not valid YAML: {exc}", file=str(path),
+                             line=None if line is None else line + 1) from None
+        self.update(doc or {}, origin=str(path))
+
+    def update(self, mapping: Mapping, origin: str = "aliases") -> None:
+        if not isinstance(mapping, Mapping):
+            raise InputError("must map canonical names to lists of aliases", file=origin)
+        for canon, aliases in mapping.items():
+            if aliases is None:
+                aliases = []
+            if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                raise InputError("aliases must be a list of strings", file=origin, field=str(canon))
+            canon = str(canon)
+            for name in [canon, *aliases]:
+                self._canon[alias_key(name)] = canon
+
+    def items(self) -> list[tuple[str, str]]:
+        return sorted(self._canon.items())
+
+    def resolve(self, name: str | None) -> str | None:
+        """Canonical name of one actor; None for an unknown/unidentified perpetrator."""
+        if name is None:
+            return None
+        key = alias_key(name)
+        if key in UNATTRIBUTED_NAMES or key.startswith("unidentified ") or key.startswith("unknown "):
+            return None
+        return self._canon.get(key, " ".join(name.split()))
+
+    def resolve_members(self, name: str | None, sep: str | None = ",") -> list[str]:
+        """Canonical members of a possibly-coalition string, sorted and de-duplicated."""
+        if name is None:
+            return []
+        whole = self._canon.get(alias_key(name))
+        if whole is not None or sep is None or sep not in name:
+            one = self.resolve(name)
+            return [one] if one else []
+        members = {self.resolve(part) for part in name.split(sep) if part.strip()}
+        return sorted(m for m in members if m)
+
+    def coalition_name(self, members: list[str]) -> str | None:
+        return ", ".join(members) if members else None

@@ -1,0 +1,303 @@
+"""What every CSV reader shares: opening plain or gzip files, streaming string batches with
+pyarrow, and turning a bad value into an error that names the file, line and field.
+
+Readers parse every column as a string and convert in vectorised steps, so a bad value is
+found by its row number; only then is the file rescanned with the csv module to name the
+physical line (quoted fields may span lines, so row + 2 is not always the line).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from culpa.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+BLOCK_SIZE = 1 << 23  # 8 MiB of text per batch: memory stays flat whatever the file size
+
+#: Progress callback: called with the number of bytes read from disk since the last call.
+Progress = Callable[[int], None]
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+class _CountingReader(io.RawIOBase):
+    """A binary stream that reports how many bytes it has read from the underlying file."""
+
+    def __init__(self, raw: io.BufferedReader, progress: Progress | None):
+        self._raw, self._progress, self._last = raw, progress, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        n = self._raw.readinto(b)
+        if self._progress is not None:
+            pos = self._raw.tell()
+            self._progress(pos - self._last)
+            self._last = pos
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_binary(path: Path, progress: Progress | None = None) -> io.BufferedIOBase:
+    """Open a plain or gzip file as decompressed bytes; progress counts compressed bytes."""
+    raw = _CountingReader(open(path, "rb"), progress)  # noqa: SIM115 - closed by caller
+    buffered = io.BufferedReader(raw, buffer_size=1 << 20)
+    if is_gzip(path):
+        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+    return buffered
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names on the first line, for format detection."""
+    try:
+        with open_binary(path) as fh:
+            first = fh.readline()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read file: {exc}", file=str(path)) from None
+    if not first.strip():
+        raise InputError("file is empty (no header line)", file=str(path), line=1)
+    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    return next(csv.reader([text]))
+
+
+def has_hxl_row(path: Path) -> bool:
+    """True when the second line is an HXL hashtag row (#date+start, ...), as in HDX exports."""
+    with open_binary(path) as fh:
+        fh.readline()
+        second = fh.readline().decode("utf-8", errors="replace")
+    cells = [c.strip() for c in next(csv.reader([second]), [])] if second else []
+    tagged = [c for c in cells if c]
+    return bool(tagged) and all(c.startswith("#") for c in tagged)
+
+
+@dataclass
+class Batch:
+    """A slice of a source file: every column as strings, and the index of its first data row."""
+
+    frame: pd.DataFrame
+    first_row: int  # 0-based index of the batch's first data row in the file
+
+    def rows(self) -> np.ndarray:
+        """1-based record numbers of the batch's rows."""
+        return np.arange(self.first_row + 1, self.first_row + 1 + len(self.frame), dtype=np.int64)
+
+    def records_json(self) -> pa.Array:
+        """Each source record as a JSON object of its original columns (provenance)."""
+        return records_json(pa.Table.from_pandas(self.frame, preserve_index=False))
+
+
+_JSON_CON = None
+
+
+def records_json(table: pa.Table) -> pa.Array:
+    # DuckDB serialises rows to JSON in C++, several times faster than json.dumps per row.
+    global _JSON_CON
+    import duckdb
+
+    if _JSON_CON is None:
+        _JSON_CON = duckdb.connect()
+    rel = _JSON_CON.from_arrow(table)
+    out = _JSON_CON.execute("SELECT to_json(r)::VARCHAR AS record FROM rel r").arrow()
+    out = out.read_all() if hasattr(out, "read_all") else out
+    return out.column(0).combine_chunks()
+
+
+class CsvSource:
+    """A CSV file streamed as string batches, able to name the line of any data row."""
+
+    def __init__(self, path: Path, required: tuple[str, ...] = (), progress: Progress | None = None):
+        self.path = Path(path)
+        self.progress = progress
+        self.columns = read_header(self.path)
+        missing = [c for c in required if c not in self.columns]
+        if missing:
+            raise InputError(
+                f"missing required column(s): {', '.join(missing)}", file=str(self.path), line=1,
+                field=missing[0])
+        self.skip_hxl = has_hxl_row(self.path)
+
+    def batches(self) -> Iterator[Batch]:
+        read_opts = pacsv.ReadOptions(
+            block_size=BLOCK_SIZE, skip_rows_after_names=1 if self.skip_hxl else 0,
+            encoding="utf8")
+        convert = pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in self.columns}, strings_can_be_null=False,
+            quoted_strings_can_be_null=False)
+        row = 0
+        stream = open_binary(self.path, self.progress)
+        try:
+            reader = pacsv.open_csv(stream, read_options=read_opts, convert_options=convert,
+                                    parse_options=pacsv.ParseOptions(newlines_in_values=True))
+            for record_batch in reader:
+                if record_batch.num_rows == 0:
+                    continue
+                frame = record_batch.to_pandas(types_mapper=pd.ArrowDtype)
+                yield Batch(frame, row)
+                row += record_batch.num_rows
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise InputError(f"file is truncated or corrupt ({exc}); nothing was ingested",
+                             file=str(self.path), line=self.line_of_row(row)) from None
+        except pa.ArrowInvalid as exc:
+            raise self._parse_error(exc, row) from None
+        finally:
+            stream.close()
+
+    def _parse_error(self, exc: Exception, row: int) -> InputError:
+        """pyarrow says what went wrong but not where: find the line with the csv module."""
+        msg = str(exc)
+        if "truncated" in msg.lower() or "compressed" in msg.lower() or "gzip" in msg.lower():
+            return InputError(f"file is truncated or corrupt ({msg}); nothing was ingested",
+                              file=str(self.path), line=self.line_of_row(row))
+        line, width = self._first_ragged_line()
+        if line is not None:
+            return InputError(f"expected {len(self.columns)} columns, found {width}",
+                              file=str(self.path), line=line)
+        return InputError(f"cannot parse CSV: {msg}", file=str(self.path))
+
+    def _rows_with_lines(self) -> Iterator[tuple[int, list[str]]]:
+        with open_binary(self.path) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+            reader = csv.reader(text)
+            start = 1
+            for rec in reader:
+                yield start, rec
+                start = reader.line_num + 1
+
+    def _first_ragged_line(self) -> tuple[int | None, int]:
+        try:
+            for i, (line, rec) in enumerate(self._rows_with_lines()):
+                if i == 0 or (self.skip_hxl and i == 1) or not rec:
+                    continue
+                if len(rec) != len(self.columns):
+                    return line, len(rec)
+        except (EOFError, zlib.error, gzip.BadGzipFile, csv.Error):
+            pass
+        return None, 0
+
+    def line_of_row(self, row: int) -> int | None:
+        """Physical 1-based line where data row ``row`` (0-based) begins."""
+        skip = 2 if self.skip_hxl else 1
+        try:
+            for i, (line, _rec) in enumerate(self._rows_with_lines()):
+                if i == row + skip:
+                    return line
+                last = line
+        except (EOFError, zlib.error, gzip.BadGzipFile, csv.Error):
+            return None
+        return last if row >= 0 else None
+
+    def fail(self, batch: Batch, mask: np.ndarray | pd.Series, field: str, problem: str) -> None:
+        """Raise for the first row where ``mask`` is true, naming its line, field and value."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        i = int(np.argmax(mask))
+        value = batch.frame[field].iloc[i] if field in batch.frame.columns else None
+        raise InputError(f"{problem} (value {value!r})", file=str(self.path),
+                         line=self.line_of_row(batch.first_row + i), field=field)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised conversions shared by readers. Each returns the parsed values and a mask of cells
+# that were present but could not be parsed, so the caller can name the field.
+
+
+def blank(s: pd.Series) -> np.ndarray:
+    return (s.isna() | (s.str.strip() == "")).to_numpy(dtype=bool)
+
+
+def to_float(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    values = pd.to_numeric(s.str.strip().replace("", None), errors="coerce")
+    out = values.to_numpy(dtype=float, na_value=np.nan)
+    bad = np.isnan(out) & ~blank(s)
+    return out, bad
+
+
+def to_date(s: pd.Series, fmt: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse dates (ISO by default) to datetime64[s]; bad = present but unparsable."""
+    txt = s.astype("string").str.strip()
+    parsed = pd.to_datetime(txt, format=fmt or "ISO8601", errors="coerce")
+    out = parsed.to_numpy(dtype="datetime64[s]")
+    bad = np.isnat(out) & ~blank(s)
+    return out, bad
+
+
+def text(s: pd.Series) -> pd.Series:
+    """Trimmed text, empty as null."""
+    t = s.astype("string").str.strip()
+    return t.where(t != "", None)
+
+
+def resolve_actors(raw: pd.Series, aliases, sep: str | None) -> tuple[pd.Series, pd.Series]:
+    """Canonical actor and member list for each raw string; work is done once per distinct name."""
+    uniques = pd.unique(raw.dropna())
+    members = {u: aliases.resolve_members(u, sep=sep) for u in uniques}
+    actor = raw.map(lambda r: aliases.coalition_name(members[r]) if r in members else None)
+    member_lists = raw.map(lambda r: members.get(r, []) if isinstance(r, str) else [])
+    return actor.astype(object), member_lists
+
+
+def build_table(columns: dict[str, object], n: int) -> pa.Table:
+    """Assemble one normalised batch; columns a reader does not give are null."""
+    from culpa.events.schema import EVENT_SCHEMA
+
+    arrays = []
+    for field in EVENT_SCHEMA:
+        val = columns.get(field.name)
+        if val is None:
+            arrays.append(pa.nulls(n, type=field.type))
+            continue
+        if isinstance(val, (pa.Array, pa.ChunkedArray)):
+            arrays.append(val.cast(field.type))
+            continue
+        if isinstance(val, pd.Series):
+            val = val.astype(object).where(val.notna(), None).tolist() \
+                if field.type in (pa.string(),) or pa.types.is_list(field.type) else val.to_numpy()
+        if isinstance(val, np.ndarray) and val.dtype.kind == "f" and field.type == pa.int64():
+            mask = np.isnan(val)
+            arrays.append(pa.array(np.where(mask, 0, val).astype(np.int64), mask=mask,
+                                   type=field.type))
+            continue
+        if isinstance(val, np.ndarray) and val.dtype.kind == "M":
+            arrays.append(pa.array(val.astype("datetime64[s]"), type=field.type))
+            continue
+        if isinstance(val, np.ndarray) and val.dtype.kind == "f":
+            arrays.append(pa.array(val, mask=np.isnan(val), type=field.type))
+            continue
+        arrays.append(pa.array(val, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+
+
+def check_coordinates(src: CsvSource, batch: Batch, lat_col: str, lon_col: str,
+                      required: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude as floats, every one present and in range."""
+    lat, bad_lat = to_float(batch.frame[lat_col])
+    lon, bad_lon = to_float(batch.frame[lon_col])
+    src.fail(batch, bad_lat, lat_col, "latitude is not a number")
+    src.fail(batch, bad_lon, lon_col, "longitude is not a number")
+    if required:
+        src.fail(batch, np.isnan(lat), lat_col, "latitude is missing")
+        src.fail(batch, np.isnan(lon), lon_col, "longitude is missing")
+    with np.errstate(invalid="ignore"):
+        src.fail(batch, np.abs(lat) > 90, lat_col, "latitude out of range [-90, 90]")
+        src.fail(batch, np.abs(lon) > 180, lon_col, "longitude out of range [-180, 180]")
+    return lat, lon

@@ -1,0 +1,249 @@
+"""The store: one DuckDB file holding events, actor aliases, cases and an audit trail.
+
+Ingest is idempotent (event ids are source-qualified and stable, so a file read twice adds
+nothing) and atomic: every file of one ingest is parsed and validated inside one transaction,
+and any error rolls it back, leaving the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from culpa.errors import InputError
+from culpa.events.actors import AliasTable
+from culpa.events.schema import EVENT_COLUMNS, duckdb_columns
+
+SCHEMA_VERSION = 1
+
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS events ({duckdb_columns()});
+CREATE TABLE IF NOT EXISTS aliases (alias_key VARCHAR PRIMARY KEY, actor VARCHAR NOT NULL,
+                                    origin VARCHAR);
+CREATE TABLE IF NOT EXISTS cases (id VARCHAR, title VARCHAR, file VARCHAR, run_at TIMESTAMP,
+                                  result JSON);
+CREATE TABLE IF NOT EXISTS audit (recorded_at TIMESTAMP, action VARCHAR, who VARCHAR, detail JSON);
+CREATE OR REPLACE VIEW actors AS
+    SELECT actor AS name, count(*) AS events, min(time_start) AS first_seen,
+           max(time_start) AS last_seen, sum(fatalities) AS fatalities
+    FROM events WHERE actor IS NOT NULL GROUP BY actor;
+"""
+
+
+@dataclass
+class FileReport:
+    path: str
+    format: str
+    sha256: str
+    rows: int = 0
+    added: int = 0
+
+
+@dataclass
+class IngestReport:
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def added(self) -> int:
+        return sum(f.added for f in self.files)
+
+    def to_dict(self) -> dict:
+        files = [vars(f) | {"events": f.rows, "already_present": f.rows - f.added}
+                 for f in self.files]
+        return {"files": files, "events": self.rows, "rows": self.rows, "added": self.added,
+                "already_present": self.rows - self.added}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Store:
+    """A culpa store on disk. Open it, use it, close it (or use ``with``)."""
+
+    def __init__(self, path: str | Path, read_only: bool = False):
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise InputError("no store here; run `culpa ingest FILE...` first", file=str(path))
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise InputError(f"cannot open the store: {exc}", file=str(path)) from None
+        if not read_only:
+            self.con.execute(_DDL)
+            self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                             [str(SCHEMA_VERSION)])
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- aliases ----------------------------------------------------------------------------
+
+    def alias_table(self, user_files: Iterable[Path] = ()) -> AliasTable:
+        """Built-in aliases, then those saved in the store, then the given user files."""
+        table = AliasTable.builtin()
+        saved: dict[str, list[str]] = {}
+        for key, actor in self.con.execute("SELECT alias_key, actor FROM aliases").fetchall():
+            saved.setdefault(actor, []).append(key)
+        table.update(saved, origin="store")
+        for path in user_files:
+            table.update_from_file(Path(path))
+        return table
+
+    def save_aliases(self, user_files: Iterable[Path]) -> None:
+        from culpa.events.actors import alias_key
+
+        for path in user_files:
+            extra = AliasTable()
+            extra.update_from_file(Path(path))
+            for key, actor in extra.items():
+                self.con.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
+                                 [alias_key(key), actor, str(path)])
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def ingest(self, paths: Sequence[Path], fmt: str = "auto", *,
+               alias_files: Sequence[Path] = (), mapping: dict | None = None,
+               progress: Callable[[int], None] | None = None) -> IngestReport:
+        """Read every file and add its new events, all or nothing."""
+        from culpa.events import readers
+
+        for p in paths:
+            if not Path(p).is_file():
+                raise InputError("no such file", file=str(p))
+        report = IngestReport()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.save_aliases(alias_files)
+            aliases = self.alias_table()
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM events LIMIT 0")
+            for p in paths:
+                p = Path(p)
+                name = readers.detect_format(p) if fmt == "auto" else fmt
+                if name not in readers.READERS:
+                    raise InputError(f"unknown format {name!r}; choose one of "
+                                     f"{', '.join(readers.FORMATS)}", field="--format")
+                module = readers.READERS[name]
+                fr = FileReport(str(p), name, _sha256(p))
+                kwargs = {"mapping": mapping} if name == "csv" else {}
+                before = self._count("staging")
+                for table in module.read(p, aliases, progress, **kwargs):
+                    self.con.register("batch_in", table)
+                    self.con.execute("INSERT INTO staging SELECT * FROM batch_in")
+                    self.con.unregister("batch_in")
+                    fr.rows += table.num_rows
+                if fr.rows == 0:
+                    raise InputError("file holds a header but no events", file=str(p), line=2)
+                fr.added = -before  # finished below, once duplicates across files are known
+                report.files.append(fr)
+            self._merge_staging(report)
+            self.con.execute("INSERT INTO audit VALUES (?, 'ingest', ?, ?)",
+                             [dt.datetime.now(dt.UTC).replace(tzinfo=None), getpass.getuser(),
+                              json.dumps(report.to_dict())])
+            self.con.execute("DROP TABLE staging")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("CHECKPOINT")
+        return report
+
+    def _merge_staging(self, report: IngestReport) -> None:
+        # One row per id (first seen wins), only ids the store does not hold yet.
+        cols = ", ".join(EVENT_COLUMNS)
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE fresh AS
+            SELECT {cols} FROM (
+                SELECT *, row_number() OVER (PARTITION BY id ORDER BY source_file, source_row) AS k
+                FROM staging) s
+            WHERE k = 1 AND id NOT IN (SELECT id FROM events)""")
+        added = dict(self.con.execute(
+            "SELECT source_file, count(*) FROM fresh GROUP BY source_file").fetchall())
+        for fr in report.files:
+            fr.added = int(added.pop(str(Path(fr.path).resolve()), 0))
+        self.con.execute(f"INSERT INTO events SELECT {cols} FROM fresh")
+        self.con.execute("DROP TABLE fresh")
+
+    def _count(self, table: str) -> int:
+        return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self._count("events")
+
+    def stats(self) -> dict:
+        n, first, last, unattributed = self.con.execute(
+            "SELECT count(*), min(time_start), max(time_start), "
+            "count(*) FILTER (WHERE actor IS NULL) FROM events").fetchone()
+        by_source = dict(self.con.execute(
+            "SELECT source, count(*) FROM events GROUP BY source ORDER BY source").fetchall())
+        by_status = dict(self.con.execute(
+            "SELECT attribution, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC").fetchall())
+        actors = [
+            {"actor": a, "events": int(c), "first": f.date().isoformat(),
+             "last": l.date().isoformat(), "fatalities": int(d or 0)}
+            for a, c, f, l, d in self.con.execute(
+                "SELECT name, events, first_seen, last_seen, fatalities FROM actors "
+                "ORDER BY events DESC, name").fetchall()]
+        countries = dict(self.con.execute(
+            "SELECT coalesce(country, '?'), count(*) FROM events GROUP BY 1 ORDER BY 2 DESC")
+            .fetchall())
+        return {
+            "db": str(self.path), "events": int(n),
+            "first_date": first.date().isoformat() if first else None,
+            "last_date": last.date().isoformat() if last else None,
+            "unattributed": int(unattributed), "by_source": by_source,
+            "by_attribution": by_status, "by_country": countries,
+            "actors": actors, "n_actors": len(actors),
+        }
+
+    def events_frame(self, since: str | dt.date | None = None, until: str | dt.date | None = None,
+                     bbox: tuple[float, float, float, float] | None = None,
+                     columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Events as a DataFrame ordered by time (``until`` is exclusive)."""
+        cols = ", ".join(columns or [c for c in EVENT_COLUMNS if c != "record"])
+        where, args = ["TRUE"], []
+        if since is not None:
+            where.append("time_start >= ?")
+            args.append(pd.Timestamp(since).to_pydatetime())
+        if until is not None:
+            where.append("time_start < ?")
+            args.append(pd.Timestamp(until).to_pydatetime())
+        if bbox is not None:
+            w, s, e, n = bbox
+            where.append("longitude BETWEEN ? AND ? AND latitude BETWEEN ? AND ?")
+            args += [w, e, s, n]
+        sql = f"SELECT {cols} FROM events WHERE {' AND '.join(where)} ORDER BY time_start, id"
+        return self.con.execute(sql, args).df()
+
+    def event(self, event_id: str) -> dict | None:
+        row = self.con.execute("SELECT * FROM events WHERE id = ?", [event_id]).fetchone()
+        if row is None:
+            return None
+        names = [d[0] for d in self.con.description]
+        return dict(zip(names, row))
