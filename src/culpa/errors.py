@@ -15,12 +15,15 @@ class InputError(CulpaError):
     exit_code = 2
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 field: str | None = None):
-        self.file, self.line, self.field = file, line, field
+                 field: str | None = None, path: str | None = None):
+        # ``path`` is a key path inside a structured file, e.g. ``evidence[2].reliability``.
+        self.file, self.line, self.field, self.path = file, line, field, path
         where = ":".join(str(p) for p in (file, line) if p is not None)
         prefix = f"{where}: " if where else ""
         if field:
             prefix += f"field '{field}': "
+        if path:
+            prefix += f"{path}: "
         super().__init__(prefix + message)
         self.detail = message
 

@@ -25,7 +25,7 @@ app = typer.Typer(
 
 #: People read stdout; progress bars and warnings go to stderr so --json stays clean.
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def default_db() -> Path:

@@ -89,6 +89,36 @@ def has_hxl_row(path: Path) -> bool:
     return bool(tagged) and all(c.startswith("#") for c in tagged)
 
 
+def sniff_encoding(path: Path) -> str:
+    """"utf8" when the whole (decompressed) file is valid UTF-8, else "cp1252" (Windows Western,
+    the encoding of e.g. the GTD export), else "latin-1", which decodes any byte.
+
+    Streaming passes with incremental decoders, so memory stays flat; a UTF-8 file is read once.
+    Only the five bytes cp1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) make it fall back
+    to latin-1.
+    """
+    for encoding in ("utf-8", "cp1252"):
+        if _decodes(path, encoding):
+            return "utf8" if encoding == "utf-8" else encoding
+    return "latin-1"
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open_binary(path) as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read file: {exc}", file=str(path)) from None
+    return True
+
+
 @dataclass
 class Batch:
     """A slice of a source file: every column as strings, and the index of its first data row."""
@@ -124,9 +154,11 @@ def records_json(table: pa.Table) -> pa.Array:
 class CsvSource:
     """A CSV file streamed as string batches, able to name the line of any data row."""
 
-    def __init__(self, path: Path, required: tuple[str, ...] = (), progress: Progress | None = None):
+    def __init__(self, path: Path, required: tuple[str, ...] = (), progress: Progress | None = None,
+                 encoding: str = "utf8"):
         self.path = Path(path)
         self.progress = progress
+        self.encoding = encoding  # of the file's text; see sniff_encoding for files of unknown one
         self.columns = read_header(self.path)
         missing = [c for c in required if c not in self.columns]
         if missing:
@@ -138,7 +170,7 @@ class CsvSource:
     def batches(self) -> Iterator[Batch]:
         read_opts = pacsv.ReadOptions(
             block_size=BLOCK_SIZE, skip_rows_after_names=1 if self.skip_hxl else 0,
-            encoding="utf8")
+            encoding=self.encoding)
         convert = pacsv.ConvertOptions(
             column_types={c: pa.string() for c in self.columns}, strings_can_be_null=False,
             quoted_strings_can_be_null=False)
@@ -154,8 +186,7 @@ class CsvSource:
                 yield Batch(frame, row)
                 row += record_batch.num_rows
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise InputError(f"file is truncated or corrupt ({exc}); nothing was ingested",
-                             file=str(self.path), line=self.line_of_row(row)) from None
+            raise self._truncated(exc) from None
         except pa.ArrowInvalid as exc:
             raise self._parse_error(exc, row) from None
         finally:
@@ -165,13 +196,23 @@ class CsvSource:
         """pyarrow says what went wrong but not where: find the line with the csv module."""
         msg = str(exc)
         if "truncated" in msg.lower() or "compressed" in msg.lower() or "gzip" in msg.lower():
-            return InputError(f"file is truncated or corrupt ({msg}); nothing was ingested",
-                              file=str(self.path), line=self.line_of_row(row))
+            return self._truncated(exc)
         line, width = self._first_ragged_line()
         if line is not None:
             return InputError(f"expected {len(self.columns)} columns, found {width}",
                               file=str(self.path), line=line)
         return InputError(f"cannot parse CSV: {msg}", file=str(self.path))
+
+    def _truncated(self, exc: Exception) -> InputError:
+        """Name the line where readable data stops."""
+        line = 1
+        try:
+            for line, _rec in self._rows_with_lines():
+                pass
+        except (EOFError, zlib.error, gzip.BadGzipFile, csv.Error):
+            pass
+        return InputError(f"file is truncated or corrupt after this line ({exc}); "
+                          "nothing was ingested", file=str(self.path), line=line)
 
     def _rows_with_lines(self) -> Iterator[tuple[int, list[str]]]:
         with open_binary(self.path) as fh:

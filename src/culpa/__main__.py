@@ -1,0 +1,3 @@
+from culpa.cli import main
+
+main()
