@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from culpa.errors import InputError
 from culpa.events.actors import AliasTable
@@ -139,8 +141,6 @@ class Store:
         try:
             self.save_aliases(alias_files)
             aliases = self.alias_table()
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM events LIMIT 0")
             for p in paths:
                 p = Path(p)
                 name = readers.detect_format(p) if fmt == "auto" else fmt
@@ -150,21 +150,15 @@ class Store:
                 module = readers.READERS[name]
                 fr = FileReport(str(p), name, _sha256(p))
                 kwargs = {"mapping": mapping} if name == "csv" else {}
-                before = self._count("staging")
                 for table in module.read(p, aliases, progress, **kwargs):
-                    self.con.register("batch_in", table)
-                    self.con.execute("INSERT INTO staging SELECT * FROM batch_in")
-                    self.con.unregister("batch_in")
                     fr.rows += table.num_rows
+                    fr.added += self._insert_new(table)
                 if fr.rows == 0:
                     raise InputError("file holds a header but no events", file=str(p), line=2)
-                fr.added = -before  # finished below, once duplicates across files are known
                 report.files.append(fr)
-            self._merge_staging(report)
             self.con.execute("INSERT INTO audit VALUES (?, 'ingest', ?, ?)",
                              [dt.datetime.now(dt.UTC).replace(tzinfo=None), getpass.getuser(),
                               json.dumps(report.to_dict())])
-            self.con.execute("DROP TABLE staging")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -172,21 +166,21 @@ class Store:
         self.con.execute("CHECKPOINT")
         return report
 
-    def _merge_staging(self, report: IngestReport) -> None:
-        # One row per id (first seen wins), only ids the store does not hold yet.
-        cols = ", ".join(EVENT_COLUMNS)
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE fresh AS
-            SELECT {cols} FROM (
-                SELECT *, row_number() OVER (PARTITION BY id ORDER BY source_file, source_row) AS k
-                FROM staging) s
-            WHERE k = 1 AND id NOT IN (SELECT id FROM events)""")
-        added = dict(self.con.execute(
-            "SELECT source_file, count(*) FROM fresh GROUP BY source_file").fetchall())
-        for fr in report.files:
-            fr.added = int(added.pop(str(Path(fr.path).resolve()), 0))
-        self.con.execute(f"INSERT INTO events SELECT {cols} FROM fresh")
-        self.con.execute("DROP TABLE fresh")
+    def _insert_new(self, table: pa.Table) -> int:
+        """Insert the batch's events whose id the store does not hold yet; returns how many."""
+        if pc.count_distinct(table["id"]).as_py() < table.num_rows:
+            # A file that repeats an id: keep its first record, as a re-ingest would.
+            ids = table["id"].combine_chunks()
+            first = pc.index_in(ids, value_set=ids)  # index of each id's first occurrence
+            keep = pc.equal(first, pa.array(range(table.num_rows), pa.int32()))
+            table = table.filter(keep)
+        self.con.register("batch_in", table)
+        try:
+            return int(self.con.execute(
+                "INSERT INTO events SELECT * FROM batch_in "
+                "WHERE id NOT IN (SELECT id FROM events)").fetchone()[0])
+        finally:
+            self.con.unregister("batch_in")
 
     def _count(self, table: str) -> int:
         return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
