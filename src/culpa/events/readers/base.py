@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from culpa.errors import InputError
@@ -125,6 +126,7 @@ class Batch:
 
     frame: pd.DataFrame
     first_row: int  # 0-based index of the batch's first data row in the file
+    raw: pa.RecordBatch | None = None  # the same rows as parsed, for provenance
 
     def rows(self) -> np.ndarray:
         """1-based record numbers of the batch's rows."""
@@ -132,7 +134,9 @@ class Batch:
 
     def records_json(self) -> pa.Array:
         """Each source record as a JSON object of its original columns (provenance)."""
-        return records_json(pa.Table.from_pandas(self.frame, preserve_index=False))
+        raw = self.raw if self.raw is not None else pa.Table.from_pandas(self.frame,
+                                                                         preserve_index=False)
+        return records_json(raw)
 
 
 _JSON_CON = None
@@ -183,7 +187,7 @@ class CsvSource:
                 if record_batch.num_rows == 0:
                     continue
                 frame = record_batch.to_pandas(types_mapper=pd.ArrowDtype)
-                yield Batch(frame, row)
+                yield Batch(frame, row, record_batch)
                 row += record_batch.num_rows
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise self._truncated(exc) from None
@@ -266,7 +270,24 @@ def blank(s: pd.Series) -> np.ndarray:
     return (s.isna() | (s.str.strip() == "")).to_numpy(dtype=bool)
 
 
+def _arrow(s: pd.Series) -> pa.Array | None:
+    """The pyarrow array behind an ArrowDtype string Series, if there is one."""
+    arr = getattr(s.array, "_pa_array", None)
+    if arr is None or not pa.types.is_string(arr.type):
+        return None
+    return arr
+
+
 def to_float(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    arr = _arrow(s)
+    if arr is not None:  # fast path: arrow's cast, exact when every cell is a number or blank
+        trimmed = pc.utf8_trim_whitespace(arr)
+        try:
+            vals = pc.cast(pc.if_else(pc.equal(trimmed, ""), None, trimmed), pa.float64())
+            out = vals.to_numpy(zero_copy_only=False)
+            return np.asarray(out, dtype=float), np.zeros(len(out), dtype=bool)
+        except pa.ArrowInvalid:
+            pass  # some cell is not a number: the slow path below finds which
     values = pd.to_numeric(s.str.strip().replace("", None), errors="coerce")
     out = values.to_numpy(dtype=float, na_value=np.nan)
     bad = np.isnan(out) & ~blank(s)
@@ -275,6 +296,15 @@ def to_float(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def to_date(s: pd.Series, fmt: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Parse dates (ISO by default) to datetime64[s]; bad = present but unparsable."""
+    arr = _arrow(s)
+    if arr is not None and fmt is None:  # fast path for plain ISO dates (YYYY-MM-DD)
+        trimmed = pc.utf8_trim_whitespace(arr)
+        present = pc.fill_null(pc.not_equal(trimmed, ""), False)
+        parsed_a = pc.strptime(trimmed, format="%Y-%m-%d", unit="s", error_is_null=True)
+        ok = pc.or_(pc.invert(present), pc.is_valid(parsed_a))
+        if pc.all(ok).as_py() is not False:
+            out = parsed_a.to_numpy(zero_copy_only=False).astype("datetime64[s]")
+            return out, np.zeros(len(out), dtype=bool)
     txt = s.astype("string").str.strip()
     parsed = pd.to_datetime(txt, format=fmt or "ISO8601", errors="coerce")
     out = parsed.to_numpy(dtype="datetime64[s]")
