@@ -1,0 +1,147 @@
+"""Attribution backtest: hide some known labels, let the model infer them, score it and baselines.
+
+Events before ``since`` keep their labels. Of the labelled events on or after it, a random
+``mask_fraction`` (seeded) lose their labels; the model is fitted on everything with those labels
+latent and scored on them. Actors with fewer than ``min_events`` labelled events in the store are
+scored together as one class, "other". The baselines see exactly the labels the model sees.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from culpa.errors import AnalysisError, InputError
+from culpa.evaluate import baselines, metrics
+from culpa.events.schema import LABELLED_STATUSES
+from culpa.model.geo import LocalProjection
+
+OTHER = "other"
+
+
+@dataclass
+class BacktestResult:
+    n_scored: int
+    classes: list[str]
+    model: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    fit_seconds: float
+    since: str
+    mask_fraction: float
+    seed: int
+    proba: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    y: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, int))
+
+    def to_dict(self) -> dict:
+        return {"n_scored": self.n_scored, "model": self.model, "baselines": self.baselines,
+                "fit_seconds": round(self.fit_seconds, 3), "classes": self.classes,
+                "since": self.since, "mask_fraction": self.mask_fraction, "seed": self.seed}
+
+
+def scoring_classes(events: pd.DataFrame, min_events: int) -> list[str]:
+    labelled = events[events["attribution"].isin(LABELLED_STATUSES) & events["actor"].notna()]
+    counts = labelled["actor"].value_counts()
+    big = sorted(counts[counts >= min_events].index)
+    return big + [OTHER]
+
+
+def collapse(proba: np.ndarray, actors: list[str], classes: list[str]) -> np.ndarray:
+    """Model probabilities over its actors -> over the scoring classes (small actors summed)."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.zeros((proba.shape[0], len(classes)))
+    for j, actor in enumerate(actors):
+        out[:, index.get(actor, index[OTHER])] += proba[:, j]
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def run_backtest(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, seed: int = 0,
+                 min_events: int = 30, model=None, progress=None) -> BacktestResult:
+    """Mask, fit, score. ``model`` is an unfitted estimator (default HawkesAttributor())."""
+    from culpa.model.hawkes import HawkesAttributor
+
+    if not 0 < mask_fraction < 1:
+        raise InputError(f"must be between 0 and 1, got {mask_fraction}", field="--mask-fraction")
+    events = events.sort_values(["time_start", "id"]).reset_index(drop=True)
+    since_ts = pd.Timestamp(since)
+    labelled = (events["attribution"].isin(LABELLED_STATUSES) & events["actor"].notna()).to_numpy()
+    candidates = np.flatnonzero(labelled & (events["time_start"] >= since_ts).to_numpy())
+    n_mask = int(round(mask_fraction * len(candidates)))
+    if n_mask < 10:
+        raise AnalysisError(f"only {len(candidates)} labelled events on or after {since}: "
+                            "too few to score")
+    rng = np.random.default_rng(seed)
+    masked = np.sort(rng.choice(candidates, size=n_mask, replace=False))
+    latent = np.zeros(len(events), dtype=bool)
+    latent[masked] = True
+
+    classes = scoring_classes(events, min_events)
+    cls_index = {c: i for i, c in enumerate(classes)}
+    y_all = events["actor"].map(lambda a: cls_index.get(a, cls_index[OTHER])).to_numpy()
+
+    fitted = model if model is not None else HawkesAttributor()
+    t0 = time.perf_counter()
+    fitted.fit(events.assign(latent=latent))
+    fit_seconds = time.perf_counter() - t0
+    row_of = {eid: i for i, eid in enumerate(fitted.event_ids_)} \
+        if hasattr(fitted, "event_ids_") else None
+    rows = masked if row_of is None else np.array([row_of[e] for e in events["id"].iloc[masked]])
+    p_model = collapse(fitted.label_proba_[rows], list(fitted.actors_), classes)
+    if progress:
+        progress()
+
+    y = y_all[masked]
+    train_mask = labelled & ~latent
+    train, test = events[train_mask], events.iloc[masked]
+    y_train = y_all[train_mask]
+    proj = LocalProjection.about(events["latitude"], events["longitude"])
+    day0 = events["time_start"].min()
+
+    def xy_t(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        x, yy = proj.forward(frame["latitude"].to_numpy(), frame["longitude"].to_numpy())
+        t = (frame["time_start"] - day0).dt.total_seconds().to_numpy() / 86400.0
+        return np.column_stack([x, yy]), t
+
+    (train_xy, train_t), (test_xy, test_t) = xy_t(train), xy_t(test)
+    k = len(classes)
+    p_base = {
+        "admin1_majority": baselines.admin1_majority(train, y_train, test, k),
+        "knn": baselines.knn(train_xy, train_t, y_train, test_xy, test_t, k),
+        "gbm": baselines.gbm(train, train_t, y_train, test, test_t, k, random_state=seed),
+    }
+    return BacktestResult(
+        n_scored=len(masked), classes=classes, model=metrics.score(p_model, y),
+        baselines={name: metrics.score(p, y) for name, p in p_base.items()},
+        fit_seconds=fit_seconds, since=str(since_ts.date()), mask_fraction=mask_fraction,
+        seed=seed, proba={"model": p_model, **p_base}, y=y)
+
+
+def plot_reliability(result: BacktestResult, path) -> None:
+    """Reliability diagram (15 bins) of the model and each baseline, written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=120)
+    ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--", label="perfectly calibrated")
+    styles = {"model": ("#c0392b", "o", 2.5), "admin1_majority": ("#7f8c8d", "s", 1.2),
+              "knn": ("#2980b9", "^", 1.2), "gbm": ("#27ae60", "D", 1.2)}
+    for name, proba in result.proba.items():
+        r = metrics.reliability(proba, result.y)
+        used = r["count"] > 0
+        color, marker, lw = styles.get(name, ("#333", "x", 1))
+        ece = metrics.ece(proba, result.y)
+        ax.plot(r["confidence"][used], r["accuracy"][used], marker=marker, color=color, lw=lw,
+                label=f"{name} (ECE {ece:.3f})")
+    ax.set_xlabel("predicted probability of the top actor")
+    ax.set_ylabel("share of events where that actor was right")
+    ax.set_title(f"Reliability: {result.n_scored} masked events since {result.since}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
