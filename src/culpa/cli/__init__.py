@@ -12,6 +12,7 @@ from culpa.cli.common import app
 from culpa.cli import ingest as _ingest  # noqa: F401,E402
 from culpa.cli import stats as _stats  # noqa: F401,E402
 from culpa.cli import modelling as _modelling  # noqa: F401,E402
+from culpa.cli import case as _case  # noqa: F401,E402
 from culpa.cli import demo as _demo  # noqa: F401,E402
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -74,7 +75,7 @@ def fit(
                          parse_bbox(bbox))
     t0 = _time.perf_counter()
     with err.status(f"fitting on {len(events):,} events ...", spinner="dots") if not json \
-            else _nullcontext():
+            else nullcontext():
         model = HawkesAttributor().fit(events)
     seconds = _time.perf_counter() - t0
     path = out_path or default_model_path(db)
@@ -90,14 +91,6 @@ def fit(
     for key, value in model.summary().items():
         if not isinstance(value, (dict, list)):
             out.print(f"  {key}: {value}")
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def _load_or_fit(db: Path, model_path: Path | None, json: bool):
@@ -204,7 +197,7 @@ def backtest(
     events = load_events(resolve_db(db))
     parse_day(since, "--since")
     with err.status("fitting with masked labels ...", spinner="dots") if not json \
-            else _nullcontext():
+            else nullcontext():
         result = run_backtest(events, since, mask_fraction, seed)
     if plot is not None:
         plot_reliability(result, plot)
