@@ -2,6 +2,8 @@
 
 A reader module has ``FORMAT``, ``detect(columns) -> bool`` and
 ``read(path, aliases, progress) -> Iterator[pyarrow.Table]`` (tables in EVENT_SCHEMA).
+The generic reader (``csv``) also takes ``mapping=`` and never claims a header: it is chosen by
+``--format csv`` or a Parquet file.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from pathlib import Path
 from types import ModuleType
 
 from culpa.errors import InputError
-from culpa.events.readers import ucdp
+from culpa.events.readers import acled, generic, gtd, ucdp
 from culpa.events.readers.base import read_header
 
 #: In detection order: the most specific header first.
-READERS: dict[str, ModuleType] = {"ucdp": ucdp}
+READERS: dict[str, ModuleType] = {"ucdp": ucdp, "acled": acled, "gtd": gtd, "csv": generic}
 
-FORMATS = ("auto", *READERS, "csv")
+FORMATS = ("auto", *READERS)
 
 
 def register(module: ModuleType) -> None:
