@@ -1,0 +1,537 @@
+"""Triggering kernels and the sums of the E- and M-steps over the candidate pairs.
+
+Kernels (time in days, space in km)
+-----------------------------------
+g(dt): exponential with rate ``omega``, truncated to the window ``W`` and renormalised on it,
+  ``g_W(dt) = omega exp(-omega dt) / (1 - exp(-omega W))`` for ``0 <= dt <= W``.
+  Date imprecision: event ``i`` is known to within ``+-u_i`` days (``u_i`` = half the width of its
+  date range, 0 for an exact day). The observed ``dt`` of a pair is the true one plus the
+  difference of two uniform errors, replaced by one uniform error of the same variance,
+  half-width ``u = sqrt(u_i^2 + u_j^2)``. The kernel of the pair is then ``g_W`` convolved with
+  that uniform: ``g_u(dt) = [G_W(min(W, dt + u)) - G_W(max(0, dt - u))] / (2u)``, two exponentials
+  instead of one and only for pairs with an imprecise date. In the M-step the true ``dt*`` is a
+  latent variable whose posterior is ``g_W`` truncated to ``[max(0, dt-u), min(W, dt+u)]``, so
+  the update of ``omega`` uses its mean ``E[dt*]`` (an exact EM step, hence monotone).
+h(d^2): isotropic Gaussian ``exp(-d^2 / 2v) / (2 pi v)`` with the pair's own variance
+  ``v = sigma^2 + s_i^2 + s_j^2`` where ``s`` is each event's location precision (km): the true
+  offset ``delta ~ N(0, sigma^2 I)`` is observed through both events' location errors. The M-step
+  for ``sigma^2`` is the variance-component EM step
+  ``sigma^2 <- sum_p w_p E|delta_p|^2 / (2 sum_p w_p)`` with
+  ``E|delta|^2 = (sigma^2/v)^2 d^2 + 2 sigma^2 (s_i^2 + s_j^2) / v``.
+
+Intensity and E-step
+--------------------
+For child ``i`` and actor ``k``, with ``Ex[j, k] = sum_l Q[j, l] alpha[l, k]`` (what parent ``j``
+excites in actor ``k`` given its label probabilities ``Q[j]``) and ``B[i, k] = mu_k(t_i) b_k(x_i)``:
+
+    lambda[i, k] = B[i, k] + sum_{j in pa(i)} Ex[j, k] g(dt_ij) h(d2_ij)
+
+The E-step sums (computed in one fused pass over each child's pairs) are:
+
+    ll      = sum_i sum_k Q[i, k] log lambda[i, k]
+    phi     = Q[i, k] B[i, k] / lambda[i, k]                 (background responsibility)
+    w_ij    = sum_k Q[i, k] Ex[j, k] gh_ij / lambda[i, k]    (P(j triggered i))
+    N[l, k] = sum_pairs Q[i, k] Q[j, l] alpha[l, k] gh_ij / lambda[i, k]
+    Sw = sum w,  Sdt = sum w E[dt*],  Sdd = sum w E|delta|^2
+
+For labelled children only their own actor's column is computed (Q is one-hot), which makes the
+common case one multiply-add a pair whatever the number of actors.
+
+:func:`estep_reference` is the readable NumPy version of the same sums; :func:`estep` is the
+production path (numba, parallel over children, per-chunk accumulators, no pair-sized
+temporaries). ``tests/test_model_kernels.py`` checks that they agree.
+
+Latent labels (the label sweep)
+-------------------------------
+:func:`label_sweep` updates the label probabilities of the latent events one at a time
+(Gauss–Seidel), each by an exact maximisation of a minorising surrogate of the objective, which
+includes the evidence of the event's *offspring*: see ``hawkes.py`` for the objective. For latent
+``j`` with own evidence ``a_l = log f_l(m_j) + log lambda[j, l] - Ghat_j sum_k alpha[l, k]``
+(the last term: a label-``l`` event is expected to trigger that many events; having fewer is
+evidence against ``l``) and offspring evidence
+``A_l = sum_{children c} sum_k Q[c, k] Q[j, l] alpha[l, k] gh_cj / lambda[c, k]``
+(the expected number of ``c``'s explained by ``j`` acting as ``l``), the update maximises
+``sum_l Q_l a_l + A_l log Q_l - Q_l log Q_l`` over the simplex: ``Q_l = A_l / W(A_l e^{nu+1-a_l})``
+(W the Lambert function; ``Q_l = e^{a_l - 1 - nu}`` when ``A_l = 0``) with ``nu`` set by a 1-D
+Newton search so that the ``Q_l`` sum to one. The children's intensities are updated in place.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+TWO_PI = 2.0 * math.pi
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar kernels (shared by the numba passes)
+
+
+@nb.njit(cache=True, inline="always")
+def _g(dt, uij, omega, W, zw):
+    """Truncated exponential (normalised on [0, W]), convolved with U[-u, u] when u > 0."""
+    if uij <= 0.0:
+        return omega * math.exp(-omega * dt) / zw
+    a = max(0.0, dt - uij)
+    b = min(W, dt + uij)
+    if b <= a:
+        return 0.0
+    return math.exp(-omega * a) * (-math.expm1(-omega * (b - a))) / (2.0 * uij * zw)
+
+
+@nb.njit(cache=True, inline="always")
+def _edt(dt, uij, omega, W):
+    """E[dt*]: mean of the true lag given the observed one (= dt when the dates are exact)."""
+    if uij <= 0.0:
+        return dt
+    a = max(0.0, dt - uij)
+    b = min(W, dt + uij)
+    w = b - a
+    x = omega * w
+    if x < 1e-6:
+        return a + 0.5 * w - omega * w * w / 12.0
+    return a + 1.0 / omega - w / math.expm1(x)
+
+
+@nb.njit(cache=True, inline="always")
+def _gh(dt, d2, ui, uj, si2, sj2, omega, W, zw, sigma2):
+    uij = math.sqrt(ui * ui + uj * uj) if (ui > 0.0 or uj > 0.0) else 0.0
+    v = sigma2 + si2 + sj2
+    return _g(dt, uij, omega, W, zw) * math.exp(-0.5 * d2 / v) / (TWO_PI * v)
+
+
+def n_chunks(n: int) -> int:
+    return max(1, min(n, 16 * nb.get_num_threads()))
+
+
+# ---------------------------------------------------------------------------------------------
+# production E-step (numba)
+
+
+@nb.njit(cache=True, parallel=True)
+def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, Lam, Phi,
+           wout, nchunk, maxrow):
+    n = len(indptr) - 1
+    K = Q.shape[1]
+    zw = -math.expm1(-omega * W)
+    acc_N = np.zeros((nchunk, K, K))
+    acc_S = np.zeros((nchunk, 4))  # ll, Sw, Sdt, Sdd
+    store_w = len(wout) > 0
+    for ch in nb.prange(nchunk):
+        lo = ch * n // nchunk
+        hi = (ch + 1) * n // nchunk
+        buf = np.empty(maxrow)
+        lam = np.empty(K)
+        ll = 0.0
+        sw = 0.0
+        sdt = 0.0
+        sdd = 0.0
+        for i in range(lo, hi):
+            p0 = indptr[i]
+            p1 = indptr[i + 1]
+            ui = u[i]
+            si2 = s2[i]
+            for p in range(p0, p1):
+                j = par[p]
+                buf[p - p0] = _gh(dt[p], d2[p], ui, u[j], si2, s2[j], omega, W, zw, sigma2)
+            k0 = lab[i]
+            if k0 >= 0:
+                lm = B[i, k0]
+                for p in range(p0, p1):
+                    lm += Ex[par[p], k0] * buf[p - p0]
+                Lam[i, k0] = lm
+                Phi[i, k0] = B[i, k0] / lm
+                ll += math.log(lm)
+                for p in range(p0, p1):
+                    j = par[p]
+                    gh = buf[p - p0] / lm
+                    w = Ex[j, k0] * gh
+                    if w == 0.0:
+                        if store_w:
+                            wout[p] = 0.0
+                        continue
+                    if store_w:
+                        wout[p] = w
+                    lj = lab[j]
+                    if lj >= 0:
+                        acc_N[ch, lj, k0] += w
+                    else:
+                        for l in range(K):
+                            acc_N[ch, l, k0] += Q[j, l] * alpha[l, k0] * gh
+                    v = sigma2 + si2 + s2[j]
+                    uj = u[j]
+                    uij = math.sqrt(ui * ui + uj * uj) if (ui > 0.0 or uj > 0.0) else 0.0
+                    sw += w
+                    sdt += w * _edt(dt[p], uij, omega, W)
+                    r = sigma2 / v
+                    sdd += w * (r * r * d2[p] + 2.0 * r * (si2 + s2[j]))
+            else:
+                for k in range(K):
+                    lam[k] = B[i, k]
+                for p in range(p0, p1):
+                    j = par[p]
+                    gh = buf[p - p0]
+                    for k in range(K):
+                        lam[k] += Ex[j, k] * gh
+                for k in range(K):
+                    Lam[i, k] = lam[k]
+                    if Q[i, k] > 0.0:
+                        Phi[i, k] = Q[i, k] * B[i, k] / lam[k]
+                        ll += Q[i, k] * math.log(lam[k])
+                    else:
+                        Phi[i, k] = 0.0
+                for p in range(p0, p1):
+                    j = par[p]
+                    gh = buf[p - p0]
+                    w = 0.0
+                    lj = lab[j]
+                    for k in range(K):
+                        if Q[i, k] > 0.0:
+                            c = Q[i, k] * gh / lam[k]
+                            w += c * Ex[j, k]
+                            if lj >= 0:
+                                acc_N[ch, lj, k] += c * alpha[lj, k]
+                            else:
+                                for l in range(K):
+                                    acc_N[ch, l, k] += c * Q[j, l] * alpha[l, k]
+                    if store_w:
+                        wout[p] = w
+                    if w == 0.0:
+                        continue
+                    v = sigma2 + si2 + s2[j]
+                    uj = u[j]
+                    uij = math.sqrt(ui * ui + uj * uj) if (ui > 0.0 or uj > 0.0) else 0.0
+                    sw += w
+                    sdt += w * _edt(dt[p], uij, omega, W)
+                    r = sigma2 / v
+                    sdd += w * (r * r * d2[p] + 2.0 * r * (si2 + s2[j]))
+        acc_S[ch, 0] = ll
+        acc_S[ch, 1] = sw
+        acc_S[ch, 2] = sdt
+        acc_S[ch, 3] = sdd
+    Nm = np.zeros((K, K))
+    S = np.zeros(4)
+    for ch in range(nchunk):
+        for a in range(K):
+            for b in range(K):
+                Nm[a, b] += acc_N[ch, a, b]
+        for a in range(4):
+            S[a] += acc_S[ch, a]
+    return Nm, S
+
+
+@nb.njit(cache=True, parallel=True)
+def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, omega, W, sigma2, Lam, nchunk):
+    n = len(indptr) - 1
+    K = Ex.shape[1]
+    zw = -math.expm1(-omega * W)
+    for ch in nb.prange(nchunk):
+        lo = ch * n // nchunk
+        hi = (ch + 1) * n // nchunk
+        lam = np.empty(K)
+        for i in range(lo, hi):
+            k0 = lab[i]
+            if k0 >= 0:
+                lm = B[i, k0]
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = par[p]
+                    lm += Ex[j, k0] * _gh(dt[p], d2[p], u[i], u[j], s2[i], s2[j], omega, W, zw,
+                                          sigma2)
+                Lam[i, k0] = lm
+            else:
+                for k in range(K):
+                    lam[k] = B[i, k]
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = par[p]
+                    gh = _gh(dt[p], d2[p], u[i], u[j], s2[i], s2[j], omega, W, zw, sigma2)
+                    for k in range(K):
+                        lam[k] += Ex[j, k] * gh
+                for k in range(K):
+                    Lam[i, k] = lam[k]
+
+
+def _row_max(indptr) -> int:
+    return int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+
+
+class EStepResult:
+    """What one E pass returns: intensities, background responsibilities and the M-step sums."""
+
+    __slots__ = ("Lam", "Phi", "N", "ll", "Sw", "Sdt", "Sdd", "w")
+
+    def __init__(self, Lam, Phi, N, S, w):
+        self.Lam, self.Phi, self.N, self.w = Lam, Phi, N, w
+        self.ll, self.Sw, self.Sdt, self.Sdd = (float(v) for v in S)
+
+
+def estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, sigma2, *, Lam=None, Phi=None,
+          want_w=False) -> EStepResult:
+    """Fused E pass (numba). ``Lam``/``Phi`` (N x K) may be passed to be reused."""
+    n, K = Q.shape
+    Lam = np.zeros((n, K)) if Lam is None else Lam
+    Phi = np.zeros((n, K)) if Phi is None else Phi
+    w = np.empty(pairs.n_pairs if want_w else 0, np.float32)
+    maxrow = max(_row_max(pairs.indptr), 1)
+    N, S = _estep(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Q, Ex, B,
+                  np.ascontiguousarray(alpha, dtype=np.float64), float(omega), float(window),
+                  float(sigma2), Lam, Phi, w, n_chunks(n), maxrow)
+    return EStepResult(Lam, Phi, N, S, w if want_w else None)
+
+
+def intensity(pairs, s2, u, lab, Ex, B, omega, window, sigma2, Lam=None) -> np.ndarray:
+    """lambda[i, k] for every event (only the own column for labelled events)."""
+    n, K = Ex.shape
+    Lam = np.zeros((n, K)) if Lam is None else Lam
+    _intensity(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Ex, B, float(omega),
+               float(window), float(sigma2), Lam, n_chunks(n))
+    return Lam
+
+
+# ---------------------------------------------------------------------------------------------
+# readable NumPy reference of the same sums
+
+
+def g_reference(dt, uij, omega, W):
+    zw = -np.expm1(-omega * W)
+    a = np.maximum(0.0, dt - uij)
+    b = np.minimum(W, dt + uij)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conv = np.exp(-omega * a) * (-np.expm1(-omega * (b - a))) / (2.0 * uij * zw)
+    return np.where(uij > 0, np.where(b > a, conv, 0.0), omega * np.exp(-omega * dt) / zw)
+
+
+def edt_reference(dt, uij, omega, W):
+    a = np.maximum(0.0, dt - uij)
+    w = np.minimum(W, dt + uij) - a
+    x = omega * w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.where(x < 1e-6, a + 0.5 * w - omega * w * w / 12.0,
+                     a + 1.0 / omega - w / np.expm1(x))
+    return np.where(uij > 0, m, dt)
+
+
+def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, sigma2) -> EStepResult:
+    """The E pass written plainly in NumPy over all pairs at once (O(pairs x K) memory)."""
+    n, K = Q.shape
+    child = pairs.child()
+    par = pairs.parent
+    dt = pairs.dt.astype(np.float64)
+    d2 = pairs.d2.astype(np.float64)
+    uij = np.sqrt(u[child] ** 2 + u[par] ** 2)
+    v = sigma2 + s2[child] + s2[par]
+    gh = g_reference(dt, uij, omega, window) * np.exp(-0.5 * d2 / v) / (2 * np.pi * v)
+    # lambda[i, k] = B[i, k] + sum_j Ex[j, k] gh_ij
+    contrib = Ex[par] * gh[:, None]  # (pairs, K)
+    Lam = B.copy()
+    for k in range(K):
+        Lam[:, k] += np.bincount(child, weights=contrib[:, k], minlength=n)
+    # labelled events: Q is one-hot, latent: Q as given
+    Qe = Q.copy()
+    labelled = lab >= 0
+    Qe[labelled] = 0.0
+    Qe[labelled, lab[labelled]] = 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logL = np.where(Qe > 0, np.log(Lam), 0.0)
+        ll = float(np.sum(Qe * logL))
+        Phi = np.where(Qe > 0, Qe * B / Lam, 0.0)
+        R = np.where(Qe[child] > 0, Qe[child] / Lam[child], 0.0) * gh[:, None]  # (pairs, K)
+    w = np.sum(R * Ex[par], axis=1)
+    # N[l, k] = sum_pairs Q[i, k] Q[j, l] alpha[l, k] gh / lambda[i, k]
+    Qp = Qe[par]
+    N = (Qp.T @ R) * alpha
+    edt = edt_reference(dt, uij, omega, window)
+    r = sigma2 / v
+    edd = r * r * d2 + 2 * r * (s2[child] + s2[par])
+    S = (ll, w.sum(), np.sum(w * edt), np.sum(w * edd))
+    # the numba path only fills the own column for labelled events
+    Lam_out = np.where(labelled[:, None] & (Qe == 0), 0.0, Lam)
+    return EStepResult(Lam_out, Phi, N, S, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# latent labels: Gauss–Seidel sweep with offspring evidence
+
+
+@nb.njit(cache=True, inline="always")
+def _lambert_w_log(lz):
+    """W(z) for z = exp(lz) >= 0 (principal branch), from the left so Newton cannot overshoot."""
+    if lz < -700.0:
+        return 0.0
+    if lz > 1.0:
+        w = lz - math.log(lz)
+    else:
+        z = math.exp(lz)
+        w = z / (1.0 + z)
+    for _ in range(60):
+        step = (w + math.log(w) - lz) / (1.0 + 1.0 / w)
+        w -= step
+        if abs(step) <= 1e-15 * w:
+            break
+    return w
+
+
+@nb.njit(cache=True)
+def solve_label(a, A, out):
+    """argmax over the simplex of sum_l Q_l a_l + A_l log Q_l - Q_l log Q_l (A_l >= 0)."""
+    K = len(a)
+    m = -np.inf
+    for l in range(K):
+        if a[l] > m:
+            m = a[l]
+    y = np.empty(K)
+    s = 0.0
+    for l in range(K):
+        y[l] = a[l] - m  # shift: <= 0
+        s += math.exp(y[l])
+    nu = math.log(s)  # the A = 0 solution; sum(Q(nu)) >= 1 here
+    lo = nu
+    hi = np.inf
+    for it in range(200):
+        f = -1.0
+        df = 0.0
+        for l in range(K):
+            if A[l] > 1e-300:
+                w = _lambert_w_log(math.log(A[l]) + nu - y[l])
+                q = A[l] / w if w > 0 else math.exp(y[l] - nu)
+            else:
+                q = math.exp(y[l] - nu)
+            out[l] = q
+            f += q
+            df += q * q / (q + A[l])
+        if abs(f) < 1e-13:
+            break
+        if f > 0:
+            lo = nu
+        else:
+            hi = nu
+        nxt = nu + f / df if df > 0 else np.inf
+        if not (nxt > lo and nxt < hi):
+            nxt = 0.5 * (lo + hi) if hi < np.inf else lo + 1.0
+        if nxt == nu:
+            break
+        nu = nxt
+    s = 0.0
+    for l in range(K):
+        s += out[l]
+    for l in range(K):
+        out[l] /= s
+
+
+@nb.njit(cache=True)
+def _sweep(order, rptr, rpair, rchild, dt, d2, s2, u, lab, Q, Ex, Lam, alpha, omega, W, sigma2,
+           logf, Ghat, maxchild):
+    K = Q.shape[1]
+    zw = -math.expm1(-omega * W)
+    arow = np.zeros(K)
+    for l in range(K):
+        for k in range(K):
+            arow[l] += alpha[l, k]
+    a = np.empty(K)
+    A = np.empty(K)
+    qn = np.empty(K)
+    dq = np.empty(K)
+    buf = np.empty(maxchild)
+    for jj in range(len(order)):
+        j = order[jj]
+        for l in range(K):
+            a[l] = logf[j, l] + math.log(Lam[j, l]) - Ghat[j] * arow[l]
+            A[l] = 0.0
+        r0 = rptr[j]
+        r1 = rptr[j + 1]
+        for r in range(r0, r1):
+            p = rpair[r]
+            c = rchild[r]
+            gh = _gh(dt[p], d2[p], u[c], u[j], s2[c], s2[j], omega, W, zw, sigma2)
+            buf[r - r0] = gh
+            kc = lab[c]
+            if kc >= 0:
+                base = gh / Lam[c, kc]
+                for l in range(K):
+                    A[l] += Q[j, l] * alpha[l, kc] * base
+            else:
+                for k in range(K):
+                    if Q[c, k] > 0.0:
+                        base = Q[c, k] * gh / Lam[c, k]
+                        for l in range(K):
+                            A[l] += Q[j, l] * alpha[l, k] * base
+        solve_label(a, A, qn)
+        for l in range(K):
+            dq[l] = qn[l] - Q[j, l]
+        for r in range(r0, r1):
+            c = rchild[r]
+            gh = buf[r - r0]
+            kc = lab[c]
+            if kc >= 0:
+                d = 0.0
+                for l in range(K):
+                    d += dq[l] * alpha[l, kc]
+                Lam[c, kc] += d * gh
+            else:
+                for k in range(K):
+                    d = 0.0
+                    for l in range(K):
+                        d += dq[l] * alpha[l, k]
+                    Lam[c, k] += d * gh
+        for k in range(K):
+            e = 0.0
+            for l in range(K):
+                e += qn[l] * alpha[l, k]
+            Ex[j, k] = e
+        for l in range(K):
+            Q[j, l] = qn[l]
+
+
+def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, sigma2, logf,
+                Ghat):
+    """Update Q, Ex and Lam in place for the latent events in ``order`` (see module doc)."""
+    rptr, rpair, rchild = rev
+    maxchild = max(int(np.diff(rptr).max()) if len(rptr) > 1 else 0, 1)
+    _sweep(order, rptr, rpair, rchild, pairs.dt, pairs.d2, s2, u, lab, Q, Ex, Lam,
+           np.ascontiguousarray(alpha, dtype=np.float64), float(omega), float(window),
+           float(sigma2), logf, Ghat, maxchild)
+
+
+def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, sigma2,
+                          logf, Ghat):
+    """Plain-Python version of :func:`label_sweep` (slow; for tests)."""
+    from scipy.optimize import brentq
+    from scipy.special import lambertw
+
+    K = Q.shape[1]
+    child = pairs.child()
+    par = pairs.parent
+    for j in order:
+        sel = np.flatnonzero(par == j)
+        cs = child[sel]
+        uij = np.sqrt(u[cs] ** 2 + u[j] ** 2)
+        v = sigma2 + s2[cs] + s2[j]
+        gh = g_reference(pairs.dt[sel].astype(float), uij, omega, window) * np.exp(
+            -0.5 * pairs.d2[sel].astype(float) / v) / (2 * np.pi * v)
+        a = logf[j] + np.log(Lam[j]) - Ghat[j] * alpha.sum(1)
+        Qc = Q[cs].copy()
+        lc = lab[cs]
+        Qc[lc >= 0] = 0.0
+        Qc[lc >= 0, lc[lc >= 0]] = 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(Qc > 0, Qc * gh[:, None] / Lam[cs], 0.0)  # (children, K)
+        A = Q[j] * (alpha @ ratio.sum(0))
+
+        def q_of(nu):
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                q0 = np.exp(a - 1 - nu)
+                qa = np.where(A > 0, A / np.real(lambertw(A * np.exp(nu + 1 - a))), q0)
+            return np.where(A > 0, qa, q0)
+
+        nu = brentq(lambda nu: q_of(nu).sum() - 1, -800, 800, xtol=1e-14)
+        qn = q_of(nu)
+        qn /= qn.sum()
+        dq = qn - Q[j]
+        delta = (dq @ alpha)[None, :] * gh[:, None]
+        upd = np.where(Qc > 0, 1.0, 0.0)
+        upd[lc < 0] = 1.0
+        Lam[cs] += delta * upd
+        Ex[j] = qn @ alpha
+        Q[j] = qn
