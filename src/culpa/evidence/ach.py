@@ -41,7 +41,7 @@ def likelihoods_from_ratings(ratings: Mapping[str, str]) -> dict[str, float]:
 
 
 def rating_from_ratio(ratio: float) -> str:
-    """The ACH rating for P(E | h) / mean_k P(E | k): >= 1.59 CC, >= 1.18 C, > 0.71 N, > 0.32 I."""
+    """Rating for P(E | h) / mean_k P(E | k): >=1.59 CC, >=1.18 C, >=0.71 N, >=0.32 I, else II."""
     for rating, cut in zip(_ORDER, _CUTS):
         if ratio >= cut:
             return rating

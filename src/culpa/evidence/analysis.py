@@ -52,7 +52,7 @@ class CaseResult:
 
 
 def analyse(case: Case, prior: Mapping[str, float] | None = None) -> CaseResult:
-    """Analyse a case; ``prior`` defaults to ``hypothesis_priors(case)`` (no model: equal shares)."""
+    """Analyse a case; ``prior`` defaults to ``hypothesis_priors(case)`` (no model: equal share)."""
     prior = dict(prior) if prior is not None else hypothesis_priors(case)
     items = list(case.evidence)
     full = combine(prior, items)

@@ -49,6 +49,10 @@ class Hypothesis:
     catch_all: bool = False  # "every actor not listed"
     label: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.actor is None and not self.catch_all:  # `- id: IS` means the actor IS
+            object.__setattr__(self, "actor", self.id)
+
 
 @dataclass(frozen=True)
 class EvidenceItem:
@@ -205,7 +209,8 @@ class _Validator:
 
     def number(self, value: Any, path: str, lo: float, hi: float, *, lo_open: bool = False,
                hi_open: bool = False, interval: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value)):
             raise self.fail(path, f"{_show(value)} is not a number")
         if value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi):
             raise self.fail(path, f"{value!r} is outside {interval}")
@@ -288,8 +293,8 @@ class _Validator:
             actor = self.text(d.get("actor"), f"{p}.actor")
             if catch_all:
                 if catch_all_at is not None:
-                    raise self.fail(f"{p}.catch_all",
-                                    f"only one hypothesis can be the catch_all (already {catch_all_at})")
+                    raise self.fail(f"{p}.catch_all", f"only one hypothesis can be the "
+                                                      f"catch_all (already {catch_all_at})")
                 if actor is not None:
                     raise self.fail(f"{p}.actor", "a catch_all hypothesis names no actor")
                 catch_all_at = p
@@ -314,7 +319,8 @@ class _Validator:
             raise self.fail("hypotheses", f"explicit priors sum to {explicit:g}, more than 1")
         if rest and explicit >= 1 - PRIOR_TOLERANCE:
             raise self.fail("hypotheses", f"explicit priors sum to 1 and leave nothing for "
-                                          f"{', '.join(rest)}, which have no prior")
+                                          f"{', '.join(rest)}, which "
+                                          f"{'has' if len(rest) == 1 else 'have'} no prior")
         if not rest and abs(explicit - 1) > PRIOR_TOLERANCE:
             raise self.fail("hypotheses", f"every hypothesis has a prior, so they must sum to 1 "
                                           f"(they sum to {explicit:g})")
@@ -376,7 +382,7 @@ class _Validator:
         missing = [h for h in hyp_ids if h not in out]
         if missing:
             raise self.fail(path, f"no value for hypothesis {', '.join(map(repr, missing))} "
-                                  f"(every hypothesis needs one; N or 0.5 if unsure)")
+                                  f"(every hypothesis needs one)")
         return {h: out[h] for h in hyp_ids}  # hypothesis order, whatever the file's order
 
     def reliability(self, value: Any, path: str) -> str:

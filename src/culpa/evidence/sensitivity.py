@@ -83,10 +83,16 @@ def sentences(full: Combination, disclosed: Combination, has_undisclosed: bool) 
     for h, x in break_even(disclosed.log_posterior).items():
         if x is None:
             continue
-        gap = claimed[h] - claimed[lead_d]
-        graded = math.exp(min(abs(gap), math.log(MAX_FACTOR)))
         out.append(f"The undisclosed evidence would have to be {times(x)} times more likely if "
                    f"{h} did it than if {lead_d} did for {h} to become the leading explanation; "
-                   f"as graded, it is {times(graded)} times {'more' if gap >= 0 else 'less'} "
-                   f"likely.")
+                   f"{_as_graded(claimed[h] - claimed[lead_d], h, lead_d)}.")
     return out
+
+
+def _as_graded(gap: float, h: str, rival: str) -> str:
+    """What the undisclosed items, as graded, say about h against rival (log ratio ``gap``)."""
+    factor = math.exp(min(abs(gap), math.log(MAX_FACTOR)))
+    if times(factor) == "1.0":
+        return f"as graded, it does not tell {h} from {rival}"
+    a, b = (h, rival) if gap > 0 else (rival, h)
+    return f"as graded, it favours {a} over {b} by a factor of {times(factor)}"
