@@ -28,3 +28,10 @@ def test_user_table_overrides(tmp_path):
     table = AliasTable.load([extra])
     assert table.resolve("Brigades of the Party of God") == "Kata'ib Hezbollah"
     assert table.resolve("Kataib Hizbullah") == "Kata'ib Hezbollah"
+
+
+def test_a_name_with_its_acronym_in_brackets_resolves_through_either():
+    table = AliasTable.builtin()
+    assert table.resolve("Islamic State of Iraq and the Levant (ISIL)") == "IS"
+    assert table.resolve("Kurdistan Workers' Party (PKK)") == "PKK"
+    assert table.resolve("Some Brigade (SB)") == "Some Brigade (SB)"

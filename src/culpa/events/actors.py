@@ -23,6 +23,7 @@ UNATTRIBUTED_NAMES = frozenset(
 )
 _APOSTROPHES = str.maketrans({c: "" for c in "'’‘`ʼʻ´"})
 _NON_WORD = re.compile(r"[^0-9a-z()]+")
+_TRAILING_ACRONYM = re.compile(r"^(.*\S)\s*\(([^()]+)\)$")
 
 
 def alias_key(name: str) -> str:
@@ -85,7 +86,14 @@ class AliasTable:
         key = alias_key(name)
         if key in UNATTRIBUTED_NAMES or key.startswith("unidentified ") or key.startswith("unknown "):
             return None
-        return self._canon.get(key, " ".join(name.split()))
+        found = self._canon.get(key)
+        if found is None:
+            # "Islamic State of Iraq and the Levant (ISIL)": try the name, then the acronym.
+            m = _TRAILING_ACRONYM.match(name.strip())
+            if m:
+                found = self._canon.get(alias_key(m.group(1))) or self._canon.get(
+                    alias_key(m.group(2)))
+        return found if found is not None else " ".join(name.split())
 
     def resolve_members(self, name: str | None, sep: str | None = ",") -> list[str]:
         """Canonical members of a possibly-coalition string, sorted and de-duplicated."""

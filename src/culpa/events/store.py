@@ -11,7 +11,9 @@ import datetime as dt
 import getpass
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +77,46 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _prefetch(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Parse the next batches in a thread while the caller inserts this one.
+
+    Parsing is mostly Python and arrow, inserting is DuckDB; both release the GIL for their heavy
+    parts, so overlapping them uses the second core. Errors are re-raised in the caller.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed over to the consuming thread
+            q.put(exc)
+
+    worker = threading.Thread(target=produce, name="culpa-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 class Store:
@@ -143,14 +185,14 @@ class Store:
             aliases = self.alias_table()
             for p in paths:
                 p = Path(p)
-                name = readers.detect_format(p) if fmt == "auto" else fmt
+                name = fmt if fmt != "auto" else ("csv" if mapping else readers.detect_format(p))
                 if name not in readers.READERS:
                     raise InputError(f"unknown format {name!r}; choose one of "
                                      f"{', '.join(readers.FORMATS)}", field="--format")
                 module = readers.READERS[name]
                 fr = FileReport(str(p), name, _sha256(p))
                 kwargs = {"mapping": mapping} if name == "csv" else {}
-                for table in module.read(p, aliases, progress, **kwargs):
+                for table in _prefetch(module.read(p, aliases, progress, **kwargs)):
                     fr.rows += table.num_rows
                     fr.added += self._insert_new(table)
                 if fr.rows == 0:
@@ -174,10 +216,12 @@ class Store:
             first = pc.index_in(ids, value_set=ids)  # index of each id's first occurrence
             keep = pc.equal(first, pa.array(range(table.num_rows), pa.int32()))
             table = table.filter(keep)
+        cols = [c if c != "record" or not pa.types.is_struct(table.schema.field(c).type)
+                else "to_json(record)::VARCHAR" for c in EVENT_COLUMNS]
         self.con.register("batch_in", table)
         try:
             return int(self.con.execute(
-                "INSERT INTO events SELECT * FROM batch_in "
+                f"INSERT INTO events SELECT {', '.join(cols)} FROM batch_in "
                 "WHERE id NOT IN (SELECT id FROM events)").fetchone()[0])
         finally:
             self.con.unregister("batch_in")

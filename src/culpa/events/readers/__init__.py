@@ -34,6 +34,7 @@ def detect_format(path: Path) -> str:
         if module.detect(columns):
             return name
     raise InputError(
-        "cannot tell the format from the header; known formats are "
-        f"{', '.join(READERS)} — or use --format csv with a column mapping",
+        "cannot tell the format from the header; it is none of "
+        f"{', '.join(n for n in READERS if n != 'csv')} — for any other layout give a column "
+        "mapping (--map FIELD=COLUMN or --mapping FILE)",
         file=str(path), line=1)

@@ -132,27 +132,15 @@ class Batch:
         """1-based record numbers of the batch's rows."""
         return np.arange(self.first_row + 1, self.first_row + 1 + len(self.frame), dtype=np.int64)
 
-    def records_json(self) -> pa.Array:
-        """Each source record as a JSON object of its original columns (provenance)."""
-        raw = self.raw if self.raw is not None else pa.Table.from_pandas(self.frame,
-                                                                         preserve_index=False)
-        return records_json(raw)
+    def records_json(self) -> pa.StructArray:
+        """Each source record with its original columns, for provenance.
 
-
-_JSON_CON = None
-
-
-def records_json(table: pa.Table) -> pa.Array:
-    # DuckDB serialises rows to JSON in C++, several times faster than json.dumps per row.
-    global _JSON_CON
-    import duckdb
-
-    if _JSON_CON is None:
-        _JSON_CON = duckdb.connect()
-    rel = _JSON_CON.from_arrow(table)
-    out = _JSON_CON.execute("SELECT to_json(r)::VARCHAR AS record FROM rel r").arrow()
-    out = out.read_all() if hasattr(out, "read_all") else out
-    return out.column(0).combine_chunks()
+        Returned as a struct; the store serialises it to JSON inside its INSERT, which is
+        several times cheaper than building JSON strings here.
+        """
+        raw = self.raw if self.raw is not None else pa.RecordBatch.from_pandas(
+            self.frame, preserve_index=False)
+        return pa.StructArray.from_arrays(list(raw.columns), names=list(raw.schema.names))
 
 
 class CsvSource:
@@ -320,11 +308,14 @@ def text(s: pd.Series) -> pd.Series:
 
 def resolve_actors(raw: pd.Series, aliases, sep: str | None) -> tuple[pd.Series, pd.Series]:
     """Canonical actor and member list for each raw string; work is done once per distinct name."""
-    uniques = pd.unique(raw.dropna())
-    members = {u: aliases.resolve_members(u, sep=sep) for u in uniques}
-    actor = raw.map(lambda r: aliases.coalition_name(members[r]) if r in members else None)
-    member_lists = raw.map(lambda r: members.get(r, []) if isinstance(r, str) else [])
-    return actor.astype(object), member_lists
+    codes, uniques = pd.factorize(raw)  # missing values get code -1
+    members = [aliases.resolve_members(u, sep=sep) for u in uniques]
+    names = pa.array([aliases.coalition_name(m) for m in members] + [None], pa.string())
+    lists = pa.array(members + [[]], pa.list_(pa.string()))
+    take = pa.array(np.where(codes < 0, len(uniques), codes))
+    actor = pd.Series(pd.arrays.ArrowExtensionArray(names.take(take)), index=raw.index)
+    member_lists = pd.Series(pd.arrays.ArrowExtensionArray(lists.take(take)), index=raw.index)
+    return actor, member_lists
 
 
 def build_table(columns: dict[str, object], n: int) -> pa.Table:
@@ -337,12 +328,19 @@ def build_table(columns: dict[str, object], n: int) -> pa.Table:
         if val is None:
             arrays.append(pa.nulls(n, type=field.type))
             continue
+        if field.name == "record" and isinstance(val, pa.StructArray):
+            arrays.append(val)  # serialised to JSON by the store on insert
+            continue
         if isinstance(val, (pa.Array, pa.ChunkedArray)):
             arrays.append(val.cast(field.type))
             continue
+        if isinstance(val, pd.Series) and isinstance(val.dtype, pd.ArrowDtype):
+            arrays.append(pa.chunked_array(val.array._pa_array).cast(field.type)
+                          .combine_chunks())
+            continue
         if isinstance(val, pd.Series):
-            val = val.astype(object).where(val.notna(), None).tolist() \
-                if field.type in (pa.string(),) or pa.types.is_list(field.type) else val.to_numpy()
+            val = pa.array(val, from_pandas=True, type=field.type) \
+                if field.type == pa.string() or pa.types.is_list(field.type) else val.to_numpy()
         if isinstance(val, np.ndarray) and val.dtype.kind == "f" and field.type == pa.int64():
             mask = np.isnan(val)
             arrays.append(pa.array(np.where(mask, 0, val).astype(np.int64), mask=mask,
@@ -355,7 +353,7 @@ def build_table(columns: dict[str, object], n: int) -> pa.Table:
             arrays.append(pa.array(val, mask=np.isnan(val), type=field.type))
             continue
         arrays.append(pa.array(val, type=field.type))
-    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+    return pa.Table.from_arrays(arrays, names=EVENT_SCHEMA.names)
 
 
 def check_coordinates(src: CsvSource, batch: Batch, lat_col: str, lon_col: str,
