@@ -35,6 +35,15 @@ FONT = dict(family="system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neu
                    "sans-serif", size=13, color="#1d2433")
 
 
+def finite(x: object) -> float | None:
+    """``x`` as a float, or None when it is missing or not a finite number."""
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
 def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=False)
 
@@ -161,9 +170,12 @@ def _base_layout(**kw) -> dict:
 # --------------------------------------------------------------------------------------------
 
 def map_radius_km(doc: Mapping, events: Sequence[Mapping]) -> float:
+    """The radius searched (``radius_km``), else a round one that holds every event."""
     if doc.get("radius_km"):
         return float(doc["radius_km"])
-    far = max((float(e.get("distance_km") or 0.0) for e in events), default=0.0)
+    if not events:  # nothing to hold: frame the incident's surroundings
+        return nice_ceil(max(4.0 * (finite(doc["incident"].get("precision_km")) or 0.0), 10.0))
+    far = max((finite(e.get("distance_km")) or 0.0 for e in events), default=0.0)
     return nice_ceil(max(far, 5.0))
 
 
@@ -176,10 +188,12 @@ def map_figure(doc: Mapping, colours: Mapping[str, str]) -> go.Figure:
     fig = go.Figure()
 
     # The search radius, and the incident's own location precision.
-    cx, cy = circle(lat0, lon0, radius)
-    fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name=f"{fmt_km(radius)} radius",
-                             line=dict(color="#7a8193", width=1.2, dash="dash"),
-                             hoverinfo="skip"))
+    searched = bool(events or doc.get("radius_km"))
+    if searched:
+        cx, cy = circle(lat0, lon0, radius)
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name=f"{fmt_km(radius)} radius",
+                                 line=dict(color="#7a8193", width=1.2, dash="dash"),
+                                 hoverinfo="skip"))
     prec = float(inc.get("precision_km") or 0.0)
     if prec > 0:
         px_, py_ = circle(lat0, lon0, prec)
@@ -195,18 +209,19 @@ def map_figure(doc: Mapping, colours: Mapping[str, str]) -> go.Figure:
     order = sorted(by_actor, key=lambda a: (a == UNATTRIBUTED, -len(by_actor[a]), a))
     for actor in order:
         evs = by_actor[actor]
-        fat = [e.get("fatalities") for e in evs]
+        fat = [finite(e.get("fatalities")) for e in evs]
         fig.add_trace(go.Scatter(
             x=[float(e["lon"]) for e in evs], y=[float(e["lat"]) for e in evs],
             mode="markers", name=f"{esc(actor)} ({len(evs)})",
             marker=dict(color=actor_colour(colours, None if actor == UNATTRIBUTED else actor),
-                        size=[7 + 3.0 * math.sqrt(max(float(f or 0), 0.0)) for f in fat],
+                        size=[7 + 3.0 * math.sqrt(max(f or 0.0, 0.0)) for f in fat],
                         sizemode="diameter", opacity=0.85,
                         line=dict(color="white", width=0.8)),
             customdata=[[esc(e.get("id")), day(e["date"]), esc(actor),
-                         "unknown" if f is None else f"{f:g}" if isinstance(f, float) else str(f),
+                         "unknown" if f is None else f"{f:g}",
                          esc(e.get("event_type") or "—"),
-                         "" if e.get("distance_km") is None else f"{float(e['distance_km']):.1f}"]
+                         "?" if finite(e.get("distance_km")) is None
+                         else f"{finite(e['distance_km']):.1f}"]
                         for e, f in zip(evs, fat)],
             hovertemplate=("<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
                            "actor: %{customdata[2]}<br>fatalities: %{customdata[3]}<br>"
@@ -258,10 +273,15 @@ def map_figure(doc: Mapping, colours: Mapping[str, str]) -> go.Figure:
                            line=dict(color="#1d2433", width=2)))
     annotations = [dict(x=bx + bar_dlon / 2, y=by, xref="x", yref="y", text=fmt_km(bar_km),
                         showarrow=False, yshift=12, font=dict(size=12, color="#1d2433"),
-                        bgcolor="rgba(255,255,255,0.7)"),
-                   dict(x=lon0, y=destination(lat0, lon0, 0.0, radius)[0], xref="x", yref="y",
-                        text=fmt_km(radius), showarrow=False, yshift=9,
-                        font=dict(size=11, color="#5a6172"))]
+                        bgcolor="rgba(255,255,255,0.7)")]
+    if searched:
+        annotations.append(dict(x=lon0, y=destination(lat0, lon0, 0.0, radius)[0], xref="x",
+                                yref="y", text=fmt_km(radius), showarrow=False, yshift=9,
+                                font=dict(size=11, color="#5a6172")))
+    else:
+        annotations.append(dict(x=0.5, y=0.97, xref="paper", yref="paper", showarrow=False,
+                                text="no events in the data near the incident",
+                                font=dict(size=13, color="#5a6172")))
     axis = dict(showgrid=True, gridcolor="#e6e9ef", zeroline=False, ticks="outside",
                 showline=True, linecolor="#b8bfcc", mirror=True)
     fig.update_layout(**_base_layout(
@@ -314,6 +334,9 @@ def timeline_figure(doc: Mapping, colours: Mapping[str, str]) -> go.Figure:
                            "<br>%{y} events<extra></extra>"),
         ))
     t_iso = t_inc.isoformat()
+    notes = [] if events else [dict(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                                    text="no events in the data near the incident",
+                                    font=dict(size=13, color="#5a6172"))]
     fig.update_layout(**_base_layout(
         height=330, barmode="stack", bargap=0.1,
         xaxis=dict(type="date", showgrid=False, ticks="outside", showline=True,
@@ -325,11 +348,11 @@ def timeline_figure(doc: Mapping, colours: Mapping[str, str]) -> go.Figure:
         shapes=[dict(type="line", xref="x", yref="paper", x0=t_iso, x1=t_iso, y0=0, y1=1,
                      line=dict(color="#1d2433", width=2, dash="dot"))],
         annotations=[dict(x=t_iso, y=1, xref="x", yref="paper", text="★ incident",
-                          showarrow=False, xanchor="right", yanchor="top", xshift=-4,
+                          showarrow=False, xanchor="right", yanchor="bottom", xshift=-2,
                           font=dict(size=12, color="#1d2433"),
-                          bgcolor="rgba(255,255,255,0.8)")],
-        legend=dict(orientation="h", x=0, y=-0.18, yanchor="top"),
-        margin=dict(l=60, r=20, t=20, b=70),
+                          bgcolor="rgba(255,255,255,0.8)")] + notes,
+        legend=dict(orientation="h", x=0, y=-0.18, yanchor="top", traceorder="normal"),
+        margin=dict(l=60, r=20, t=36, b=70),
     ))
     return fig
 
@@ -441,10 +464,10 @@ def model_prior_figure(model_prior: Mapping[str, float], colours: Mapping[str, s
         hovertemplate="%{y}: %{x:.2%}<extra></extra>",
     ))
     fig.update_layout(**_base_layout(
-        height=max(180, 34 * len(names) + 70), showlegend=False,
+        height=max(200, 34 * len(names) + 94), showlegend=False,
         xaxis=dict(title="the model's attribution at the incident", tickformat=".0%",
                    range=[0, min(1.0, max(vals + [0.01]) * 1.18)], gridcolor="#e6e9ef"),
         yaxis=dict(automargin=True),
-        margin=dict(l=20, r=40, t=10, b=50),
+        margin=dict(l=20, r=50, t=34, b=50),
     ))
     return fig

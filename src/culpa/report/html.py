@@ -132,7 +132,8 @@ def estimative(p: float) -> str:
 
 def figure_json(fig: go.Figure) -> str:
     """The figure as JSON with <, > and & escaped, so no text can close the script element."""
-    spec = {"data": fig.to_plotly_json()["data"], "layout": fig.to_plotly_json()["layout"]}
+    plotly_json = fig.to_plotly_json()
+    spec = {"data": plotly_json["data"], "layout": plotly_json["layout"]}
     text = json.dumps(spec, cls=PlotlyJSONEncoder, ensure_ascii=False, allow_nan=False)
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
@@ -210,6 +211,10 @@ def build_view(doc: Mapping) -> dict:
                              "catch_all": "what the model gives every other actor"
                              }.get(h.get("prior_source"), h.get("prior_source") or "")
 
+    named = [h["id"] for h in hyps if h.get("prior_source") != "catch_all"]
+    for h in hyps:  # who "did it" in a sentence
+        h["subject"] = (f"an actor other than {_and(named)}" if h.get("prior_source") == "catch_all"
+                        else h["id"])
     leading = str(doc["leading"])
     lead = next(h for h in hyps if h["id"] == leading)
     seq = F.steps(doc)
@@ -236,6 +241,7 @@ def build_view(doc: Mapping) -> dict:
     inc["date"] = t_inc.date().isoformat()
     inc["when"] = (t_inc.strftime("%d %B %Y").lstrip("0") if t_inc.time() == dt.time(0)
                    else t_inc.strftime("%d %B %Y, %H:%M UTC").lstrip("0"))
+    inc["precision_s"] = _g(inc.get("precision_km"), "g", " km")
     inc["lat_s"] = f"{abs(float(inc['lat'])):.4f}°{'N' if float(inc['lat']) >= 0 else 'S'}"
     inc["lon_s"] = f"{abs(float(inc['lon'])):.4f}°{'E' if float(inc['lon']) >= 0 else 'W'}"
 
@@ -253,7 +259,9 @@ def build_view(doc: Mapping) -> dict:
                            "triggered": None if share is None else 1.0 - float(share),
                            "colour": F.actor_colour(colours, a)})
 
-    nearby = [dict(e, day=F.day(e["date"])) for e in sorted(events, key=lambda e: str(e["date"]))]
+    nearby = [dict(e, day=F.day(e["date"]), fatalities_s=_g(e.get("fatalities")),
+                   distance_s=_g(e.get("distance_km"), ".1f", " km"))
+              for e in sorted(events, key=lambda e: str(e["date"]))]
     radius = F.map_radius_km(doc, events)
     actors_in_window = sorted({e.get("actor") or F.UNATTRIBUTED for e in events})
 
@@ -289,6 +297,16 @@ def build_view(doc: Mapping) -> dict:
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "colours": colours,
     }
+
+
+def _g(x: object, spec: str = "g", unit: str = "") -> str:
+    v = F.finite(x)
+    return "—" if v is None else f"{v:{spec}}{unit}"
+
+
+def _and(names: Sequence[str]) -> str:
+    names = list(names)
+    return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _int(x: object) -> int | None:

@@ -23,11 +23,23 @@
   Promise.all(jobs).then(function (done) {
     root.setAttribute("data-charts-drawn", String(done.reduce(function (a, b) { return a + b; }, 0)));
   });
-  function resizeAll() {
-    Array.prototype.forEach.call(document.querySelectorAll(".js-plotly-plot"), function (el) {
-      try { window.Plotly.Plots.resize(el); } catch (err) { /* not drawn */ }
+  // Printing: fit every chart to the paper's width (A4 and Letter, with margins) and unfold the
+  // folded tables; put both back afterwards.
+  var PRINT_WIDTH = 700;
+  var opened = [];
+  function plots() { return document.querySelectorAll(".js-plotly-plot"); }
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details:not([open])"), function (d) {
+      d.open = true; opened.push(d);
     });
-  }
-  window.addEventListener("beforeprint", resizeAll);
-  window.addEventListener("afterprint", resizeAll);
+    Array.prototype.forEach.call(plots(), function (el) {
+      try { window.Plotly.relayout(el, {width: PRINT_WIDTH}); } catch (err) { /* not drawn */ }
+    });
+  });
+  window.addEventListener("afterprint", function () {
+    while (opened.length) { opened.pop().open = false; }
+    Array.prototype.forEach.call(plots(), function (el) {
+      try { window.Plotly.relayout(el, {width: null, autosize: true}); } catch (err) { /* not drawn */ }
+    });
+  });
 })();
