@@ -80,17 +80,22 @@ def fit(
     seconds = _time.perf_counter() - t0
     path = out_path or default_model_path(db)
     model.save(path)
+    branching = model.alpha_.sum(axis=1)
     doc = {"model": str(path), "n_events": len(events), "n_actors": len(model.actors_),
-           "n_iter": int(model.n_iter_), "fit_seconds": round(seconds, 3),
-           "log_likelihood": float(model.log_likelihood_[-1]), **model.summary()}
+           "actors": list(model.actors_), "n_iter": int(model.n_iter_),
+           "fit_seconds": round(seconds, 3), "log_likelihood": float(model.log_likelihood_[-1]),
+           "decay_days": float(1.0 / model.omega_), "sigma_km": float(model.sigma_km_),
+           "branching_ratio": dict(zip(model.actors_, map(float, branching)))}
     if json:
         emit_json(doc)
         return
     out.print(f"fitted on [bold]{len(events):,}[/bold] events, {len(model.actors_)} actors, "
               f"{model.n_iter_} EM iterations in {seconds:.1f} s -> {path}")
-    for key, value in model.summary().items():
-        if not isinstance(value, (dict, list)):
-            out.print(f"  {key}: {value}")
+    out.print(f"  triggering: mean delay {doc['decay_days']:.1f} days, spatial spread "
+              f"{doc['sigma_km']:.1f} km")
+    top = sorted(doc["branching_ratio"].items(), key=lambda kv: -kv[1])[:5]
+    out.print("  branching ratio (events triggered per event): "
+              + ", ".join(f"{a} {b:.2f}" for a, b in top))
 
 
 def _load_or_fit(db: Path, model_path: Path | None, json: bool):
@@ -152,33 +157,30 @@ def chain(
 ) -> None:
     """What followed what: an event's likely triggers and what it likely triggered."""
     model = _load_or_fit(resolve_db(db), model_path, json)
-    doc = model.chain(event_id, depth=depth, min_prob=min_prob)
+    doc = model.chain(event_id, depth=depth, min_proba=min_prob)
     if json:
         emit_json(doc)
         return
-    root = Tree(f"[bold]{_label(doc['event'])}[/bold]")
-    up = root.add("[cyan]likely triggered by[/cyan]")
-    _grow(up, doc["triggers"], "triggers")
-    down = root.add("[magenta]likely triggered[/magenta]")
-    _grow(down, doc["triggered"], "triggered")
+    root = Tree(f"[bold]{_label(doc)}[/bold] (background {doc['background_proba']:.0%})")
+    _grow(root.add("[cyan]likely triggered by[/cyan]"), doc["parents"], "parents")
+    _grow(root.add("[magenta]likely triggered[/magenta]"), doc["children"], "children")
     out.print(root)
 
 
 def _label(e: dict) -> str:
-    p = f" p={e['probability']:.2f}" if "probability" in e else ""
-    return f"{e['id']} {e['date']} {e.get('actor') or '?'}{p}"
+    how = (f" p={e['probability']:.2f}, {e['days']:.0f} d, {e['distance_km']:.0f} km"
+           if "probability" in e else "")
+    who = e["actor"] if e.get("labelled") else f"{e['actor']}? ({e['actor_probability']:.0%})"
+    return f"{e['id']} {e['date']} {who}{how}"
 
 
 def _grow(node: Tree, items: list[dict], key: str) -> None:
     if not items:
         node.add("[dim]nothing above the threshold[/dim]")
     for item in items:
-        _grow_branch(node.add(_label(item)), item.get(key, []), key)
-
-
-def _grow_branch(node: Tree, items: list[dict], key: str) -> None:
-    for item in items:
-        _grow_branch(node.add(_label(item)), item.get(key, []), key)
+        branch = node.add(_label(item))
+        for sub in item.get(key, []):
+            _grow(branch, [sub], key)
 
 
 @app.command()
