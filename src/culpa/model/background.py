@@ -89,8 +89,16 @@ def knn_bandwidths(x, y, lab, n_actors: int, n_neighbors: int, precision_km, min
 
 @nb.njit(cache=True)
 def _splat_direct(acc, x0, y0, c, xs, ys, hs, ws):
-    """Add each kernel exactly, renormalised to its mass on the grid (edge correction)."""
+    """Add each kernel exactly (separable: exp(-dx^2) exp(-dy^2)), renormalised to its mass on
+    the grid — which is also the edge correction."""
     ny, nx = acc.shape
+    rmax = 0
+    for i in range(len(xs)):
+        r = int(math.ceil(TRUNCATE * hs[i] / c))
+        if r > rmax:
+            rmax = r
+    ex = np.empty(2 * rmax + 1)
+    ey = np.empty(2 * rmax + 1)
     for i in range(len(xs)):
         h = hs[i]
         r = int(math.ceil(TRUNCATE * h / c))
@@ -101,20 +109,25 @@ def _splat_direct(acc, x0, y0, c, xs, ys, hs, ws):
         if gx0 >= gx1 or gy0 >= gy1:
             continue
         inv = 0.5 / (h * h)
-        tot = 0.0
+        sx = 0.0
+        for gx in range(gx0, gx1):
+            dx = x0 + (gx + 0.5) * c - xs[i]
+            e = math.exp(-dx * dx * inv)
+            ex[gx - gx0] = e
+            sx += e
+        sy = 0.0
         for gy in range(gy0, gy1):
             dy = y0 + (gy + 0.5) * c - ys[i]
-            for gx in range(gx0, gx1):
-                dx = x0 + (gx + 0.5) * c - xs[i]
-                tot += math.exp(-(dx * dx + dy * dy) * inv)
-        if tot <= 0.0:
+            e = math.exp(-dy * dy * inv)
+            ey[gy - gy0] = e
+            sy += e
+        if sx <= 0.0 or sy <= 0.0:
             continue
-        scale = ws[i] / (tot * c * c)
+        scale = ws[i] / (sx * sy * c * c)
         for gy in range(gy0, gy1):
-            dy = y0 + (gy + 0.5) * c - ys[i]
+            fy = scale * ey[gy - gy0]
             for gx in range(gx0, gx1):
-                dx = x0 + (gx + 0.5) * c - xs[i]
-                acc[gy, gx] += scale * math.exp(-(dx * dx + dy * dy) * inv)
+                acc[gy, gx] += fy * ex[gx - gx0]
 
 
 @nb.njit(cache=True)
@@ -201,6 +214,7 @@ class SpatialBackground:
         self.n_actors = n_actors
         self.eps = float(eps)
         self.rasters = np.full((n_actors, ny, nx), 1.0 / self.area, dtype=np.float32)
+        self.set_levels([])
 
     @classmethod
     def for_points(cls, x, y, n_actors: int, min_cell: float, margin: float,
@@ -223,16 +237,18 @@ class SpatialBackground:
 
     # -- rendering ---------------------------------------------------------------------------
 
-    def render(self, x, y, h, w) -> tuple[np.ndarray, np.ndarray]:
-        """KDE raster (float64, integrates to 1) of kernels (x, y, h) with weights w (sum 1),
-        and each kernel's own value at its centre as rendered (for leave-one-out)."""
+    def render(self, x, y, h, w):
+        """KDE raster (float64, integrates to 1) of kernels (x, y, h) with weights w (sum 1);
+        also each kernel's own value at its centre as rendered per unit weight (``kappa``) and
+        its variance there (``selfvar``), for leave-one-out: blurred by s, the own value is
+        ``kappa * selfvar / (selfvar + s^2)``."""
         c0, nx0, ny0 = self.cell, self.nx, self.ny
         X0, X1, Y0, Y1 = self.extent
         keep = w > 0
         idx = np.flatnonzero(keep)
         kappa = np.zeros(len(x))
         if len(idx) == 0:
-            return np.full((ny0, nx0), 1.0 / self.area), kappa
+            return np.full((ny0, nx0), 1.0 / self.area), kappa, np.ones(len(x))
         xs, ys, hs, ws = x[idx], y[idx], h[idx], w[idx]
         # pyramid level: bandwidth 2-4 cells (level 0 takes everything narrower)
         lvl = np.maximum(np.floor(np.log2(hs / (2.0 * c0))), 0).astype(int)
@@ -244,7 +260,9 @@ class SpatialBackground:
         band = np.floor(BANDS_PER_OCTAVE * np.log2(hs / (2.0 * cL))).astype(int)
         mass = _in_box_mass(xs, ys, hs, X0, X1, Y0, Y1)
         mass = np.maximum(mass, 1e-12)
-        kappa[idx] = 1.0 / (2 * math.pi * (hs ** 2 + cL ** 2 / 6.0)) / mass
+        selfvar = np.ones(len(x))
+        selfvar[idx] = hs ** 2 + cL ** 2 / 6.0
+        kappa[idx] = 1.0 / (2 * math.pi * selfvar[idx]) / mass
         shapes = [(-(-ny0 // 2 ** L), -(-nx0 // 2 ** L)) for L in range(max_lvl + 1)]
         acc = [None] * (max_lvl + 1)
         key = lvl * 1000 + (band + 500)
@@ -278,26 +296,119 @@ class SpatialBackground:
         tot = R.sum() * c0 * c0
         R /= tot
         kappa /= tot
-        return R, kappa
+        return R, kappa, selfvar
+
+    # -- location precision ------------------------------------------------------------------
+    #
+    # An event known only to within s km is evaluated against the density it would have if its
+    # reported place were drawn from N(true place, s^2): b_k convolved with that Gaussian. The
+    # blurred rasters are kept per precision level (the distinct precisions of the fitted
+    # events, quantised to quarter octaves if there are many), each at a cell of about s/3 so
+    # they cost little memory; the blur reflects at the region's edge (mass stays inside).
+
+    def set_levels(self, precisions) -> None:
+        """Precision levels (km) from the fitted events' precisions; level 0 is "exact"."""
+        p = np.asarray(precisions, float)
+        p = np.unique(p[p > 0.25 * self.cell])
+        if len(p) > 24:
+            p = np.unique(self.cell * 2.0 ** (np.round(4 * np.log2(p / self.cell)) / 4))
+        self.levels = np.concatenate([[0.0], p])
+        self._blur = [None] * len(self.levels)
+        self._blur_cells = [self.cell] + [self._blur_cell(v) for v in p]
+
+    def _blur_cell(self, s: float) -> float:
+        f = 2 ** max(int(math.floor(math.log2(s / (3.0 * self.cell)))), 0)
+        return self.cell * f
+
+    def level_of(self, precision_km) -> np.ndarray:
+        """Index of the precision level nearest (in log scale) to each precision."""
+        p = np.asarray(precision_km, float)
+        lv = self.levels
+        if len(lv) == 1:
+            return np.zeros(p.shape, int)
+        logs = np.log(lv[1:])
+        with np.errstate(divide="ignore"):
+            lp = np.log(np.maximum(p, 1e-12))
+        idx = np.abs(lp[..., None] - logs).argmin(-1) + 1
+        return np.where(p > 0.25 * self.cell, idx, 0)
+
+    def blur(self, R: np.ndarray, level: int) -> np.ndarray:
+        """R (level-0 raster) convolved with N(0, s^2) on the level's coarser grid."""
+        if level == 0:
+            return R
+        s = float(self.levels[level])
+        c = self._blur_cells[level]
+        f = int(round(c / self.cell))
+        ny, nx = R.shape
+        if f > 1:
+            py, px = -ny % f, -nx % f
+            Rp = np.pad(R, ((0, py), (0, px)), mode="edge") if (py or px) else R
+            Rc = Rp.reshape(Rp.shape[0] // f, f, Rp.shape[1] // f, f).mean(axis=(1, 3))
+        else:
+            Rc = np.array(R, dtype=np.float64)
+        # block averaging and the lookup's bilinear interpolation each add about c^2/12 and
+        # c^2/6 of variance per axis; the filter supplies the rest
+        extra = (c * c / 12.0 if f > 1 else 0.0)
+        sig = math.sqrt(max(s * s - extra, 1e-12)) / c
+        return ndimage.gaussian_filter(Rc.astype(np.float64), sig, mode="reflect",
+                                       truncate=TRUNCATE)
+
+    def bundle(self, R: np.ndarray) -> list:
+        """The base raster and its blurred versions, one per precision level."""
+        return [R] + [self.blur(R, l) for l in range(1, len(self.levels))]
+
+    def lookup(self, arrays: list, x, y, level) -> np.ndarray:
+        """Values of a bundle (or of stored rasters of one actor) at points of given levels."""
+        out = np.zeros((len(x), 1))
+        for l in np.unique(level):
+            sel = np.flatnonzero(level == l)
+            tmp = np.zeros((len(sel), 1))
+            _lookup(arrays[l], self.x0, self.y0, self._blur_cells[l],
+                    np.ascontiguousarray(x[sel]), np.ascontiguousarray(y[sel]), tmp, 0)
+            out[sel, 0] = tmp[:, 0]
+        return out[:, 0]
+
+    def stored(self, k: int) -> list:
+        """Actor k's stored bundle (base raster and blurred ones), computing blurs if needed."""
+        out = [self.rasters[k]]
+        for l in range(1, len(self.levels)):
+            if self._blur[l] is None:
+                self._blur[l] = np.stack([self.blur(self.rasters[a].astype(np.float64), l)
+                                          .astype(np.float32) for a in range(self.n_actors)])
+            out.append(self._blur[l][k])
+        return out
+
+    def set_bundle(self, k: int, arrays: list, eta: float = 1.0) -> None:
+        """Store actor k's bundle, or mix it in: (1 - eta) old + eta new."""
+        old = self.stored(k) if eta < 1.0 else None
+        for l, a in enumerate(arrays):
+            v = a if old is None else (1 - eta) * old[l].astype(np.float64) + eta * a
+            if l == 0:
+                self.rasters[k] = v.astype(np.float32)
+            else:
+                if self._blur[l] is None:
+                    self._blur[l] = np.zeros((self.n_actors,) + a.shape, np.float32)
+                self._blur[l][k] = v.astype(np.float32)
 
     def set_raster(self, k: int, R: np.ndarray) -> None:
-        self.rasters[k] = R.astype(np.float32)
+        self.set_bundle(k, self.bundle(np.asarray(R, np.float64)))
 
     # -- evaluation --------------------------------------------------------------------------
 
-    def kde(self, x, y, actors=None) -> np.ndarray:
-        """The KDE part (no floor), (n x K) or (n x len(actors))."""
+    def kde(self, x, y, precision_km=None) -> np.ndarray:
+        """The KDE part (no floor), (n x K), blurred by each point's precision if given."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.float64)
-        ks = range(self.n_actors) if actors is None else actors
-        out = np.zeros((len(x), len(ks)))
-        for col, k in enumerate(ks):
-            _lookup(self.rasters[k], self.x0, self.y0, self.cell, x, y, out, col)
+        lvl = (np.zeros(len(x), int) if precision_km is None
+               else self.level_of(np.broadcast_to(precision_km, x.shape)))
+        out = np.zeros((len(x), self.n_actors))
+        for k in range(self.n_actors):
+            out[:, k] = self.lookup(self.stored(k), x, y, lvl)
         return out
 
-    def density(self, x, y) -> np.ndarray:
+    def density(self, x, y, precision_km=None) -> np.ndarray:
         """b_k(x) with the floor, (n x K)."""
-        return (1.0 - self.eps) * self.kde(x, y) + self.eps / self.area
+        return (1.0 - self.eps) * self.kde(x, y, precision_km) + self.eps / self.area
 
     def with_floor(self, kde_values: np.ndarray) -> np.ndarray:
         return (1.0 - self.eps) * kde_values + self.eps / self.area
@@ -306,13 +417,14 @@ class SpatialBackground:
 
     def meta(self) -> dict:
         return {"x0": self.x0, "y0": self.y0, "cell": self.cell, "nx": self.nx, "ny": self.ny,
-                "eps": self.eps}
+                "eps": self.eps, "levels": [float(v) for v in self.levels[1:]]}
 
     @classmethod
     def from_saved(cls, meta: dict, rasters: np.ndarray) -> "SpatialBackground":
         sb = cls(meta["x0"], meta["y0"], meta["cell"], int(meta["nx"]), int(meta["ny"]),
                  rasters.shape[0], meta["eps"])
         sb.rasters = np.ascontiguousarray(rasters, dtype=np.float32)
+        sb.set_levels(meta.get("levels", []))
         return sb
 
 

@@ -103,6 +103,39 @@ def _gh(dt, d2, ui, uj, si2, sj2, omega, W, zw, sigma2):
     return _g(dt, uij, omega, W, zw) * math.exp(-0.5 * d2 / v) / (TWO_PI * v)
 
 
+@nb.njit(cache=True, inline="always")
+def _ghc(dt, d2, u2, inv_v, omega, W, zw, cache):
+    """(g*h, E[dt*]) for a pair with squared date half-width u2 = u_i^2 + u_j^2.
+
+    ``cache`` (4 floats: u2, u, C, D) keeps the factors that depend on u only, so the common
+    case (few distinct precisions, lag away from the window's ends) costs one exp:
+    for u <= dt <= W - u, g_u(dt) = C(u) exp(-omega dt) and E[dt*] = dt + D(u).
+    """
+    if u2 != cache[0]:
+        cache[0] = u2
+        if u2 <= 0.0:
+            cache[1] = 0.0
+            cache[2] = omega / zw
+            cache[3] = 0.0
+        else:
+            uu = math.sqrt(u2)
+            x = 2.0 * omega * uu
+            cache[1] = uu
+            cache[2] = math.exp(omega * uu) * (-math.expm1(-x)) / (2.0 * uu * zw)
+            if x < 1e-6:
+                cache[3] = -omega * 4.0 * uu * uu / 12.0
+            else:
+                cache[3] = -uu + 1.0 / omega - 2.0 * uu / math.expm1(x)
+    uu = cache[1]
+    hn = inv_v / TWO_PI
+    if uu == 0.0:
+        return cache[2] * math.exp(-omega * dt - 0.5 * d2 * inv_v) * hn, dt
+    if dt >= uu and dt + uu <= W:
+        return cache[2] * math.exp(-omega * dt - 0.5 * d2 * inv_v) * hn, dt + cache[3]
+    return (_g(dt, uu, omega, W, zw) * math.exp(-0.5 * d2 * inv_v) * hn,
+            _edt(dt, uu, omega, W))
+
+
 def n_chunks(n: int) -> int:
     return max(1, min(n, 16 * nb.get_num_threads()))
 
@@ -123,8 +156,11 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
     for ch in nb.prange(nchunk):
         lo = ch * n // nchunk
         hi = (ch + 1) * n // nchunk
-        buf = np.empty(maxrow)
+        bgh = np.empty(maxrow)
+        bedt = np.empty(maxrow)
+        bedd = np.empty(maxrow)
         lam = np.empty(K)
+        cache = np.full(4, -1.0)
         ll = 0.0
         sw = 0.0
         sdt = 0.0
@@ -132,48 +168,49 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
         for i in range(lo, hi):
             p0 = indptr[i]
             p1 = indptr[i + 1]
-            ui = u[i]
+            ui2 = u[i] * u[i]
             si2 = s2[i]
             for p in range(p0, p1):
                 j = par[p]
-                buf[p - p0] = _gh(dt[p], d2[p], ui, u[j], si2, s2[j], omega, W, zw, sigma2)
+                sij = si2 + s2[j]
+                inv_v = 1.0 / (sigma2 + sij)
+                gh, e = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], inv_v, omega, W, zw, cache)
+                bgh[p - p0] = gh
+                bedt[p - p0] = e
+                r = sigma2 * inv_v
+                bedd[p - p0] = r * r * d2[p] + 2.0 * r * sij
             k0 = lab[i]
             if k0 >= 0:
                 lm = B[i, k0]
                 for p in range(p0, p1):
-                    lm += Ex[par[p], k0] * buf[p - p0]
+                    lm += Ex[par[p], k0] * bgh[p - p0]
                 Lam[i, k0] = lm
                 Phi[i, k0] = B[i, k0] / lm
                 ll += math.log(lm)
+                inv_l = 1.0 / lm
                 for p in range(p0, p1):
                     j = par[p]
-                    gh = buf[p - p0] / lm
+                    gh = bgh[p - p0] * inv_l
                     w = Ex[j, k0] * gh
-                    if w == 0.0:
-                        if store_w:
-                            wout[p] = 0.0
-                        continue
                     if store_w:
                         wout[p] = w
+                    if w == 0.0:
+                        continue
                     lj = lab[j]
                     if lj >= 0:
                         acc_N[ch, lj, k0] += w
                     else:
                         for l in range(K):
                             acc_N[ch, l, k0] += Q[j, l] * alpha[l, k0] * gh
-                    v = sigma2 + si2 + s2[j]
-                    uj = u[j]
-                    uij = math.sqrt(ui * ui + uj * uj) if (ui > 0.0 or uj > 0.0) else 0.0
                     sw += w
-                    sdt += w * _edt(dt[p], uij, omega, W)
-                    r = sigma2 / v
-                    sdd += w * (r * r * d2[p] + 2.0 * r * (si2 + s2[j]))
+                    sdt += w * bedt[p - p0]
+                    sdd += w * bedd[p - p0]
             else:
                 for k in range(K):
                     lam[k] = B[i, k]
                 for p in range(p0, p1):
                     j = par[p]
-                    gh = buf[p - p0]
+                    gh = bgh[p - p0]
                     for k in range(K):
                         lam[k] += Ex[j, k] * gh
                 for k in range(K):
@@ -181,16 +218,18 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
                     if Q[i, k] > 0.0:
                         Phi[i, k] = Q[i, k] * B[i, k] / lam[k]
                         ll += Q[i, k] * math.log(lam[k])
+                        lam[k] = Q[i, k] / lam[k]  # from here on: Q / lambda
                     else:
                         Phi[i, k] = 0.0
+                        lam[k] = 0.0
                 for p in range(p0, p1):
                     j = par[p]
-                    gh = buf[p - p0]
+                    gh = bgh[p - p0]
                     w = 0.0
                     lj = lab[j]
                     for k in range(K):
-                        if Q[i, k] > 0.0:
-                            c = Q[i, k] * gh / lam[k]
+                        c = lam[k] * gh
+                        if c > 0.0:
                             w += c * Ex[j, k]
                             if lj >= 0:
                                 acc_N[ch, lj, k] += c * alpha[lj, k]
@@ -201,13 +240,9 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
                         wout[p] = w
                     if w == 0.0:
                         continue
-                    v = sigma2 + si2 + s2[j]
-                    uj = u[j]
-                    uij = math.sqrt(ui * ui + uj * uj) if (ui > 0.0 or uj > 0.0) else 0.0
                     sw += w
-                    sdt += w * _edt(dt[p], uij, omega, W)
-                    r = sigma2 / v
-                    sdd += w * (r * r * d2[p] + 2.0 * r * (si2 + s2[j]))
+                    sdt += w * bedt[p - p0]
+                    sdd += w * bedd[p - p0]
         acc_S[ch, 0] = ll
         acc_S[ch, 1] = sw
         acc_S[ch, 2] = sdt
@@ -232,21 +267,25 @@ def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, omega, W, sigma2, Lam, nc
         lo = ch * n // nchunk
         hi = (ch + 1) * n // nchunk
         lam = np.empty(K)
+        cache = np.full(4, -1.0)
         for i in range(lo, hi):
             k0 = lab[i]
+            ui2 = u[i] * u[i]
             if k0 >= 0:
                 lm = B[i, k0]
                 for p in range(indptr[i], indptr[i + 1]):
                     j = par[p]
-                    lm += Ex[j, k0] * _gh(dt[p], d2[p], u[i], u[j], s2[i], s2[j], omega, W, zw,
-                                          sigma2)
+                    gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], 1.0 / (sigma2 + s2[i] + s2[j]),
+                                 omega, W, zw, cache)
+                    lm += Ex[j, k0] * gh
                 Lam[i, k0] = lm
             else:
                 for k in range(K):
                     lam[k] = B[i, k]
                 for p in range(indptr[i], indptr[i + 1]):
                     j = par[p]
-                    gh = _gh(dt[p], d2[p], u[i], u[j], s2[i], s2[j], omega, W, zw, sigma2)
+                    gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], 1.0 / (sigma2 + s2[i] + s2[j]),
+                                 omega, W, zw, cache)
                     for k in range(K):
                         lam[k] += Ex[j, k] * gh
                 for k in range(K):
@@ -421,7 +460,7 @@ def solve_label(a, A, out):
 
 
 @nb.njit(cache=True)
-def _sweep(order, rptr, rpair, rchild, dt, d2, s2, u, lab, Q, Ex, Lam, alpha, omega, W, sigma2,
+def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, W, sigma2,
            logf, Ghat, maxchild):
     K = Q.shape[1]
     zw = -math.expm1(-omega * W)
@@ -434,6 +473,7 @@ def _sweep(order, rptr, rpair, rchild, dt, d2, s2, u, lab, Q, Ex, Lam, alpha, om
     qn = np.empty(K)
     dq = np.empty(K)
     buf = np.empty(maxchild)
+    cache = np.full(4, -1.0)
     for jj in range(len(order)):
         j = order[jj]
         for l in range(K):
@@ -442,9 +482,9 @@ def _sweep(order, rptr, rpair, rchild, dt, d2, s2, u, lab, Q, Ex, Lam, alpha, om
         r0 = rptr[j]
         r1 = rptr[j + 1]
         for r in range(r0, r1):
-            p = rpair[r]
             c = rchild[r]
-            gh = _gh(dt[p], d2[p], u[c], u[j], s2[c], s2[j], omega, W, zw, sigma2)
+            gh, _ = _ghc(rdt[r], rd2[r], u[c] * u[c] + u[j] * u[j], 1.0 / (sigma2 + s2[c] + s2[j]),
+                         omega, W, zw, cache)
             buf[r - r0] = gh
             kc = lab[c]
             if kc >= 0:
@@ -484,12 +524,24 @@ def _sweep(order, rptr, rpair, rchild, dt, d2, s2, u, lab, Q, Ex, Lam, alpha, om
             Q[j, l] = qn[l]
 
 
+def children_of(pairs, n, mask):
+    """Pairs regrouped by parent for the parents in ``mask``: (rptr, rchild, rdt, rd2)."""
+    from culpa.model.pairs import reverse_index
+
+    rptr, rpair, rchild = reverse_index(pairs, n, mask)
+    return rptr, rchild, pairs.dt[rpair], pairs.d2[rpair]
+
+
 def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, sigma2, logf,
                 Ghat):
-    """Update Q, Ex and Lam in place for the latent events in ``order`` (see module doc)."""
-    rptr, rpair, rchild = rev
+    """Update Q, Ex and Lam in place for the latent events in ``order`` (see module doc).
+
+    ``rev`` is :func:`children_of` of the latent events (the pairs regrouped by parent, with
+    their lags and distances copied so the sweep reads them contiguously).
+    """
+    rptr, rchild, rdt, rd2 = rev
     maxchild = max(int(np.diff(rptr).max()) if len(rptr) > 1 else 0, 1)
-    _sweep(order, rptr, rpair, rchild, pairs.dt, pairs.d2, s2, u, lab, Q, Ex, Lam,
+    _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam,
            np.ascontiguousarray(alpha, dtype=np.float64), float(omega), float(window),
            float(sigma2), logf, Ghat, maxchild)
 
@@ -535,3 +587,94 @@ def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, wi
         Lam[cs] += delta * upd
         Ex[j] = qn @ alpha
         Q[j] = qn
+
+
+# ---------------------------------------------------------------------------------------------
+# queries: the triggered intensity at new (t, x) from the fitted events before t
+
+
+@nb.njit(cache=True, parallel=True)
+def _query(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy, qs2, qu,
+           omega, W, sigma2, r2):
+    nq = len(qt)
+    K = Ex.shape[1]
+    out = np.zeros((nq, K))
+    zw = -math.expm1(-omega * W)
+    for i in nb.prange(nq):
+        ti, xi, yi = qt[i], qx[i], qy[i]
+        cx = int(math.floor((xi - x0) / cell))
+        cy = int(math.floor((yi - y0) / cell))
+        for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
+            for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
+                g = gy * nx + gx
+                p = _lb(ct, start[g], start[g + 1], ti - W)
+                for q in range(p, start[g + 1]):
+                    if ct[q] >= ti:
+                        break
+                    j = ev[q]
+                    dx, dy = x[j] - xi, y[j] - yi
+                    dd = dx * dx + dy * dy
+                    if dd <= r2:
+                        gh = _gh(ti - ct[q], dd, qu[i], u[j], qs2[i], s2[j], omega, W, zw, sigma2)
+                        for k in range(K):
+                            out[i, k] += Ex[j, k] * gh
+    return out
+
+
+@nb.njit(cache=True)
+def _query_one(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, qt, qx, qy, qs2, qu,
+               omega, W, sigma2, r2):
+    zw = -math.expm1(-omega * W)
+    cx = int(math.floor((qx - x0) / cell))
+    cy = int(math.floor((qy - y0) / cell))
+    m = 0
+    for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
+        for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
+            g = gy * nx + gx
+            m += start[g + 1] - start[g]
+    idx = np.empty(m, np.int64)
+    val = np.empty(m)
+    d2o = np.empty(m)
+    n = 0
+    for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
+        for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
+            g = gy * nx + gx
+            p = _lb(ct, start[g], start[g + 1], qt - W)
+            for q in range(p, start[g + 1]):
+                if ct[q] >= qt:
+                    break
+                j = ev[q]
+                dx, dy = x[j] - qx, y[j] - qy
+                dd = dx * dx + dy * dy
+                if dd <= r2:
+                    idx[n] = j
+                    val[n] = _gh(qt - ct[q], dd, qu, u[j], qs2, s2[j], omega, W, zw, sigma2)
+                    d2o[n] = dd
+                    n += 1
+    return idx[:n], val[:n], d2o[:n]
+
+
+@nb.njit(cache=True, inline="always")
+def _lb(a, lo, hi, v):
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def query_intensity(grid, x, y, s2, u, Ex, qt, qx, qy, qs2, qu, omega, window, sigma2, radius):
+    """Triggered intensity (nq x K) at queries from fitted events strictly before each query."""
+    f = np.ascontiguousarray
+    return _query(*grid.arrays(), x, y, s2, u, Ex, f(qt, dtype=np.float64),
+                  f(qx, dtype=np.float64), f(qy, dtype=np.float64), f(qs2, dtype=np.float64),
+                  f(qu, dtype=np.float64), float(omega), float(window), float(sigma2),
+                  float(radius) ** 2)
+
+
+def query_contributions(grid, x, y, s2, u, qt, qx, qy, qs2, qu, omega, window, sigma2, radius):
+    """(event index, g*h, squared distance) of every fitted event that can trigger the query."""
+    return _query_one(*grid.arrays(), x, y, s2, u, float(qt), float(qx), float(qy), float(qs2),
+                      float(qu), float(omega), float(window), float(sigma2), float(radius) ** 2)

@@ -1,7 +1,7 @@
 """Candidate parent pairs, built once with a spatial grid and a time window (never O(N^2)).
 
 For every child ``i`` the candidates are the events ``j`` with ``0 < t_i - t_j <= window`` and
-``|x_i - x_j| <= radius``. They are stored per child in CSR form, 12 bytes a pair:
+``|x_i - x_j| <= radius`` (and, when a date is imprecise, earlier events of the same time). They are stored per child in CSR form, 12 bytes a pair:
 
 - ``indptr``  int64 (N + 1): pairs of child ``i`` are ``indptr[i]:indptr[i + 1]``
 - ``parent``  int32: the parent's index (events are indexed in time order)
@@ -120,7 +120,7 @@ def _lower_bound(a, lo, hi, v):
 
 
 @nb.njit(cache=True, parallel=True)
-def _count(t, x, y, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct):
+def _count(t, x, y, u, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct):
     n = len(t)
     counts = np.zeros(n, np.int64)
     for i in nb.prange(n):
@@ -133,9 +133,11 @@ def _count(t, x, y, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct):
                 g = gy * nx + gx
                 p = _lower_bound(ct, start[g], start[g + 1], ti - window)
                 for q in range(p, start[g + 1]):
-                    if ct[q] >= ti:
-                        break
                     j = ev[q]
+                    if j >= i:
+                        break
+                    if ct[q] >= ti and u[i] <= 0.0 and u[j] <= 0.0:
+                        continue
                     dx, dy = x[j] - xi, y[j] - yi
                     if dx * dx + dy * dy <= r2:
                         c += 1
@@ -144,7 +146,7 @@ def _count(t, x, y, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct):
 
 
 @nb.njit(cache=True, parallel=True)
-def _fill(t, x, y, s2, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct, counts, indptr,
+def _fill(t, x, y, u, s2, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct, counts, indptr,
           cap, omega0, sigma0_2, parent, dt_out, d2_out, maxc, nchunk):
     n = len(t)
     for ch in nb.prange(nchunk):
@@ -164,9 +166,11 @@ def _fill(t, x, y, s2, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct, c
                     g = gy * nx + gx
                     p = _lower_bound(ct, start[g], start[g + 1], ti - window)
                     for q in range(p, start[g + 1]):
-                        if ct[q] >= ti:
-                            break
                         j = ev[q]
+                        if j >= i:
+                            break
+                        if ct[q] >= ti and u[i] <= 0.0 and u[j] <= 0.0:
+                            continue
                         dx, dy = x[j] - xi, y[j] - yi
                         dd = dx * dx + dy * dy
                         if dd <= r2:
@@ -193,19 +197,24 @@ def _fill(t, x, y, s2, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct, c
                     d2_out[o + a] = bd2[b]
 
 
-def count_candidates(t, x, y, window_days: float, radius_km: float,
+def count_candidates(t, x, y, window_days: float, radius_km: float, u=None,
                      grid: GridIndex | None = None) -> np.ndarray:
     """Number of candidate parents of every event (no pair is stored)."""
     grid = grid or GridIndex.build(t, x, y, radius_km)
-    return _count(t, x, y, float(window_days), float(radius_km) ** 2, *grid.arrays())
+    u = np.zeros(len(t)) if u is None else np.ascontiguousarray(u, dtype=np.float64)
+    return _count(t, x, y, u, float(window_days), float(radius_km) ** 2, *grid.arrays())
 
 
 def build_pairs(t: np.ndarray, x: np.ndarray, y: np.ndarray, window_days: float,
-                radius_km: float, *, s2: np.ndarray | None = None, max_pairs: int | None = None,
+                radius_km: float, *, u: np.ndarray | None = None,
+                s2: np.ndarray | None = None, max_pairs: int | None = None,
                 omega0: float | None = None, sigma0_km: float | None = None,
                 grid: GridIndex | None = None) -> CandidatePairs:
     """Candidate parents of every event; ``t`` sorted ascending (days), ``x``/``y`` in km.
 
+    Events with the same time are ordered by index: ``j`` before ``i`` may be a parent of ``i``
+    when either date is imprecise (``u`` > 0, half-width in days) — two events on the same day
+    may have triggered one another; with exact times a tie is never a pair.
     ``s2`` (squared location precision, km^2) only matters for ranking when a cap applies.
     """
     t = np.ascontiguousarray(t, dtype=np.float64)
@@ -215,8 +224,9 @@ def build_pairs(t: np.ndarray, x: np.ndarray, y: np.ndarray, window_days: float,
     if n >= 2**31 - 1:
         raise ValueError("too many events for int32 parent indices")
     s2 = np.zeros(n) if s2 is None else np.ascontiguousarray(s2, dtype=np.float64)
+    u = np.zeros(n) if u is None else np.ascontiguousarray(u, dtype=np.float64)
     grid = grid or GridIndex.build(t, x, y, radius_km)
-    counts = _count(t, x, y, float(window_days), float(radius_km) ** 2, *grid.arrays())
+    counts = _count(t, x, y, u, float(window_days), float(radius_km) ** 2, *grid.arrays())
     total = int(counts.sum())
     maxc = int(counts.max()) if n else 0
     cap = -1
@@ -232,7 +242,7 @@ def build_pairs(t: np.ndarray, x: np.ndarray, y: np.ndarray, window_days: float,
     omega0 = 3.0 / window_days if omega0 is None else omega0
     sigma0 = radius_km / 5.0 if sigma0_km is None else sigma0_km
     if n:
-        _fill(t, x, y, s2, float(window_days), float(radius_km) ** 2, *grid.arrays(), counts,
+        _fill(t, x, y, u, s2, float(window_days), float(radius_km) ** 2, *grid.arrays(), counts,
               indptr, cap, float(omega0), float(sigma0) ** 2, parent, dt, d2, maxc,
               min(n, 64 * nb.get_num_threads()))
     return CandidatePairs(indptr, parent, dt, d2, total, None if cap < 0 else cap)

@@ -64,12 +64,12 @@ def simulate(*, n_actors: int = 3, mu=None, alpha=None, omega: float = 0.2,
     actors = [f"actor_{chr(65 + k)}" if K <= 26 else f"actor_{k:03d}" for k in range(K)]
     L = float(region_km)
     # hotspots: (x, y, sd); the first `shared_hotspots` of every actor sit at common places
+    shared_hotspots = min(shared_hotspots, hotspots_per_actor)
     common = rng.uniform(0.1 * L, 0.9 * L, size=(shared_hotspots, 2))
     hot = []
     for k in range(K):
         c = rng.uniform(0.05 * L, 0.95 * L, size=(hotspots_per_actor, 2))
-        c[:shared_hotspots] = common[:hotspots_per_actor] + rng.normal(0, 2.0, (min(
-            shared_hotspots, hotspots_per_actor), 2))
+        c[:shared_hotspots] = common + rng.normal(0, 2.0, (shared_hotspots, 2))
         sd = rng.uniform(*hotspot_sd_km, size=hotspots_per_actor)
         hot.append(np.column_stack([c, sd]))
     # background

@@ -1,0 +1,849 @@
+"""HawkesAttributor: a multi-actor spatio-temporal Hawkes process with latent labels, fitted by EM.
+
+The model (DESIGN.md, "The model")
+----------------------------------
+For actor ``k`` at time ``t`` (days) and place ``x`` (km, local projection):
+
+    lambda_k(t, x) = mu_k(t) b_k(x) + sum_{j: t_j < t} sum_l Q[j, l] alpha[l, k] g(t - t_j) h(x - x_j)
+
+``Q[j, l]`` is P(event j was by actor l): one-hot for labelled events, learned for latent ones.
+``g``, ``h``: see :mod:`culpa.model.kernels` (exponential in time, Gaussian in space with each
+pair's own variance ``sigma^2 + s_i^2 + s_j^2``, date imprecision by convolution); ``b_k``,
+``mu_k``: :mod:`culpa.model.background`; marks ``f_k(m)``: :mod:`culpa.model.marks`.
+
+Objective and EM
+----------------
+EM maximises (and ``log_likelihood_`` records, once per iteration)
+
+    J(theta, Q) = sum_i sum_k Q[i,k] (log lambda_k(t_i, x_i) + log f_k(m_i)) + sum_{latent} H(Q[i])
+                  - sum_k int mu_k dt - sum_j sum_k (Q alpha)[j, k] Ghat_j + log priors
+
+where ``Ghat_j = G_W(T - t_j)`` is the share of ``j``'s triggering kernel inside the observed
+period (the spatial mass of h is taken as one) and the priors are the Dirichlet pseudo-counts of
+the marks and the Gamma pseudo-count of ``mu``. When every label is known ``J`` is the
+log-likelihood of the marked multi-type process. For a latent event with its parents' labels held
+fixed, maximising ``J`` over ``Q[i]`` alone gives ``Q[i,k] ∝ lambda_k f_k`` and ``J`` becomes the
+log-likelihood with ``i``'s label marginalised; ``J`` is the variational free energy of that
+model, where parents excite in proportion to their label probabilities.
+
+Every step below either maximises ``J`` exactly in a block of variables or maximises a minorising
+surrogate of it, so ``J`` never decreases (tested):
+
+E-step (one fused pass over the candidate pairs, :func:`culpa.model.kernels.estep`): the
+  branching responsibilities — for child ``i`` in its label ``k`` — of the background,
+  ``Q[i,k] mu_k b_k / lambda_k``, and of each candidate parent ``j`` acting as ``l``,
+  ``Q[i,k] Q[j,l] alpha[l,k] g h / lambda_k``, summed into the M-step statistics.
+M-step (conditional maximisations of the surrogate, in this order):
+  - marks: ``P(c|k) ∝ sum_i Q[i,k] [m_i = c] + a``;
+  - ``mu_kb = (sum_{i in bin b} phi_ik + tau) / L_b`` with ``phi_ik`` the background resp.;
+  - ``b_k``: a new weighted KDE of the background responsibilities (Zhuang-style declustering)
+    is *proposed* and mixed in as ``(1 - eta) b_old + eta b_new`` with ``eta`` in [0, 1]
+    maximising the background part of the surrogate, ``sum_i phi_ik log b_k(x_i)`` (concave in
+    eta; 1-D Newton). A KDE step alone is not an M-step and can lower the likelihood; this
+    line search keeps EM monotone while letting the KDE do the work;
+  - ``alpha[l,k] = N[l,k] / sum_j Q[j,l] Ghat_j`` (diagonal unless ``cross_excitation``);
+  - ``omega``: 1-D maximisation of ``Sw log omega - omega Sdt - Sw log(1 - e^{-omega W})
+    - sum_j (Q alpha 1)_j G_W(T - t_j)``, with ``Sdt`` built from ``E[dt*]`` (date imprecision);
+  - ``sigma^2 = Sdd / (2 Sw)`` (variance-component EM step for the imprecise locations).
+Labels (latent events only): a Gauss–Seidel sweep over latent events, each updated by the exact
+  maximiser of a surrogate of ``J`` in ``Q[j]`` that contains (1) its own evidence
+  ``lambda_k(t_j, x_j) f_k(m_j)``, (2) the expected-offspring penalty ``exp(-Ghat_j sum_k
+  alpha[l,k])`` and (3) the evidence of its offspring — children whose intensity in their own
+  label is best explained by ``j`` acting as ``l`` pull ``Q[j]`` towards ``l`` (see
+  :func:`culpa.model.kernels.label_sweep`). This is the "better" posterior: it uses the events
+  that followed, stays monotone, and costs one pass over the latent events' children.
+
+Attribution of a new event (``predict_proba``): ``P(k) ∝ lambda_k(t, x) f_k(m)`` from the fitted
+history strictly before ``t`` (no offspring yet, by construction).
+
+Persistence: :meth:`HawkesAttributor.save` writes one ``.npz`` holding plain arrays plus a JSON
+metadata blob (stored as bytes); :meth:`HawkesAttributor.load` reads it with
+``allow_pickle=False``. The fitted events needed for predictions are included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time as _time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, sparse
+
+from culpa.errors import AnalysisError, InputError
+from culpa.events.schema import LABELLED_STATUSES
+from culpa.model import kernels as kr
+from culpa.model.background import SpatialBackground, TemporalBackground, knn_bandwidths
+from culpa.model.geo import LocalProjection
+from culpa.model.marks import FATALITY_BANDS, MarkModel, fatality_band, type_codes
+from culpa.model.pairs import BYTES_PER_PAIR, GridIndex, build_pairs, reverse_index
+
+FORMAT_VERSION = 1
+#: Columns fit() requires; the others have defaults (see HawkesAttributor.fit).
+REQUIRED_COLUMNS = ("id", "time_start", "latitude", "longitude", "actor", "attribution")
+OPTIONAL_COLUMNS = {"time_end": None, "date_precision_days": 1.0, "location_precision_km": None,
+                    "event_type": None, "fatalities": np.nan, "latent": False}
+
+
+class NotFittedError(AnalysisError, AttributeError):
+    """The estimator is used before fit() (or load())."""
+
+
+def _days(ts: pd.Series, t0: np.datetime64) -> np.ndarray:
+    v = pd.to_datetime(ts).to_numpy(dtype="datetime64[s]")
+    return (v - t0).astype(np.float64) / 86400.0
+
+
+class HawkesAttributor:
+    """Multi-actor spatio-temporal Hawkes process with latent labels (EM / stochastic declustering).
+
+    Parameters
+    ----------
+    window_days, radius_km : candidate parents are at most this far back in time and in space.
+    max_iter, tol : EM stops after ``max_iter`` iterations or when the relative increase of the
+        objective falls below ``tol``.
+    cross_excitation : learn the full K x K ``alpha`` (else diagonal: actors excite themselves).
+    min_bandwidth_km : smallest background kernel (also the background raster's cell).
+    n_neighbors : the background bandwidth of an event is the distance to this nearest neighbour.
+    background_bin_days : width of the piecewise-constant background rate ``mu_k(t)``.
+    random_state : accepted for scikit-learn compatibility; the fit is deterministic.
+    max_pair_memory_mb : memory the candidate pairs may take (12 bytes a pair); beyond it each
+        event keeps only its nearest candidates in space and time (a warning says so).
+    background_floor : share ``eps`` of every actor's spatial density spread over the region.
+    mark_pseudo_count : Dirichlet pseudo-count of the mark distributions.
+    verbose : print the objective at every iteration.
+    """
+
+    def __init__(self, window_days: float = 60.0, radius_km: float = 50.0, max_iter: int = 200,
+                 tol: float = 1e-6, cross_excitation: bool = False, min_bandwidth_km: float = 1.0,
+                 n_neighbors: int = 15, background_bin_days: float = 90.0, random_state=None,
+                 max_pair_memory_mb: float = 2048.0, background_floor: float = 1e-3,
+                 mark_pseudo_count: float = 1.0, verbose: bool = False):
+        self.window_days = window_days
+        self.radius_km = radius_km
+        self.max_iter = max_iter
+        self.tol = tol
+        self.cross_excitation = cross_excitation
+        self.min_bandwidth_km = min_bandwidth_km
+        self.n_neighbors = n_neighbors
+        self.background_bin_days = background_bin_days
+        self.random_state = random_state
+        self.max_pair_memory_mb = max_pair_memory_mb
+        self.background_floor = background_floor
+        self.mark_pseudo_count = mark_pseudo_count
+        self.verbose = verbose
+
+    # -----------------------------------------------------------------------------------------
+    # scikit-learn style plumbing
+
+    _PARAMS = ("window_days", "radius_km", "max_iter", "tol", "cross_excitation",
+               "min_bandwidth_km", "n_neighbors", "background_bin_days", "random_state",
+               "max_pair_memory_mb", "background_floor", "mark_pseudo_count", "verbose")
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {p: getattr(self, p) for p in self._PARAMS}
+
+    def set_params(self, **params) -> "HawkesAttributor":
+        for k, v in params.items():
+            if k not in self._PARAMS:
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        diff = {p: getattr(self, p) for p in self._PARAMS
+                if getattr(self, p) != HawkesAttributor().get_params()[p]}
+        return f"HawkesAttributor({', '.join(f'{k}={v!r}' for k, v in diff.items())})"
+
+    def _check_params(self) -> None:
+        for name in ("window_days", "radius_km", "min_bandwidth_km", "background_bin_days"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise InputError(f"must be a positive number, got {v!r}", field=name)
+        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
+            raise InputError(f"must be a positive integer, got {self.max_iter!r}",
+                             field="max_iter")
+        if not (isinstance(self.n_neighbors, (int, np.integer)) and self.n_neighbors >= 1):
+            raise InputError(f"must be a positive integer, got {self.n_neighbors!r}",
+                             field="n_neighbors")
+        if not (self.tol >= 0):
+            raise InputError(f"must be >= 0, got {self.tol!r}", field="tol")
+        if not (0 < self.background_floor < 1):
+            raise InputError("must be in (0, 1)", field="background_floor")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "actors_"):
+            raise NotFittedError("this HawkesAttributor is not fitted yet: call fit() or load()")
+
+    # -----------------------------------------------------------------------------------------
+    # input validation
+
+    @staticmethod
+    def _validate_frame(df, required, what: str) -> None:
+        if not isinstance(df, pd.DataFrame):
+            raise InputError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
+        for col in required:
+            if col not in df.columns:
+                raise InputError(f"{what} has no column '{col}'", field=col)
+        if len(df) == 0:
+            raise InputError(f"{what} is empty")
+
+    @staticmethod
+    def _floats(df, col, *, lo=-np.inf, hi=np.inf, allow_nan=False, what="events") -> np.ndarray:
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(v) if not allow_nan else np.isinf(v)
+        bad |= (v < lo) | (v > hi)
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{what} row {r}: {df[col].iloc[r]!r} is not a number in "
+                             f"[{lo}, {hi}] ({int(bad.sum())} such rows)", field=col)
+        return v
+
+    @staticmethod
+    def _times(df, col, what="events") -> pd.Series:
+        try:
+            ts = pd.to_datetime(df[col])
+        except (ValueError, TypeError) as e:
+            raise InputError(f"{what}: not a timestamp ({e})", field=col) from None
+        if ts.isna().any():
+            r = int(np.flatnonzero(ts.isna().to_numpy())[0])
+            raise InputError(f"{what} row {r}: timestamp is missing", field=col)
+        if ts.dt.tz is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        return ts
+
+    def _event_arrays(self, df: pd.DataFrame) -> dict:
+        self._validate_frame(df, REQUIRED_COLUMNS, "events")
+        ids = df["id"].astype(object)
+        if ids.isna().any():
+            raise InputError(f"events row {int(np.flatnonzero(ids.isna())[0])}: id is missing",
+                             field="id")
+        ids = ids.astype(str).to_numpy()
+        if len(set(ids)) != len(ids):
+            dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
+            raise InputError(f"events: id {dup!r} occurs more than once", field="id")
+        start = self._times(df, "time_start")
+        end = self._times(df, "time_end") if "time_end" in df.columns else start
+        if (end < start).any():
+            r = int(np.flatnonzero((end < start).to_numpy())[0])
+            raise InputError(f"events row {r}: time_end is before time_start", field="time_end")
+        lat = self._floats(df, "latitude", lo=-90, hi=90)
+        lon = self._floats(df, "longitude", lo=-180, hi=180)
+        n = len(df)
+        dprec = (self._floats(df, "date_precision_days", lo=0, allow_nan=True)
+                 if "date_precision_days" in df.columns else np.ones(n))
+        dprec = np.where(np.isnan(dprec), 1.0, dprec)
+        lprec = (self._floats(df, "location_precision_km", lo=0, allow_nan=True)
+                 if "location_precision_km" in df.columns else np.full(n, np.nan))
+        lprec = np.where(np.isnan(lprec), self.min_bandwidth_km, lprec)
+        actor = df["actor"].astype(object).where(df["actor"].notna(), None)
+        status = df["attribution"].astype(object)
+        latent = (df["latent"].fillna(False).astype(bool).to_numpy()
+                  if "latent" in df.columns else np.zeros(n, bool))
+        labelled = (actor.notna() & status.isin(LABELLED_STATUSES)).to_numpy() & ~latent
+        etype = df["event_type"] if "event_type" in df.columns else pd.Series([None] * n)
+        fat = df["fatalities"] if "fatalities" in df.columns else np.full(n, np.nan)
+        return {"ids": ids, "start": start, "end": end, "lat": lat, "lon": lon, "dprec": dprec,
+                "lprec": lprec, "actor": actor.to_numpy(), "labelled": labelled,
+                "etype": np.asarray(etype, dtype=object), "fat": np.asarray(fat)}
+
+    # -----------------------------------------------------------------------------------------
+    # fit
+
+    def fit(self, events: pd.DataFrame, y=None) -> "HawkesAttributor":
+        """Fit to events in the normalised schema (see module doc); returns self.
+
+        Required columns: id, time_start, latitude, longitude, actor, attribution. Optional:
+        time_end (default time_start), date_precision_days (1), location_precision_km
+        (min_bandwidth_km), event_type, fatalities, latent (False). An event is labelled iff its
+        actor is set, its attribution is claimed/attributed and it is not ``latent``.
+        """
+        self._check_params()
+        tick = _time.perf_counter()
+        a = self._event_arrays(events)
+        n = len(a["ids"])
+        if not a["labelled"].any():
+            raise AnalysisError("no labelled events: at least one event needs a known actor "
+                                "(attribution claimed or attributed)")
+        # ---- time: midpoint of the date range, half-width u -------------------------------
+        t0 = pd.Timestamp(a["start"].min()).floor("D").to_datetime64().astype("datetime64[s]")
+        s_d, e_d = _days(a["start"], t0), _days(a["end"], t0)
+        width = np.maximum(a["dprec"], e_d - s_d)
+        t_all = s_d + 0.5 * width
+        u_all = 0.5 * width
+        order = np.lexsort((np.arange(n), t_all))  # stable by time
+        self.order_ = order
+        self.t0_ = t0
+        t = np.ascontiguousarray(t_all[order])
+        u = np.ascontiguousarray(u_all[order])
+        # ---- space ------------------------------------------------------------------------
+        proj = LocalProjection.about(a["lat"], a["lon"])
+        xa, ya = proj.forward(a["lat"], a["lon"])
+        x, y = np.ascontiguousarray(xa[order]), np.ascontiguousarray(ya[order])
+        prec = np.ascontiguousarray(a["lprec"][order])
+        s2 = prec ** 2
+        # ---- labels -----------------------------------------------------------------------
+        labelled = a["labelled"][order]
+        actors = sorted({str(v) for v in a["actor"][order][labelled]})
+        K = len(actors)
+        lut = {k: i for i, k in enumerate(actors)}
+        lab = np.full(n, -1, np.int32)
+        lab[labelled] = [lut[str(v)] for v in a["actor"][order][labelled]]
+        latent = np.flatnonzero(lab < 0)
+        # ---- marks ------------------------------------------------------------------------
+        marks = MarkModel.for_events(a["etype"], K, self.mark_pseudo_count)
+        tcode = type_codes(a["etype"][order], marks.categories)
+        bcode = fatality_band(a["fat"][order])
+
+        self.projection_ = proj
+        self.actors_ = actors
+        self.n_events_ = n
+        self._t, self._u, self._x, self._y, self._prec, self._s2 = t, u, x, y, prec, s2
+        self._lab, self._tcode, self._bcode = lab, tcode, bcode
+        self._ids = a["ids"][order]
+        self._start = a["start"].to_numpy(dtype="datetime64[s]")[order]
+        self._marks = marks
+        self.t_end_ = float(np.max(t + u))
+        t_begin = float(np.min(t - u))
+        W, R = float(self.window_days), float(self.radius_km)
+
+        # ---- candidate pairs --------------------------------------------------------------
+        grid = GridIndex.build(t, x, y, R)
+        max_pairs = int(self.max_pair_memory_mb * 2**20 / BYTES_PER_PAIR)
+        pairs = build_pairs(t, x, y, W, R, u=u, s2=s2, max_pairs=max_pairs,
+                            omega0=6.0 / W, sigma0_km=R / 10.0, grid=grid)
+        if pairs.capped:
+            warnings.warn(
+                f"{pairs.n_candidates:,} candidate pairs exceed max_pair_memory_mb="
+                f"{self.max_pair_memory_mb:g}: each event keeps its {pairs.cap} nearest "
+                f"candidates in space and time (reduce window_days or radius_km, or raise the "
+                f"budget)", RuntimeWarning, stacklevel=2)
+        self._grid, self._pairs = grid, pairs
+        self.n_pairs_ = pairs.n_pairs
+        rev = kr.children_of(pairs, n, lab < 0) if len(latent) else None
+        tick_pairs = _time.perf_counter()
+
+        # ---- background ------------------------------------------------------------------
+        spatial = SpatialBackground.for_points(x, y, K, self.min_bandwidth_km,
+                                               margin=max(10.0, 3 * self.min_bandwidth_km),
+                                               eps=self.background_floor)
+        temporal = TemporalBackground(t_begin, self.t_end_, self.background_bin_days, K)
+        bins = temporal.bin_of(t)
+        H = knn_bandwidths(x, y, lab, K, self.n_neighbors, prec, self.min_bandwidth_km,
+                           default_bw=R)
+
+        # ---- initial state ---------------------------------------------------------------
+        Q = np.zeros((n, K))
+        Q[labelled, lab[labelled]] = 1.0
+        marks.update(Q, tcode, bcode)  # from the labelled events only
+        spatial.set_levels(prec)
+        lvl = spatial.level_of(prec)
+        kde_loo = np.zeros((n, K))
+        for k in range(K):
+            w = (lab == k).astype(float)
+            bundle, kde_loo[:, k] = self._render(spatial, x, y, H[:, k], w / w.sum(), lvl)
+            spatial.set_bundle(k, bundle)
+        bloo = spatial.with_floor(kde_loo)
+        frac = np.bincount(lab[labelled], minlength=K) / labelled.sum()
+        for k in range(K):
+            cnt = np.bincount(bins[lab == k], minlength=temporal.mu.shape[1]).astype(float)
+            cnt += np.bincount(bins[latent], minlength=temporal.mu.shape[1]) * frac[k]
+            temporal.mu[k] = 0.5 * (cnt + temporal.tau) / temporal.lengths
+        alpha = 0.3 * np.eye(K)
+        if self.cross_excitation and K > 1:
+            alpha += 0.02 * (1 - np.eye(K))
+        omega, sigma2 = 6.0 / W, (R / 10.0) ** 2
+        logf = marks.loglik(tcode, bcode)
+        B = temporal.rate(t) * bloo
+        if len(latent):
+            lp = np.log(B[latent]) + logf[latent]
+            lp -= lp.max(1, keepdims=True)
+            q = np.exp(lp)
+            Q[latent] = q / q.sum(1, keepdims=True)
+        Lam = np.zeros((n, K))
+        Phi = np.zeros((n, K))
+        ll_hist: list[float] = []
+        converged = False
+        it = 0
+        Ghat = self._ghat(t, omega)
+        refreshed = True
+        for it in range(1, self.max_iter + 1):
+            Ex = Q @ alpha
+            r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, Lam=Lam, Phi=Phi)
+            J = self._objective(r.ll, Q, logf, latent, temporal, Ex, Ghat, marks)
+            ll_hist.append(J)
+            if self.verbose:
+                print(f"iter {it:4d}  J = {J:.10g}  alpha_diag = {np.diag(alpha).round(4)}  "
+                      f"omega = {omega:.4g}  sigma = {math.sqrt(sigma2):.4g}", flush=True)
+            small = len(ll_hist) > 1 and (ll_hist[-1] - ll_hist[-2]) <= self.tol * abs(ll_hist[-2])
+            if small and refreshed:
+                converged = True
+                break
+            # the KDE proposal costs a raster per actor: every iteration early on, then every
+            # third, and always before declaring convergence
+            refreshed = it <= 3 or it % 3 == 0 or small
+            # ---- M-step ------------------------------------------------------------------
+            marks.update(Q, tcode, bcode)
+            logf = marks.loglik(tcode, bcode)
+            temporal.update(Phi, bins)
+            if refreshed:
+                self._update_spatial(spatial, x, y, H, Phi, kde_loo, lvl)
+                bloo = spatial.with_floor(kde_loo)
+            D = Q.T @ Ghat
+            with np.errstate(divide="ignore", invalid="ignore"):
+                new_alpha = np.where(D[:, None] > 0, r.N / D[:, None], 0.0)
+            alpha = new_alpha if self.cross_excitation else np.diag(np.diag(new_alpha))
+            omega = self._update_omega(omega, r.Sw, r.Sdt, Q @ alpha.sum(1), t)
+            if r.Sw > 0:
+                sigma2 = r.Sdd / (2.0 * r.Sw)
+            Ghat = self._ghat(t, omega)
+            B = temporal.rate(t) * bloo
+            # ---- labels --------------------------------------------------------------------
+            if len(latent):
+                Ex = Q @ alpha
+                kr.intensity(pairs, s2, u, lab, Ex, B, omega, W, sigma2, Lam=Lam)
+                kr.label_sweep(latent, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, W,
+                               sigma2, logf, Ghat)
+        else:
+            # max_iter reached: record the objective of the final state
+            Ex = Q @ alpha
+            r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, Lam=Lam, Phi=Phi)
+            ll_hist.append(self._objective(r.ll, Q, logf, latent, temporal, Ex, Ghat, marks))
+        # ---- final state -----------------------------------------------------------------
+        Ex = Q @ alpha
+        r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, want_w=True)
+        self._w = r.w
+        self._Q, self._Ex = Q, Ex
+        self._bg = r.Phi.sum(1)
+        self._spatial, self._temporal = spatial, temporal
+        self._kde_loo = kde_loo
+        self.alpha_ = alpha
+        self.omega_ = float(omega)
+        self.sigma_km_ = float(math.sqrt(sigma2))
+        self.log_likelihood_ = ll_hist
+        self.n_iter_ = len(ll_hist) - 1 if converged else self.max_iter
+        self.converged_ = converged
+        self._set_public()
+        self.fit_seconds_ = {"pairs": tick_pairs - tick, "total": _time.perf_counter() - tick}
+        return self
+
+    def _set_public(self) -> None:
+        inv = np.empty_like(self.order_)
+        inv[self.order_] = np.arange(len(self.order_))
+        self._inv = inv
+        self.label_proba_ = self._Q[inv]
+        self.background_proba_ = self._bg[inv]
+        self.branching_ratio_ = self.alpha_.sum(1)
+        self.event_ids_ = self._ids[inv]
+
+    # ---- pieces of the EM --------------------------------------------------------------------
+
+    def _ghat(self, t, omega) -> np.ndarray:
+        W = float(self.window_days)
+        tau = np.clip(self.t_end_ - t, 0.0, W)
+        return -np.expm1(-omega * tau) / -np.expm1(-omega * W)
+
+    def _objective(self, ll, Q, logf, latent, temporal, Ex, Ghat, marks) -> float:
+        J = ll + float(np.sum(Q * logf))
+        if len(latent):
+            q = Q[latent]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                J -= float(np.sum(np.where(q > 0, q * np.log(q), 0.0)))
+        J -= float(temporal.integral().sum())
+        J -= float(Ex.sum(1) @ Ghat)
+        J += marks.log_prior() + temporal.log_prior()
+        return J
+
+    def _update_omega(self, omega, Sw, Sdt, c, t) -> float:
+        """Maximise the omega part of the surrogate (exact 1-D maximisation)."""
+        if Sw <= 0:
+            return omega
+        W = float(self.window_days)
+        tau = self.t_end_ - t
+        edge = tau < W
+        tau_e, c_e = tau[edge], c[edge]
+
+        def neg(logw):
+            w = math.exp(logw)
+            zw = -math.expm1(-w * W)
+            G = -np.expm1(-w * np.maximum(tau_e, 0.0)) / zw
+            return -(Sw * logw - w * Sdt - Sw * math.log(zw) - float(c_e @ G))
+
+        res = optimize.minimize_scalar(neg, bounds=(math.log(1e-4), math.log(1e3)),
+                                       method="bounded", options={"xatol": 1e-10})
+        if res.fun <= neg(math.log(omega)):
+            return float(math.exp(res.x))
+        return omega
+
+    @staticmethod
+    def _render(spatial, x, y, h, w, lvl):
+        """A KDE proposal: its raster bundle and its leave-one-out values at the events (each
+        blurred by the event's own location precision)."""
+        R, kappa, selfvar = spatial.render(x, y, np.nan_to_num(h, nan=1.0), w)
+        bundle = spatial.bundle(R)
+        s = spatial.levels[lvl]
+        own = w * kappa * selfvar / (selfvar + s * s)
+        return bundle, np.maximum(spatial.lookup(bundle, x, y, lvl) - own, 0.0)
+
+    def _update_spatial(self, spatial, x, y, H, Phi, kde_loo, lvl) -> None:
+        """Propose the Zhuang KDE of background responsibilities; mix it in by line search."""
+        eps, area = spatial.eps, spatial.area
+        for k in range(spatial.n_actors):
+            p = Phi[:, k]
+            tot = p.sum()
+            if tot <= 0:
+                continue
+            bundle, new = self._render(spatial, x, y, H[:, k], p / tot, lvl)
+            sel = p > 0
+            a = (1 - eps) * kde_loo[sel, k] + eps / area
+            b = (1 - eps) * new[sel] + eps / area
+            eta = _line_search(p[sel], a, b)
+            if eta <= 0:
+                continue
+            kde_loo[:, k] = (1 - eta) * kde_loo[:, k] + eta * new
+            spatial.set_bundle(k, bundle, eta)
+
+    # -----------------------------------------------------------------------------------------
+    # prediction
+
+    def _query_arrays(self, queries: pd.DataFrame):
+        tcol = "time" if "time" in queries.columns else "time_start"
+        self._validate_frame(queries, (tcol, "latitude", "longitude"), "queries")
+        ts = self._times(queries, tcol, "queries")
+        n = len(queries)
+        lat = self._floats(queries, "latitude", lo=-90, hi=90, what="queries")
+        lon = self._floats(queries, "longitude", lo=-180, hi=180, what="queries")
+        prec = (self._floats(queries, "location_precision_km", lo=0, allow_nan=True,
+                             what="queries")
+                if "location_precision_km" in queries.columns else np.full(n, np.nan))
+        prec = np.where(np.isnan(prec), self.min_bandwidth_km, prec)
+        dprec = (self._floats(queries, "date_precision_days", lo=0, allow_nan=True,
+                              what="queries")
+                 if "date_precision_days" in queries.columns else np.ones(n))
+        dprec = np.where(np.isnan(dprec), 1.0, dprec)
+        etype = queries["event_type"] if "event_type" in queries.columns else [None] * n
+        fat = queries["fatalities"] if "fatalities" in queries.columns else np.full(n, np.nan)
+        return ts, lat, lon, prec, dprec, np.asarray(etype, dtype=object), np.asarray(fat)
+
+    def _intensities(self, t, x, y, prec, dprec, etype, fat):
+        """(background, triggered, log marks), each (n x K)."""
+        u = 0.5 * dprec
+        tq = t + u
+        trig = kr.query_intensity(self._grid_index(), self._x, self._y, self._s2, self._u,
+                                  self._Ex, tq, x, y, prec ** 2, u, self.omega_,
+                                  self.window_days, self.sigma_km_ ** 2, self.radius_km)
+        bg = self._temporal.rate(tq) * self._spatial.density(x, y, prec)
+        logf = self._marks.loglik(type_codes(etype, self._marks.categories),
+                                  fatality_band(fat))
+        return bg, trig, logf
+
+    def predict_proba(self, queries: pd.DataFrame) -> np.ndarray:
+        """P(actor | time, place, marks) for each query row, (n x K), columns = ``actors_``.
+
+        Columns: ``time`` (or ``time_start``), ``latitude``, ``longitude``; optional
+        ``location_precision_km``, ``date_precision_days``, ``event_type``, ``fatalities``.
+        The history is every fitted event strictly before the query within ``window_days``.
+        """
+        self._check_fitted()
+        ts, lat, lon, prec, dprec, etype, fat = self._query_arrays(queries)
+        t = _days(ts, self.t0_)
+        x, y = self.projection_.forward(lat, lon)
+        bg, trig, logf = self._intensities(t, x, y, prec, dprec, etype, fat)
+        return _normalise(np.log(bg + trig) + logf)
+
+    def predict(self, queries: pd.DataFrame) -> np.ndarray:
+        """Most probable actor for each query."""
+        p = self.predict_proba(queries)
+        return np.asarray(self.actors_, dtype=object)[p.argmax(1)]
+
+    def explain(self, time, lat: float, lon: float, precision_km: float = 1.0,
+                event_type: str | None = None, fatalities: float | None = None,
+                top: int = 10, date_precision_days: float = 1.0) -> dict:
+        """Attribution of one (time, place, marks), split into its terms.
+
+        Returns ``{"time", "latitude", "longitude", "actors": [...]}`` with, per actor (most
+        probable first): ``probability``, ``intensity`` (lambda_k, events/day/km^2),
+        ``mark_likelihood``, ``background`` (mu_k b_k), ``background_share`` and ``top_events``:
+        the earlier events that raise lambda_k most (``id``, ``date``, ``distance_km``,
+        ``days_before``, ``actor`` (label or most probable actor), ``actor_probability``,
+        ``contribution`` and ``share`` = contribution / lambda_k). ``top_events`` at the top
+        level ranks all earlier events by their share of the total sum_k lambda_k f_k.
+        """
+        self._check_fitted()
+        q = pd.DataFrame({"time": [pd.Timestamp(time)], "latitude": [lat], "longitude": [lon],
+                          "location_precision_km": [precision_km],
+                          "date_precision_days": [date_precision_days],
+                          "event_type": [event_type],
+                          "fatalities": [np.nan if fatalities is None else fatalities]})
+        ts, la, lo, prec, dprec, etype, fat = self._query_arrays(q)
+        t = _days(ts, self.t0_)
+        x, y = self.projection_.forward(la, lo)
+        bg, trig, logf = self._intensities(t, x, y, prec, dprec, etype, fat)
+        lam = (bg + trig)[0]
+        post = _normalise(np.log(lam) + logf[0])
+        u = 0.5 * dprec[0]
+        idx, gh, d2 = kr.query_contributions(self._grid_index(), self._x, self._y, self._s2,
+                                             self._u, t[0] + u, x[0], y[0], prec[0] ** 2, u,
+                                             self.omega_, self.window_days,
+                                             self.sigma_km_ ** 2, self.radius_km)
+        contrib = self._Ex[idx] * gh[:, None]  # (m, K)
+        fk = np.exp(logf[0])
+        total = float(lam @ fk)
+
+        def ev(j, c, share):
+            la_ = int(self._lab[j])
+            k = la_ if la_ >= 0 else int(np.argmax(self._Q[j]))
+            return {"id": str(self._ids[j]),
+                    "date": str(pd.Timestamp(self._start[j]).date()),
+                    "distance_km": float(math.sqrt(d2[pos[j]])),
+                    "days_before": float(t[0] + u - self._t[j]),
+                    "actor": self.actors_[k],
+                    "actor_probability": float(self._Q[j, k]),
+                    "labelled": la_ >= 0,
+                    "contribution": float(c), "share": float(share)}
+
+        pos = {int(j): p for p, j in enumerate(idx)}
+        actors = []
+        for k in np.argsort(-post[0]):
+            o = np.argsort(-contrib[:, k])[:top]
+            actors.append({
+                "actor": self.actors_[k], "probability": float(post[0, k]),
+                "intensity": float(lam[k]), "mark_likelihood": float(fk[k]),
+                "background": float(bg[0, k]), "background_share": float(bg[0, k] / lam[k]),
+                "top_events": [ev(int(idx[i]), contrib[i, k], contrib[i, k] / lam[k])
+                               for i in o if contrib[i, k] > 0]})
+        overall = contrib @ fk
+        o = np.argsort(-overall)[:top]
+        return {"time": str(pd.Timestamp(time)), "latitude": float(lat), "longitude": float(lon),
+                "total_intensity": total,
+                "background_share": float(bg[0] @ fk / total) if total > 0 else 1.0,
+                "actors": actors,
+                "top_events": [ev(int(idx[i]), overall[i], overall[i] / total) for i in o
+                               if overall[i] > 0]}
+
+    # -----------------------------------------------------------------------------------------
+    # branching structure
+
+    def _ensure_branching(self) -> None:
+        if getattr(self, "_pairs", None) is None or getattr(self, "_w", None) is None:
+            W, R = float(self.window_days), float(self.radius_km)
+            grid = self._grid_index()
+            max_pairs = int(self.max_pair_memory_mb * 2**20 / BYTES_PER_PAIR)
+            self._pairs = build_pairs(self._t, self._x, self._y, W, R, u=self._u, s2=self._s2,
+                                      max_pairs=max_pairs, omega0=6.0 / W, sigma0_km=R / 10.0,
+                                      grid=grid)
+            B = self._temporal.rate(self._t) * self._spatial.with_floor(self._kde_loo())
+            r = kr.estep(self._pairs, self._s2, self._u, self._lab, self._Q, self._Ex, B,
+                         self.alpha_, self.omega_, W, self.sigma_km_ ** 2, want_w=True)
+            self._w = r.w
+
+    @property
+    def parent_proba_(self) -> sparse.csr_matrix:
+        """Branching matrix (N x N, rows = child, columns = parent, input order): entry (i, j) is
+        P(event j triggered event i) over the candidate pairs; ``background_proba_`` holds
+        P(background) per event, and each row plus it sums to one."""
+        self._check_fitted()
+        self._ensure_branching()
+        if getattr(self, "_parent_csr", None) is None:
+            p = self._pairs
+            n = self.n_events_
+            m = sparse.csr_matrix((self._w, self.order_[p.parent].astype(np.int32), p.indptr),
+                                  shape=(n, n))
+            self._parent_csr = m[self._inv]
+        return self._parent_csr
+
+    def _children_index(self):
+        if getattr(self, "_rev_all", None) is None:
+            self._ensure_branching()
+            self._rev_all = reverse_index(self._pairs, self.n_events_)
+        return self._rev_all
+
+    def chain(self, event_id: str, depth: int = 3, min_proba: float = 0.05,
+              max_branch: int = 5) -> dict:
+        """Escalation chain around an event from the branching probabilities.
+
+        Returns ``{"id", "date", "actor", "actor_probability", "background_proba", "parents",
+        "children"}``: ``parents`` are its likely triggers (probability >= ``min_proba``, at most
+        ``max_branch``), each with its own ``parents`` down to ``depth`` levels; ``children`` the
+        events it likely triggered, each with its own ``children``.
+        """
+        self._check_fitted()
+        self._ensure_branching()
+        pos = self._id_pos().get(str(event_id))
+        if pos is None:
+            raise InputError(f"no fitted event with id {event_id!r}", field="event_id")
+        p = self._pairs
+        rptr, rpair, rchild = self._children_index()
+
+        def node(j):
+            la_ = int(self._lab[j])
+            k = la_ if la_ >= 0 else int(np.argmax(self._Q[j]))
+            return {"id": str(self._ids[j]), "date": str(pd.Timestamp(self._start[j]).date()),
+                    "actor": self.actors_[k], "actor_probability": float(self._Q[j, k]),
+                    "labelled": la_ >= 0, "background_proba": float(self._bg[j])}
+
+        def up(i, d):
+            if d == 0:
+                return []
+            sl = slice(p.indptr[i], p.indptr[i + 1])
+            w, par = self._w[sl], p.parent[sl]
+            out = []
+            for o in np.argsort(-w)[:max_branch]:
+                if w[o] < min_proba:
+                    break
+                j = int(par[o])
+                nd = node(j)
+                nd.update(probability=float(w[o]), days=float(p.dt[sl][o]),
+                          distance_km=float(math.sqrt(p.d2[sl][o])), parents=up(j, d - 1))
+                out.append(nd)
+            return out
+
+        def down(j, d):
+            if d == 0:
+                return []
+            sl = slice(rptr[j], rptr[j + 1])
+            pp, cc = rpair[sl], rchild[sl]
+            w = self._w[pp]
+            out = []
+            for o in np.argsort(-w)[:max_branch]:
+                if w[o] < min_proba:
+                    break
+                c = int(cc[o])
+                nd = node(c)
+                nd.update(probability=float(w[o]), days=float(p.dt[pp[o]]),
+                          distance_km=float(math.sqrt(p.d2[pp[o]])), children=down(c, d - 1))
+                out.append(nd)
+            return out
+
+        root = node(pos)
+        root.update(parents=up(pos, depth), children=down(pos, depth))
+        return root
+
+    def _id_pos(self) -> dict:
+        if getattr(self, "_id_lut", None) is None:
+            self._id_lut = {s: i for i, s in enumerate(self._ids)}
+        return self._id_lut
+
+    def _grid_index(self) -> GridIndex:
+        if getattr(self, "_grid", None) is None:
+            self._grid = GridIndex.build(self._t, self._x, self._y, float(self.radius_km))
+        return self._grid
+
+    # -----------------------------------------------------------------------------------------
+    # persistence
+
+    def save(self, path) -> Path:
+        """Write the fitted model to one ``.npz`` (arrays + JSON metadata, no pickle)."""
+        self._check_fitted()
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(
+                ".npz")
+        meta = {
+            "format": "culpa.HawkesAttributor", "version": FORMAT_VERSION,
+            "params": self.get_params(), "actors": self.actors_,
+            "projection": self.projection_.to_dict(), "t0": str(self.t0_),
+            "t_end": self.t_end_, "omega": self.omega_, "sigma_km": self.sigma_km_,
+            "n_iter": self.n_iter_, "converged": self.converged_,
+            "log_likelihood": self.log_likelihood_, "n_pairs": int(self.n_pairs_),
+            "marks": self._marks.meta(), "spatial": self._spatial.meta(),
+            "temporal": self._temporal.meta(), "fatality_bands": list(FATALITY_BANDS),
+        }
+        arrays = {
+            "meta_json": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+            "ids": np.asarray(self._ids, dtype=str), "start": self._start.astype(np.int64),
+            "t": self._t, "u": self._u, "x": self._x, "y": self._y, "prec": self._prec,
+            "lab": self._lab, "tcode": self._tcode, "bcode": self._bcode, "Q": self._Q,
+            "bg": self._bg, "kde_loo": self._kde_loo, "order": self.order_, "alpha": self.alpha_,
+            "rasters": self._spatial.rasters, "mu": self._temporal.mu,
+            "mu_edges": self._temporal.edges, **self._marks.to_arrays(),
+        }
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "HawkesAttributor":
+        """Read a model written by :meth:`save` (``np.load(..., allow_pickle=False)``)."""
+        path = Path(path)
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read model: {e}", file=str(path)) from None
+        with z:
+            if "meta_json" not in z.files:
+                raise InputError("not a culpa model file (no metadata)", file=str(path))
+            meta = json.loads(bytes(z["meta_json"]).decode("utf-8"))
+            if meta.get("format") != "culpa.HawkesAttributor":
+                raise InputError("not a culpa HawkesAttributor file", file=str(path))
+            if meta.get("version", 0) > FORMAT_VERSION:
+                raise InputError(f"model format {meta['version']} is newer than this culpa "
+                                 f"({FORMAT_VERSION})", file=str(path))
+            arr = {k: z[k] for k in z.files}
+        m = cls(**meta["params"])
+        m.actors_ = list(meta["actors"])
+        m.projection_ = LocalProjection.from_dict(meta["projection"])
+        m.t0_ = np.datetime64(meta["t0"], "s")
+        m.t_end_ = float(meta["t_end"])
+        m.omega_ = float(meta["omega"])
+        m.sigma_km_ = float(meta["sigma_km"])
+        m.n_iter_ = int(meta["n_iter"])
+        m.converged_ = bool(meta["converged"])
+        m.log_likelihood_ = list(meta["log_likelihood"])
+        m.n_pairs_ = int(meta["n_pairs"])
+        m.alpha_ = arr["alpha"]
+        m._ids = arr["ids"].astype(object)
+        m._start = arr["start"].astype("datetime64[s]")
+        m._t, m._u, m._x, m._y = arr["t"], arr["u"], arr["x"], arr["y"]
+        m._prec = arr["prec"]
+        m._s2 = m._prec ** 2
+        m._lab, m._tcode, m._bcode = arr["lab"], arr["tcode"], arr["bcode"]
+        m._Q, m._bg, m.order_ = arr["Q"], arr["bg"], arr["order"]
+        m._kde_loo = arr["kde_loo"]
+        m._Ex = m._Q @ m.alpha_
+        m.n_events_ = len(m._t)
+        m._marks = MarkModel.from_saved(meta["marks"], arr)
+        m._spatial = SpatialBackground.from_saved(meta["spatial"], arr["rasters"])
+        m._temporal = TemporalBackground.from_saved(meta["temporal"], arr["mu_edges"], arr["mu"])
+        m._pairs = m._w = m._grid = None
+        m._set_public()
+        return m
+
+
+def _normalise(logp: np.ndarray) -> np.ndarray:
+    logp = logp - logp.max(1, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(1, keepdims=True)
+
+
+def _line_search(p, a, b) -> float:
+    """argmax over [0, 1] of sum p log((1 - eta) a + eta b)  (concave; a, b > 0)."""
+    d = b - a
+
+    def grad(eta):
+        return float(np.sum(p * d / (a + eta * d)))
+
+    if grad(1.0) >= 0:
+        return 1.0
+    if grad(0.0) <= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    eta = 0.5
+    for _ in range(60):
+        den = a + eta * d
+        g = float(np.sum(p * d / den))
+        h = -float(np.sum(p * (d / den) ** 2))
+        if g > 0:
+            lo = eta
+        else:
+            hi = eta
+        nxt = eta - g / h if h < 0 else 0.5 * (lo + hi)
+        if not (lo < nxt < hi):
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - eta) < 1e-12:
+            break
+        eta = nxt
+    return eta
