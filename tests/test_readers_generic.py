@@ -74,7 +74,7 @@ def test_a_file_no_reader_recognises_is_refused_clearly(culpa_cli, readers_data,
     assert run.exit_code == 2
     assert run.json["line"] == 1
     assert "cannot tell the format from the header" in run.json["error"]
-    assert "--format csv with a column mapping" in run.json["error"]
+    assert "--map FIELD=COLUMN" in run.json["error"]
 
 
 @pytest.mark.parametrize("args, field, message", [
