@@ -47,9 +47,10 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-#: Raster cells for all actors together (float32); the cell grows beyond min_bandwidth_km if
-#: the region and the number of actors would need more.
-MAX_TOTAL_CELLS = 1 << 25
+#: Memory for the rasters of all actors during a fit (two time folds and their combination,
+#: float32); the cell grows beyond min_bandwidth_km if the region and the number of actors
+#: would need more.
+MAX_RASTER_BYTES = 512 * 2**20
 BANDS_PER_OCTAVE = 4
 TRUNCATE = 4.0
 
@@ -222,7 +223,7 @@ class SpatialBackground:
         X0, X1 = float(np.min(x)) - margin, float(np.max(x)) + margin
         Y0, Y1 = float(np.min(y)) - margin, float(np.max(y)) + margin
         area = (X1 - X0) * (Y1 - Y0)
-        cell = max(min_cell, math.sqrt(area * n_actors / MAX_TOTAL_CELLS))
+        cell = max(min_cell, math.sqrt(area * n_actors * 12 / MAX_RASTER_BYTES))
         nx = max(int(math.ceil((X1 - X0) / cell)), 1)
         ny = max(int(math.ceil((Y1 - Y0) / cell)), 1)
         return cls(X0, Y0, cell, nx, ny, n_actors, eps)
@@ -426,6 +427,80 @@ class SpatialBackground:
         sb.rasters = np.ascontiguousarray(rasters, dtype=np.float32)
         sb.set_levels(meta.get("levels", []))
         return sb
+
+
+class CrossFitKDE:
+    """Fit-time background of every actor, cross-fitted over alternating time blocks.
+
+    Events fall in two folds by alternating blocks of ``block_days`` (the triggering window).
+    The background density at an event of fold f comes from the KDE of the *other* fold's
+    events: a cluster of triggered events (siblings close in space and time) cannot raise the
+    background at its own members, which a KDE with bandwidths narrower than the triggering
+    spread otherwise does (it then absorbs the clustering and biases the branching ratios
+    down). Leaving one event out is not enough for that. Background events at the same place
+    in other periods still count. The density kept for predictions is the weighted sum of the
+    two folds' KDEs (all the data). An actor with under 2 % of its weight in one fold falls back
+    to a leave-one-out KDE of all its events.
+
+    Each update proposes new KDEs (weights = background responsibilities) and mixes them in
+    with the step ``eta`` chosen by the caller; everything mixes linearly.
+    """
+
+    MIN_SHARE = 0.02
+
+    def __init__(self, spatial: SpatialBackground, x, y, H, lvl, fold):
+        self.sb, self.x, self.y, self.H, self.lvl = spatial, x, y, H, lvl
+        self.fold = fold.astype(bool)
+        K = spatial.n_actors
+        self.values = np.zeros((len(x), K))  # cross-fitted KDE at the events (no floor)
+        self.bundles: list = [None] * K  # per actor: [bundle seen by fold 0, by fold 1]
+        self.combined: list = [None] * K  # per actor: base raster of all the data
+
+    def propose(self, k: int, p: np.ndarray):
+        sb, x, y, lvl, f1 = self.sb, self.x, self.y, self.lvl, self.fold
+        h = np.nan_to_num(self.H[:, k], nan=1.0)
+        W1 = float(p[f1].sum())
+        W = float(p.sum())
+        W0 = W - W1
+        values = np.zeros(len(x))
+        if min(W0, W1) >= self.MIN_SHARE * W:
+            R0, _, _ = sb.render(x, y, h, np.where(f1, 0.0, p) / W0)
+            R1, _, _ = sb.render(x, y, h, np.where(f1, p, 0.0) / W1)
+            b_for0, b_for1 = sb.bundle(R1), sb.bundle(R0)  # each fold sees the other
+            sel = ~f1
+            values[sel] = sb.lookup(b_for0, x[sel], y[sel], lvl[sel])
+            sel = f1
+            values[sel] = sb.lookup(b_for1, x[sel], y[sel], lvl[sel])
+            comb = (W0 * R0 + W1 * R1) / W
+            return [b_for0, b_for1], comb, values
+        R, kappa, selfvar = sb.render(x, y, h, p / W)
+        b = sb.bundle(R)
+        s = sb.levels[lvl]
+        own = (p / W) * kappa * selfvar / (selfvar + s * s)
+        values = np.maximum(sb.lookup(b, x, y, lvl) - own, 0.0)
+        return [b, b], R, values
+
+    def accept(self, k: int, proposal, eta: float) -> None:
+        bundles, comb, values = proposal
+        if self.bundles[k] is None or eta >= 1.0:
+            self.bundles[k] = [[a.astype(np.float32) for a in b] for b in bundles]
+            self.combined[k] = comb.astype(np.float32)
+            self.values[:, k] = values
+            return
+        for f in range(2):
+            old = self.bundles[k][f]
+            self.bundles[k][f] = [((1 - eta) * o + eta * a).astype(np.float32)
+                                  for o, a in zip(old, bundles[f])]
+        self.combined[k] = ((1 - eta) * self.combined[k] + eta * comb).astype(np.float32)
+        self.values[:, k] = (1 - eta) * self.values[:, k] + eta * values
+
+    def finalize(self) -> None:
+        """Store the all-data densities in the SpatialBackground (for predictions)."""
+        self.sb._blur = [None] * len(self.sb.levels)
+        for k, comb in enumerate(self.combined):
+            if comb is not None:
+                self.sb.rasters[k] = comb
+        self.bundles = [None] * len(self.bundles)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ from scipy import optimize, sparse
 from culpa.errors import AnalysisError, InputError
 from culpa.events.schema import LABELLED_STATUSES
 from culpa.model import kernels as kr
-from culpa.model.background import SpatialBackground, TemporalBackground, knn_bandwidths
+from culpa.model.background import (CrossFitKDE, SpatialBackground, TemporalBackground,
+                                     knn_bandwidths)
 from culpa.model.geo import LocalProjection
 from culpa.model.marks import FATALITY_BANDS, MarkModel, fatality_band, type_codes
 from culpa.model.pairs import BYTES_PER_PAIR, GridIndex, build_pairs, reverse_index
@@ -114,6 +115,9 @@ class HawkesAttributor:
         event keeps only its nearest candidates in space and time (a warning says so).
     background_floor : share ``eps`` of every actor's spatial density spread over the region.
     mark_pseudo_count : Dirichlet pseudo-count of the mark distributions.
+    accelerate : SQUAREM extrapolation of the global parameters between EM steps (kept only when
+        the objective does not drop, so EM stays monotone). Plain EM crawls along the ridge
+        where background and triggering trade off; this reaches the optimum in far fewer passes.
     verbose : print the objective at every iteration.
     """
 
@@ -121,7 +125,8 @@ class HawkesAttributor:
                  tol: float = 1e-6, cross_excitation: bool = False, min_bandwidth_km: float = 1.0,
                  n_neighbors: int = 15, background_bin_days: float = 90.0, random_state=None,
                  max_pair_memory_mb: float = 2048.0, background_floor: float = 1e-3,
-                 mark_pseudo_count: float = 1.0, verbose: bool = False):
+                 mark_pseudo_count: float = 1.0, accelerate: bool = True,
+                 verbose: bool = False):
         self.window_days = window_days
         self.radius_km = radius_km
         self.max_iter = max_iter
@@ -134,6 +139,7 @@ class HawkesAttributor:
         self.max_pair_memory_mb = max_pair_memory_mb
         self.background_floor = background_floor
         self.mark_pseudo_count = mark_pseudo_count
+        self.accelerate = accelerate
         self.verbose = verbose
 
     # -----------------------------------------------------------------------------------------
@@ -141,7 +147,8 @@ class HawkesAttributor:
 
     _PARAMS = ("window_days", "radius_km", "max_iter", "tol", "cross_excitation",
                "min_bandwidth_km", "n_neighbors", "background_bin_days", "random_state",
-               "max_pair_memory_mb", "background_floor", "mark_pseudo_count", "verbose")
+               "max_pair_memory_mb", "background_floor", "mark_pseudo_count", "accelerate",
+               "verbose")
 
     def get_params(self, deep: bool = True) -> dict:
         return {p: getattr(self, p) for p in self._PARAMS}
@@ -341,12 +348,11 @@ class HawkesAttributor:
         marks.update(Q, tcode, bcode)  # from the labelled events only
         spatial.set_levels(prec)
         lvl = spatial.level_of(prec)
-        kde_loo = np.zeros((n, K))
+        fold = (np.floor((t - t_begin) / W) % 2).astype(np.int8)
+        kde = CrossFitKDE(spatial, x, y, H, lvl, fold)
         for k in range(K):
-            w = (lab == k).astype(float)
-            bundle, kde_loo[:, k] = self._render(spatial, x, y, H[:, k], w / w.sum(), lvl)
-            spatial.set_bundle(k, bundle)
-        bloo = spatial.with_floor(kde_loo)
+            kde.accept(k, kde.propose(k, (lab == k).astype(float)), 1.0)
+        bloo = spatial.with_floor(kde.values)
         frac = np.bincount(lab[labelled], minlength=K) / labelled.sum()
         for k in range(K):
             cnt = np.bincount(bins[lab == k], minlength=temporal.mu.shape[1]).astype(float)
@@ -365,66 +371,128 @@ class HawkesAttributor:
             Q[latent] = q / q.sum(1, keepdims=True)
         Lam = np.zeros((n, K))
         Phi = np.zeros((n, K))
-        ll_hist: list[float] = []
-        converged = False
-        it = 0
-        Ghat = self._ghat(t, omega)
-        refreshed = True
-        for it in range(1, self.max_iter + 1):
-            Ex = Q @ alpha
-            r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, Lam=Lam, Phi=Phi)
-            J = self._objective(r.ll, Q, logf, latent, temporal, Ex, Ghat, marks)
-            ll_hist.append(J)
-            if self.verbose:
-                print(f"iter {it:4d}  J = {J:.10g}  alpha_diag = {np.diag(alpha).round(4)}  "
-                      f"omega = {omega:.4g}  sigma = {math.sqrt(sigma2):.4g}", flush=True)
-            small = len(ll_hist) > 1 and (ll_hist[-1] - ll_hist[-2]) <= self.tol * abs(ll_hist[-2])
-            if small and refreshed:
-                converged = True
-                break
-            # the KDE proposal costs a raster per actor: every iteration early on, then every
-            # third, and always before declaring convergence
-            refreshed = it <= 3 or it % 3 == 0 or small
-            # ---- M-step ------------------------------------------------------------------
+        st = {"alpha": alpha, "omega": omega, "sigma2": sigma2, "logf": logf, "bloo": bloo,
+              "Ghat": self._ghat(t, omega), "B": B}
+
+        def e_pass():
+            Ex = Q @ st["alpha"]
+            r = kr.estep(pairs, s2, u, lab, Q, Ex, st["B"], st["alpha"], st["omega"], W,
+                         st["sigma2"], Lam=Lam, Phi=Phi)
+            J = self._objective(r.ll, Q, st["logf"], latent, temporal, Ex, st["Ghat"], marks)
+            return J, r
+
+        def m_step(r, refresh: bool) -> None:
             marks.update(Q, tcode, bcode)
-            logf = marks.loglik(tcode, bcode)
-            temporal.update(Phi, bins)
-            if refreshed:
-                self._update_spatial(spatial, x, y, H, Phi, kde_loo, lvl)
-                bloo = spatial.with_floor(kde_loo)
-            D = Q.T @ Ghat
+            st["logf"] = marks.loglik(tcode, bcode)
+            temporal.update(r.Phi, bins)
+            if refresh:
+                self._update_spatial(kde, r.Phi)
+                st["bloo"] = spatial.with_floor(kde.values)
+            D = Q.T @ st["Ghat"]
             with np.errstate(divide="ignore", invalid="ignore"):
                 new_alpha = np.where(D[:, None] > 0, r.N / D[:, None], 0.0)
             alpha = new_alpha if self.cross_excitation else np.diag(np.diag(new_alpha))
-            omega = self._update_omega(omega, r.Sw, r.Sdt, Q @ alpha.sum(1), t)
+            st["alpha"] = alpha
+            st["omega"] = self._update_omega(st["omega"], r.Sw, r.Sdt, Q @ alpha.sum(1), t)
             if r.Sw > 0:
-                sigma2 = r.Sdd / (2.0 * r.Sw)
-            Ghat = self._ghat(t, omega)
-            B = temporal.rate(t) * bloo
-            # ---- labels --------------------------------------------------------------------
-            if len(latent):
-                Ex = Q @ alpha
-                kr.intensity(pairs, s2, u, lab, Ex, B, omega, W, sigma2, Lam=Lam)
-                kr.label_sweep(latent, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, W,
-                               sigma2, logf, Ghat)
-        else:
-            # max_iter reached: record the objective of the final state
-            Ex = Q @ alpha
-            r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, Lam=Lam, Phi=Phi)
-            ll_hist.append(self._objective(r.ll, Q, logf, latent, temporal, Ex, Ghat, marks))
+                st["sigma2"] = r.Sdd / (2.0 * r.Sw)
+            st["Ghat"] = self._ghat(t, st["omega"])
+            st["B"] = temporal.rate(t) * st["bloo"]
+            if len(latent):  # labels, with the new parameters
+                Ex = Q @ st["alpha"]
+                kr.intensity(pairs, s2, u, lab, Ex, st["B"], st["omega"], W, st["sigma2"],
+                             Lam=Lam)
+                kr.label_sweep(latent, rev, pairs, s2, u, lab, Q, Ex, Lam, st["alpha"],
+                               st["omega"], W, st["sigma2"], st["logf"], st["Ghat"])
+
+        def get_theta():
+            return (temporal.mu.copy(), st["alpha"].copy(), st["omega"], st["sigma2"])
+
+        def set_theta(th) -> None:
+            temporal.mu, st["alpha"], st["omega"], st["sigma2"] = (
+                th[0].copy(), th[1].copy(), th[2], th[3])
+            st["Ghat"] = self._ghat(t, st["omega"])
+            st["B"] = temporal.rate(t) * st["bloo"]
+
+        hist: list[float] = []
+        n_m = 0
+        refresh_due = False
+        amax = 4.0
+
+        def step(r) -> bool:
+            nonlocal n_m, refresh_due
+            n_m += 1
+            refresh = n_m <= 4 or n_m % 3 == 0 or refresh_due
+            refresh_due = False
+            m_step(r, refresh)
+            return refresh
+
+        def done(J_new, J_old, refreshed) -> bool:
+            """A plain EM step that gained under tol (relative) after a background update."""
+            nonlocal refresh_due
+            if J_new - J_old > self.tol * abs(J_old):
+                return False
+            if refreshed:
+                return True
+            refresh_due = True
+            return False
+
+        def log(J):
+            hist.append(J)
+            if self.verbose:
+                print(f"iter {n_m:4d}  J = {J:.10g}  alpha_diag = {np.diag(st['alpha']).round(4)}"
+                      f"  omega = {st['omega']:.4g}  sigma = {math.sqrt(st['sigma2']):.4g}",
+                      flush=True)
+
+        J, r = e_pass()
+        log(J)
+        converged = False
+        while n_m < self.max_iter:
+            th0 = get_theta()
+            ref = step(r)
+            th1 = get_theta()
+            J1, r = e_pass()
+            log(J1)
+            if done(J1, hist[-2], ref):
+                converged = True
+                break
+            if n_m >= self.max_iter or not self.accelerate:
+                continue
+            # SQUAREM (Varadhan & Roland 2008) on the global parameters, safeguarded: a second
+            # EM step, then an extrapolated state that is kept only if J does not drop
+            ref = step(r)
+            th2 = get_theta()
+            ext = _squarem(th0, th1, th2, amax)
+            if ext is not None:
+                set_theta(ext)
+                Jp, r = e_pass()
+                if np.isfinite(Jp) and Jp >= J1:
+                    log(Jp)
+                    amax = min(2.0 * amax, 1024.0)
+                    continue
+                amax = max(0.5 * amax, 1.0)
+                set_theta(th2)
+            J2, r = e_pass()
+            log(J2)
+            if done(J2, J1, ref):
+                converged = True
+                break
+        ll_hist = hist
         # ---- final state -----------------------------------------------------------------
+        alpha, omega, sigma2, B = st["alpha"], st["omega"], st["sigma2"], st["B"]
         Ex = Q @ alpha
         r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, want_w=True)
         self._w = r.w
         self._Q, self._Ex = Q, Ex
         self._bg = r.Phi.sum(1)
         self._spatial, self._temporal = spatial, temporal
-        self._kde_loo = kde_loo
+        kde.finalize()
+        self._kde_loo = kde.values
         self.alpha_ = alpha
         self.omega_ = float(omega)
         self.sigma_km_ = float(math.sqrt(sigma2))
         self.log_likelihood_ = ll_hist
-        self.n_iter_ = len(ll_hist) - 1 if converged else self.max_iter
+        self.n_iter_ = n_m
         self.converged_ = converged
         self._set_public()
         self.fit_seconds_ = {"pairs": tick_pairs - tick, "total": _time.perf_counter() - tick}
@@ -479,32 +547,20 @@ class HawkesAttributor:
         return omega
 
     @staticmethod
-    def _render(spatial, x, y, h, w, lvl):
-        """A KDE proposal: its raster bundle and its leave-one-out values at the events (each
-        blurred by the event's own location precision)."""
-        R, kappa, selfvar = spatial.render(x, y, np.nan_to_num(h, nan=1.0), w)
-        bundle = spatial.bundle(R)
-        s = spatial.levels[lvl]
-        own = w * kappa * selfvar / (selfvar + s * s)
-        return bundle, np.maximum(spatial.lookup(bundle, x, y, lvl) - own, 0.0)
-
-    def _update_spatial(self, spatial, x, y, H, Phi, kde_loo, lvl) -> None:
+    def _update_spatial(kde: CrossFitKDE, Phi) -> None:
         """Propose the Zhuang KDE of background responsibilities; mix it in by line search."""
-        eps, area = spatial.eps, spatial.area
-        for k in range(spatial.n_actors):
+        eps, area = kde.sb.eps, kde.sb.area
+        for k in range(kde.sb.n_actors):
             p = Phi[:, k]
-            tot = p.sum()
-            if tot <= 0:
+            if p.sum() <= 0:
                 continue
-            bundle, new = self._render(spatial, x, y, H[:, k], p / tot, lvl)
+            prop = kde.propose(k, p)
             sel = p > 0
-            a = (1 - eps) * kde_loo[sel, k] + eps / area
-            b = (1 - eps) * new[sel] + eps / area
+            a = (1 - eps) * kde.values[sel, k] + eps / area
+            b = (1 - eps) * prop[2][sel] + eps / area
             eta = _line_search(p[sel], a, b)
-            if eta <= 0:
-                continue
-            kde_loo[:, k] = (1 - eta) * kde_loo[:, k] + eta * new
-            spatial.set_bundle(k, bundle, eta)
+            if eta > 0:
+                kde.accept(k, prop, eta)
 
     # -----------------------------------------------------------------------------------------
     # prediction
@@ -583,7 +639,7 @@ class HawkesAttributor:
         x, y = self.projection_.forward(la, lo)
         bg, trig, logf = self._intensities(t, x, y, prec, dprec, etype, fat)
         lam = (bg + trig)[0]
-        post = _normalise(np.log(lam) + logf[0])
+        post = _normalise((np.log(lam) + logf[0])[None, :])
         u = 0.5 * dprec[0]
         idx, gh, d2 = kr.query_contributions(self._grid_index(), self._x, self._y, self._s2,
                                              self._u, t[0] + u, x[0], y[0], prec[0] ** 2, u,
@@ -635,7 +691,7 @@ class HawkesAttributor:
             self._pairs = build_pairs(self._t, self._x, self._y, W, R, u=self._u, s2=self._s2,
                                       max_pairs=max_pairs, omega0=6.0 / W, sigma0_km=R / 10.0,
                                       grid=grid)
-            B = self._temporal.rate(self._t) * self._spatial.with_floor(self._kde_loo())
+            B = self._temporal.rate(self._t) * self._spatial.with_floor(self._kde_loo)
             r = kr.estep(self._pairs, self._s2, self._u, self._lab, self._Q, self._Ex, B,
                          self.alpha_, self.omega_, W, self.sigma_km_ ** 2, want_w=True)
             self._w = r.w
@@ -811,6 +867,34 @@ class HawkesAttributor:
         m._pairs = m._w = m._grid = None
         m._set_public()
         return m
+
+
+def _squarem(th0, th1, th2, amax: float):
+    """SQUAREM-3 extrapolation of (mu table, alpha, omega, sigma^2) in log space, or None."""
+    live = (th0[1] > 0) & (th1[1] > 0) & (th2[1] > 0)
+
+    def vec(th):
+        return np.concatenate([np.log(th[0]).ravel(), np.log(th[1][live]),
+                               [math.log(th[2]), math.log(th[3])]])
+
+    v0, v1, v2 = vec(th0), vec(th1), vec(th2)
+    r = v1 - v0
+    v = v2 - v1 - r
+    nv = float(np.sqrt(v @ v))
+    if not np.isfinite(nv) or nv == 0.0:
+        return None
+    a = -float(np.sqrt(r @ r)) / nv
+    a = max(min(a, -1.0), -amax)
+    if a == -1.0:
+        return None
+    x = v0 - 2.0 * a * r + a * a * v
+    m = th0[0].size
+    mu = np.exp(np.clip(x[:m], -700, 700)).reshape(th0[0].shape)
+    alpha = th2[1].copy()
+    alpha[live] = np.exp(np.clip(x[m:m + int(live.sum())], -50, 5))
+    omega = float(np.clip(math.exp(min(x[-2], 50.0)), 1e-4, 1e3))
+    sigma2 = float(np.clip(math.exp(min(x[-1], 50.0)), 1e-6, 1e8))
+    return mu, alpha, omega, sigma2
 
 
 def _normalise(logp: np.ndarray) -> np.ndarray:

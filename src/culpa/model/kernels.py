@@ -593,31 +593,49 @@ def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, wi
 # queries: the triggered intensity at new (t, x) from the fitted events before t
 
 
+@nb.njit(cache=True, inline="always")
+def _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy,
+               qs2, qu, omega, W, sigma2, r2, zw):
+    K = Ex.shape[1]
+    ti, xi, yi = qt[i], qx[i], qy[i]
+    cx = int(math.floor((xi - x0) / cell))
+    cy = int(math.floor((yi - y0) / cell))
+    for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
+        for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
+            g = gy * nx + gx
+            p = _lb(ct, start[g], start[g + 1], ti - W)
+            for q in range(p, start[g + 1]):
+                if ct[q] >= ti:
+                    break
+                j = ev[q]
+                dx, dy = x[j] - xi, y[j] - yi
+                dd = dx * dx + dy * dy
+                if dd <= r2:
+                    gh = _gh(ti - ct[q], dd, qu[i], u[j], qs2[i], s2[j], omega, W, zw, sigma2)
+                    for k in range(K):
+                        out[i, k] += Ex[j, k] * gh
+
+
 @nb.njit(cache=True, parallel=True)
 def _query(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy, qs2, qu,
            omega, W, sigma2, r2):
-    nq = len(qt)
-    K = Ex.shape[1]
-    out = np.zeros((nq, K))
+    out = np.zeros((len(qt), Ex.shape[1]))
     zw = -math.expm1(-omega * W)
-    for i in nb.prange(nq):
-        ti, xi, yi = qt[i], qx[i], qy[i]
-        cx = int(math.floor((xi - x0) / cell))
-        cy = int(math.floor((yi - y0) / cell))
-        for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
-            for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
-                g = gy * nx + gx
-                p = _lb(ct, start[g], start[g + 1], ti - W)
-                for q in range(p, start[g + 1]):
-                    if ct[q] >= ti:
-                        break
-                    j = ev[q]
-                    dx, dy = x[j] - xi, y[j] - yi
-                    dd = dx * dx + dy * dy
-                    if dd <= r2:
-                        gh = _gh(ti - ct[q], dd, qu[i], u[j], qs2[i], s2[j], omega, W, zw, sigma2)
-                        for k in range(K):
-                            out[i, k] += Ex[j, k] * gh
+    for i in nb.prange(len(qt)):
+        _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx,
+                   qy, qs2, qu, omega, W, sigma2, r2, zw)
+    return out
+
+
+@nb.njit(cache=True)
+def _query_serial(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy, qs2,
+                  qu, omega, W, sigma2, r2):
+    """Same as _query without threads: a single attribution must not wait for a thread pool."""
+    out = np.zeros((len(qt), Ex.shape[1]))
+    zw = -math.expm1(-omega * W)
+    for i in range(len(qt)):
+        _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx,
+                   qy, qs2, qu, omega, W, sigma2, r2, zw)
     return out
 
 
@@ -668,7 +686,8 @@ def _lb(a, lo, hi, v):
 def query_intensity(grid, x, y, s2, u, Ex, qt, qx, qy, qs2, qu, omega, window, sigma2, radius):
     """Triggered intensity (nq x K) at queries from fitted events strictly before each query."""
     f = np.ascontiguousarray
-    return _query(*grid.arrays(), x, y, s2, u, Ex, f(qt, dtype=np.float64),
+    fn = _query if len(qt) >= 256 else _query_serial
+    return fn(*grid.arrays(), x, y, s2, u, Ex, f(qt, dtype=np.float64),
                   f(qx, dtype=np.float64), f(qy, dtype=np.float64), f(qs2, dtype=np.float64),
                   f(qu, dtype=np.float64), float(omega), float(window), float(sigma2),
                   float(radius) ** 2)

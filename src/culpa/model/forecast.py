@@ -1,0 +1,710 @@
+"""Forecasts from the fitted attribution model: how many events of each actor to expect in a
+place over the coming days, against that place's long-run rate — the early-warning view.
+
+There is no second model: everything below integrates the fitted
+:class:`~culpa.model.hawkes.HawkesAttributor` intensity
+
+    lambda_k(t, x) = mu_k(t) b_k(x) + sum_{j: t_j < t} Ex[j, k] g_j(t - t_j) h_j(x - x_j)
+
+over a region ``D`` (a disc around a watched site, or a square cell) and a horizon
+``[T, T + H]`` (days since the model's ``t0_``; ``T`` is the start of the horizon, e.g. midnight of
+``--at``, and an event dated day ``d`` lies in ``[d, d + 1)`` with its time at the midpoint, as in
+the fit). The history ``j`` is every event before ``T``: the fitted ones and, when the model is
+older than ``T``, the events since its fit (:func:`history`; their ``Q`` is one-hot for labelled
+events and ``predict_proba`` for the others, so they excite exactly as fitted events would).
+
+First order (the expected number of events if none of the events *in* the horizon triggered
+more):
+
+    Lambda0_k = [int_T^{T+H} mu_k(t) dt] [int_D b_k(x) dx]
+                + sum_j Ex[j, k] [Gbar_j(T + H - t_j) - Gbar_j(T - t_j)] P_j(D)
+
+- ``int mu_k``: exact over the piecewise-constant bins (outside the fitted period the nearest
+  bin's rate, as the model does);
+- ``int_D b_k``: the background raster (bilinear, as the model looks it up) summed on a lattice
+  of points inside the disc (spacing ``min(cell / 2, R / 20)``) plus the floor ``eps / |region|``
+  times the disc's area; for square cells, the raster cells whose centres fall in the cell;
+- ``Gbar_j``: the cumulative of the truncated exponential ``g_W`` averaged over the event's own
+  date uncertainty ``+-u_j`` (the model's kernel for a query with an exact time), in closed form;
+- ``P_j(D)``: the mass inside ``D`` of the Gaussian ``h`` (variance ``sigma^2 + s_j^2``) centred
+  on ``x_j`` *and truncated at* ``radius_km``, because the model's intensity only counts parents
+  within ``radius_km`` of a place (:func:`culpa.model.kernels.query_intensity`). For a disc:
+  ``ncx2.cdf(R^2 / v, 2, d^2 / v)`` (non-central chi-square, 2 dof) minus the part beyond
+  ``radius_km``, a 1-D integral over the distance ``r`` from ``x_j`` of the Rayleigh density
+  times the closed-form share of the circle of radius ``r`` that lies in the disc. For a square
+  cell: products of ``erf`` differences when the kernel is narrow (``5 sd <= radius_km``: the
+  truncation then moves under 1e-5 of its mass), else a polar quadrature inside ``radius_km``.
+
+``P(at least one event) = 1 - exp(-Lambda0_k)``: exact for the probability that no event occurs
+when no event in the horizon can excite another in ``D`` (the only excitation then is the history,
+which ``Lambda0`` integrates), and otherwise a lower bound (events in the horizon only add
+intensity).
+
+Events triggered *within* the horizon by events of the horizon (the cascade) are added to the
+expected count only, by one documented approximation: an event at a uniform time in the horizon
+leaves a share ``c = Fbar(H) / H`` of its offspring inside it (``Fbar`` the integral of ``G_W``),
+so the expected counts solve ``Lambda = Lambda0 + c alpha^T Lambda`` (``Lambda = Lambda0 / (1 -
+c alpha_kk)`` for a diagonal ``alpha``), with the spectral radius of ``c alpha`` capped at
+``CASCADE_CAP``; offspring are assumed to stay in ``D`` (an upper bound for small regions,
+roughly balanced by offspring coming in from outside).
+
+Baseline (the long-run rate of a site): the model's own expected number of events in ``D`` over
+the whole fitted period — its compensator, ``int mu_k dt int_D b_k + sum_j Ex[j, k] Ghat_j
+P_j(D)`` over every fitted event (this counts triggered events of every generation, since it
+sums over the events that happened) — divided by the fitted period's length and multiplied by
+``H``. It is never zero (the background floor), so ``ratio = expected / baseline`` is finite.
+
+Levels (per site, the highest over its actors; ``LEVELS``):
+
+    =========  =====================================================
+    level      rule for at least one actor
+    =========  =====================================================
+    high       ratio >= 3   and P(at least one event) >= 0.20
+    elevated   ratio >= 1.5 and P(at least one event) >= 0.05
+    normal     otherwise
+    =========  =====================================================
+
+The drivers of a site are the history events whose excitation adds most to its expected count.
+
+Accessors wanted from ``HawkesAttributor`` (written here as functions of the model until it has
+them): :func:`intensity` (``lambda_k`` at exact times and places) and the fitted events' arrays
+(``_t``, ``_u``, ``_x``, ``_y``, ``_s2``, ``_Ex``, ``_Q``, ``_lab``, ``_ids``, ``_start``) and
+background objects (``_temporal``, ``_spatial``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.special import ndtr
+from scipy.stats import ncx2
+
+from culpa.errors import InputError
+from culpa.events.schema import LABELLED_STATUSES
+from culpa.model.geo import LocalProjection, haversine_km
+
+#: Spectral radius allowed for the in-horizon cascade (``c alpha``).
+CASCADE_CAP = 0.9
+#: Level thresholds, most severe first: (level, minimum ratio, minimum P(at least one event)).
+LEVELS = (("high", 3.0, 0.20), ("elevated", 1.5, 0.05))
+NORMAL = "normal"
+LEVEL_ORDER = {NORMAL: 0, "elevated": 1, "high": 2}
+#: Gauss-Legendre nodes for the radial integrals of the truncated spatial kernel.
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(48)
+
+
+# ---------------------------------------------------------------------------------------------
+# accessors on the fitted model
+
+
+def days_since_t0(model, when) -> np.ndarray:
+    """Time(s) in the model's frame: days since ``model.t0_`` (float)."""
+    v = pd.to_datetime(pd.Series(np.atleast_1d(when))).to_numpy(dtype="datetime64[s]")
+    return (v - model.t0_).astype(np.float64) / 86400.0
+
+
+def intensity(model, time, lat, lon) -> np.ndarray:
+    """``lambda_k(t, x)`` (n x K, events per day per km^2) at exact times and places, the way
+    ``predict_proba`` evaluates it (history strictly before each time, no mark term).
+
+    ``time``: datetimes, or floats already in days since ``model.t0_``."""
+    model._check_fitted()
+    t = np.asarray(time, dtype=float) if np.asarray(time).dtype.kind == "f" \
+        else days_since_t0(model, time)
+    lat, lon = np.atleast_1d(np.asarray(lat, float)), np.atleast_1d(np.asarray(lon, float))
+    t = np.broadcast_to(t, lat.shape).astype(float)
+    x, y = model.projection_.forward(lat, lon)
+    n = len(lat)
+    bg, trig, _ = model._intensities(t, x, y, np.zeros(n), np.zeros(n),
+                                     np.array([None] * n, dtype=object), np.full(n, np.nan))
+    return bg + trig
+
+
+# ---------------------------------------------------------------------------------------------
+# the history: events that can excite the future
+
+
+@dataclass
+class History:
+    """Events before the horizon that can excite it, in the model's frame (days since ``t0_``,
+    km in its projection). ``Ex[j, k]``: what event ``j`` triggers in actor ``k``."""
+
+    t: np.ndarray
+    u: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    s2: np.ndarray
+    Ex: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    ids: np.ndarray
+    date: np.ndarray  # datetime64[s] of time_start
+    actor: np.ndarray  # index of the label, else of the most probable actor
+    actor_probability: np.ndarray
+    labelled: np.ndarray
+    fitted: np.ndarray  # True for the model's own events
+    t_start: np.ndarray  # days since t0_ of time_start (when the event became known)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def history(model, extra: pd.DataFrame | None = None) -> History:
+    """The model's fitted events plus ``extra`` events (same schema as ``fit``) that it has not
+    seen, e.g. those between its fit and the forecast time. Rows of ``extra`` with a missing
+    latitude or longitude, or an id the model was fitted on, are skipped."""
+    model._check_fitted()
+    lat, lon = model.projection_.inverse(model._x, model._y)
+    lab = np.asarray(model._lab)
+    Q = np.asarray(model._Q)
+    top = np.where(lab >= 0, lab, Q.argmax(1))
+    parts = [dict(t=model._t, u=model._u, x=model._x, y=model._y, s2=model._s2, Ex=model._Ex,
+                  lat=lat, lon=lon, ids=np.asarray(model._ids, dtype=object),
+                  date=np.asarray(model._start, dtype="datetime64[s]"), actor=top,
+                  actor_probability=Q[np.arange(len(top)), top], labelled=lab >= 0,
+                  fitted=np.ones(len(top), bool))]
+    parts[0]["t_start"] = ((parts[0]["date"] - model.t0_).astype(np.float64) / 86400.0)
+    if extra is not None and len(extra):
+        parts.append(_extra_history(model, extra))
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return History(**out)
+
+
+def _extra_history(model, ev: pd.DataFrame) -> dict:
+    K = len(model.actors_)
+    ev = ev[ev["latitude"].notna() & ev["longitude"].notna()]
+    seen = set(map(str, model._ids))
+    ev = ev[~ev["id"].astype(str).isin(seen)].reset_index(drop=True)
+    n = len(ev)
+    if n == 0:
+        return {k: v[:0] for k, v in _empty(K).items()}
+    start = pd.to_datetime(ev["time_start"])
+    end = pd.to_datetime(ev["time_end"]).fillna(start) if "time_end" in ev else start
+    s_d, e_d = days_since_t0(model, start), days_since_t0(model, end)
+    dprec = (pd.to_numeric(ev["date_precision_days"], errors="coerce").fillna(1.0).to_numpy()
+             if "date_precision_days" in ev else np.ones(n))
+    width = np.maximum(dprec, e_d - s_d)
+    t, u = s_d + 0.5 * width, 0.5 * width
+    lat = ev["latitude"].to_numpy(float)
+    lon = ev["longitude"].to_numpy(float)
+    x, y = model.projection_.forward(lat, lon)
+    prec = (pd.to_numeric(ev["location_precision_km"], errors="coerce").to_numpy(float)
+            if "location_precision_km" in ev else np.full(n, np.nan))
+    prec = np.where(np.isnan(prec), model.min_bandwidth_km, prec)
+    lut = {a: i for i, a in enumerate(model.actors_)}
+    actor = ev["actor"].astype(object).where(ev["actor"].notna(), None)
+    status = ev["attribution"].astype(object) if "attribution" in ev else pd.Series([None] * n)
+    labelled = (actor.notna() & status.isin(LABELLED_STATUSES)).to_numpy()
+    Q = np.zeros((n, K))
+    known = np.array([labelled[i] and actor.iloc[i] in lut for i in range(n)], bool)
+    Q[known, [lut[a] for a in actor[known]]] = 1.0
+    # labelled by an actor the model does not know: excites none of its actors (Q row 0)
+    latent = ~labelled
+    if latent.any():
+        q = ev[latent]
+        Q[latent] = model.predict_proba(pd.DataFrame({
+            "time": q["time_start"], "latitude": q["latitude"], "longitude": q["longitude"],
+            "location_precision_km": prec[latent], "date_precision_days": width[latent],
+            "event_type": q["event_type"] if "event_type" in q else None,
+            "fatalities": q["fatalities"] if "fatalities" in q else np.nan}))
+    top = Q.argmax(1)
+    return dict(t=t, u=u, x=x, y=y, s2=prec ** 2, Ex=Q @ model.alpha_, lat=lat, lon=lon,
+                ids=ev["id"].astype(str).to_numpy(dtype=object),
+                date=start.to_numpy(dtype="datetime64[s]"), actor=top,
+                actor_probability=Q[np.arange(n), top], labelled=known,
+                fitted=np.zeros(n, bool), t_start=s_d)
+
+
+def _empty(K: int) -> dict:
+    f = np.zeros(0)
+    return dict(t=f, u=f, x=f, y=f, s2=f, Ex=np.zeros((0, K)), lat=f, lon=f,
+                ids=np.zeros(0, object), date=np.zeros(0, "datetime64[s]"),
+                actor=np.zeros(0, int), actor_probability=f, labelled=np.zeros(0, bool),
+                fitted=np.zeros(0, bool), t_start=f)
+
+
+# ---------------------------------------------------------------------------------------------
+# time: the triggering kernel's mass in a window
+
+
+def _Fbar(s, omega: float, W: float) -> np.ndarray:
+    """int_0^s G_W(r) dr, G_W the CDF of the exponential truncated to [0, W] (0 for s < 0)."""
+    s = np.asarray(s, float)
+    zw = -math.expm1(-omega * W)
+    sc = np.clip(s, 0.0, W)
+    return (sc + np.expm1(-omega * sc) / omega) / zw + np.maximum(s - W, 0.0)
+
+
+def _G(s, omega: float, W: float) -> np.ndarray:
+    s = np.clip(np.asarray(s, float), 0.0, W)
+    return -np.expm1(-omega * s) / -math.expm1(-omega * W)
+
+
+def time_mass(lo, hi, t, u, omega: float, W: float) -> np.ndarray:
+    """int_lo^hi g_u(t - t_j) dt: the share of each event's triggering kernel (the truncated
+    exponential convolved with its date uncertainty U[-u_j, u_j]) that falls in [lo, hi]."""
+    t, u = np.asarray(t, float), np.asarray(u, float)
+    a, b = np.asarray(lo, float) - t, np.asarray(hi, float) - t
+    uu = np.maximum(u, 1e-9)
+    fuzzy = ((_Fbar(b + uu, omega, W) - _Fbar(b - uu, omega, W))
+             - (_Fbar(a + uu, omega, W) - _Fbar(a - uu, omega, W))) / (2 * uu)
+    sharp = _G(b, omega, W) - _G(a, omega, W)
+    return np.clip(np.where(u > 1e-6, fuzzy, sharp), 0.0, 1.0)
+
+
+def _excitation_window(hist: "History", T: float, H: float, W: float):
+    """History events that can excite [T, T + H] and the part of it each one excites.
+
+    An event counts when it began before ``T`` (it is known then). Its time is the midpoint of
+    its date range, and, as in the model, it excites only after that time: from
+    ``max(T, t_j)`` (an event that began before ``T`` but is dated over a range reaching past it
+    starts exciting inside the horizon)."""
+    cand = np.flatnonzero((hist.t_start < T) & (hist.t < T + H) & (hist.t > T - W - hist.u - 1.0))
+    return cand, np.maximum(T, hist.t[cand])
+
+
+def background_time_integral(model, T: float, H: float) -> np.ndarray:
+    """int_T^{T+H} mu_k(t) dt per actor (exact for the piecewise-constant bins)."""
+    tb = model._temporal
+    inner = tb.edges[1:-1]
+    cuts = np.concatenate([[T], inner[(inner > T) & (inner < T + H)], [T + H]])
+    mids = 0.5 * (cuts[1:] + cuts[:-1])
+    return tb.rate(mids).T @ np.diff(cuts)
+
+
+def cascade_factor(model, H: float) -> np.ndarray:
+    """(I - c alpha^T)^-1 with c = Fbar(H) / H and the spectral radius of c alpha capped."""
+    K = len(model.actors_)
+    c = float(_Fbar(H, model.omega_, float(model.window_days))) / H
+    M = c * np.asarray(model.alpha_, float)
+    rho = float(np.max(np.abs(np.linalg.eigvals(M)))) if K else 0.0
+    if rho > CASCADE_CAP:
+        M *= CASCADE_CAP / rho
+    return np.linalg.inv(np.eye(K) - M.T)
+
+
+# ---------------------------------------------------------------------------------------------
+# space: the spatial kernel's mass in a disc
+
+
+def _circle_share_in_disc(r, d, R):
+    """Share of the circle of radius r (centred at distance d from the disc's centre) inside
+    the disc of radius R."""
+    r, d = np.broadcast_arrays(np.asarray(r, float), np.asarray(d, float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (r * r + d * d - R * R) / (2 * r * d)
+    share = np.arccos(np.clip(np.nan_to_num(cos, nan=1.0), -1.0, 1.0)) / math.pi
+    share = np.where(r + d <= R, 1.0, share)
+    return np.where((r >= R + d) | (d >= r + R), 0.0, share)
+
+
+def disc_mass(d, R: float, v, cutoff: float) -> np.ndarray:
+    """Mass of N(x_j, v I) truncated to within ``cutoff`` of x_j, inside a disc of radius R whose
+    centre is at distance d from x_j."""
+    d, v = np.broadcast_arrays(np.asarray(d, float), np.asarray(v, float))
+    full = np.where(d > 0, ncx2.cdf(R * R / v, 2, np.maximum(d * d / v, 1e-300)),
+                    -np.expm1(-R * R / (2 * v)))
+    # minus the part beyond the cutoff: r in [cutoff, d + R]
+    lo = np.maximum(cutoff, np.abs(d - R))
+    hi = d + R
+    tail = np.zeros_like(d)
+    # where the circle is wholly inside the disc (r <= R - d) beyond the cutoff: closed form
+    inner_hi = np.where(d < R, R - d, 0.0)
+    a = np.minimum(np.maximum(cutoff, 0.0), inner_hi)
+    inside = (inner_hi > cutoff)
+    tail += np.where(inside, np.exp(-a * a / (2 * v)) - np.exp(-inner_hi ** 2 / (2 * v)), 0.0)
+    need = (hi > lo) & (np.exp(-lo * lo / (2 * v)) > 1e-14)
+    if need.any():
+        dn, vn, lon, hin = d[need], v[need], lo[need], hi[need]
+        r = 0.5 * (hin - lon)[:, None] * _GL_X[None, :] + 0.5 * (hin + lon)[:, None]
+        dens = r / vn[:, None] * np.exp(-r * r / (2 * vn[:, None]))
+        f = _circle_share_in_disc(r, dn[:, None], R)
+        tail[need] += 0.5 * (hin - lon) * ((dens * f) @ _GL_W)
+    return np.clip(full - tail, 0.0, 1.0)
+
+
+def disc_background(model, x: float, y: float, R: float) -> np.ndarray:
+    """int_D b_k(x) dx per actor for the disc of radius R about (x, y) (model frame)."""
+    sb = model._spatial
+    h = min(sb.cell / 2.0, R / 20.0)
+    n = int(math.ceil(R / h))
+    g = (np.arange(-n, n) + 0.5) * h
+    X, Y = np.meshgrid(g, g)
+    keep = X * X + Y * Y <= R * R
+    px, py = X[keep] + x, Y[keep] + y
+    kde = np.zeros(len(model.actors_))
+    for s in range(0, len(px), 200_000):
+        kde += sb.kde(px[s:s + 200_000], py[s:s + 200_000]).sum(0)
+    area = math.pi * R * R
+    kde *= area / len(px)  # each lattice point carries area / n_points (exact total area)
+    return (1.0 - sb.eps) * kde + sb.eps / sb.area * area
+
+
+# ---------------------------------------------------------------------------------------------
+# sites
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    lat: float
+    lon: float
+    radius_km: float
+    horizon_days: float | None = None
+
+
+@dataclass
+class SiteForecast:
+    """The forecast for one site: per actor (arrays in ``actors`` order) and its drivers."""
+
+    site: Site
+    start: pd.Timestamp
+    horizon_days: float
+    actors: list[str]
+    background: np.ndarray  # first-order background part
+    excitation: np.ndarray  # first-order excitation by the history
+    expected: np.ndarray  # with the in-horizon cascade
+    baseline: np.ndarray  # long-run expected count for a window of the same length
+    p_any: np.ndarray
+    level: str
+    level_actor: str | None
+    drivers: list[dict] = field(default_factory=list)
+
+    @property
+    def first_order(self) -> np.ndarray:
+        return self.background + self.excitation
+
+    @property
+    def ratio(self) -> np.ndarray:
+        return self.expected / self.baseline
+
+    def to_dict(self, min_expected: float = 0.0) -> dict:
+        actors = {}
+        for i in np.argsort(-self.expected, kind="stable"):
+            if self.expected[i] < min_expected:
+                continue
+            actors[self.actors[i]] = {
+                "expected": float(self.expected[i]), "baseline": float(self.baseline[i]),
+                "ratio": float(self.ratio[i]), "p_any": float(self.p_any[i]),
+                "background": float(self.background[i]),
+                "excitation": float(self.excitation[i])}
+        return {"name": self.site.name, "latitude": self.site.lat, "longitude": self.site.lon,
+                "radius_km": self.site.radius_km, "horizon_days": self.horizon_days,
+                "level": self.level, "level_actor": self.level_actor, "actors": actors,
+                "drivers": self.drivers}
+
+
+def level_of(ratio, p_any) -> str:
+    """The level of one actor's forecast (see ``LEVELS``)."""
+    for name, rmin, pmin in LEVELS:
+        if ratio >= rmin and p_any >= pmin:
+            return name
+    return NORMAL
+
+
+def long_run(model, x: float, y: float, R: float, H: float, bg_space=None) -> np.ndarray:
+    """The model's expected count in the disc over its whole fitted period, scaled to H days."""
+    tb = model._temporal
+    span = float(tb.edges[-1] - tb.edges[0])
+    if bg_space is None:
+        bg_space = disc_background(model, x, y, R)
+    bg = tb.integral() * bg_space
+    cutoff = float(model.radius_km)
+    d = np.hypot(model._x - x, model._y - y)
+    near = np.flatnonzero(d < R + cutoff)
+    ghat = _G(model.t_end_ - model._t[near], model.omega_, float(model.window_days))
+    v = model.sigma_km_ ** 2 + model._s2[near]
+    P = disc_mass(d[near], R, v, cutoff)
+    exc = (model._Ex[near] * (ghat * P)[:, None]).sum(0)
+    return (bg + exc) * H / span
+
+
+def forecast_site(model, site: Site, start, horizon_days: float = 7.0,
+                  hist: History | None = None, top: int = 5) -> SiteForecast:
+    """Expected events of every actor within ``site.radius_km`` of the site over
+    ``[start, start + H days)`` (``H`` = the site's own horizon, else ``horizon_days``)."""
+    model._check_fitted()
+    H = float(site.horizon_days or horizon_days)
+    start = pd.Timestamp(start)
+    T = float(days_since_t0(model, start)[0])
+    if hist is None:
+        hist = history(model)
+    x, y = (float(v[0]) for v in model.projection_.forward([site.lat], [site.lon]))
+    R, W, cutoff = float(site.radius_km), float(model.window_days), float(model.radius_km)
+    space_bg = disc_background(model, x, y, R)
+    background = background_time_integral(model, T, H) * space_bg
+    # excitation by the history
+    d = np.hypot(hist.x - x, hist.y - y)
+    cand, lo = _excitation_window(hist, T, H, W)
+    near = d[cand] < R + cutoff
+    cand, lo = cand[near], lo[near]
+    tm = time_mass(lo, T + H, hist.t[cand], hist.u[cand], model.omega_, W)
+    P = disc_mass(d[cand], R, model.sigma_km_ ** 2 + hist.s2[cand], cutoff)
+    contrib = hist.Ex[cand] * (tm * P)[:, None]  # (m, K) expected events each adds
+    excitation = contrib.sum(0)
+    first = background + excitation
+    expected = cascade_factor(model, H) @ first
+    baseline = long_run(model, x, y, R, H, space_bg)
+    p_any = -np.expm1(-first)
+    ratio = expected / baseline
+    level, level_actor = NORMAL, None
+    for k in np.argsort(-ratio):
+        lv = level_of(ratio[k], p_any[k])
+        if LEVEL_ORDER[lv] > LEVEL_ORDER[level]:
+            level, level_actor = lv, model.actors_[k]
+    total = float(first.sum())
+    drivers = []
+    per_event = contrib.sum(1)
+    for i in np.argsort(-per_event)[:top]:
+        if per_event[i] <= 0 or per_event[i] < 0.01 * excitation.sum():
+            break
+        j = int(cand[i])
+        k = int(hist.actor[j])
+        drivers.append({
+            "id": str(hist.ids[j]), "date": str(pd.Timestamp(hist.date[j]).date()),
+            "actor": model.actors_[k], "actor_probability": float(hist.actor_probability[j]),
+            "labelled": bool(hist.labelled[j]),
+            "distance_km": float(haversine_km(site.lat, site.lon, hist.lat[j], hist.lon[j])),
+            "days_before": float(T - hist.t_start[j]),
+            "contribution": float(per_event[i]),
+            "share": float(per_event[i] / total) if total > 0 else 0.0})
+    return SiteForecast(site, start, H, list(model.actors_), background, excitation, expected,
+                        baseline, p_any, level, level_actor, drivers)
+
+
+# ---------------------------------------------------------------------------------------------
+# square cells (the forecast backtest)
+
+
+@dataclass(frozen=True)
+class CellGrid:
+    """Square cells of ``cell_km`` in a fixed local projection (independent of any model)."""
+
+    projection: LocalProjection
+    x0: float
+    y0: float
+    cell_km: float
+    nx: int
+    ny: int
+
+    @classmethod
+    def covering(cls, lat, lon, cell_km: float) -> "CellGrid":
+        proj = LocalProjection.about(lat, lon)
+        x, y = proj.forward(lat, lon)
+        x0 = math.floor(float(np.min(x)) / cell_km) * cell_km
+        y0 = math.floor(float(np.min(y)) / cell_km) * cell_km
+        nx = int(math.floor((float(np.max(x)) - x0) / cell_km)) + 1
+        ny = int(math.floor((float(np.max(y)) - y0) / cell_km)) + 1
+        return cls(proj, x0, y0, float(cell_km), nx, ny)
+
+    @property
+    def n_cells(self) -> int:
+        return self.nx * self.ny
+
+    def index_xy(self, x, y) -> np.ndarray:
+        ix = np.floor((np.asarray(x) - self.x0) / self.cell_km).astype(np.int64)
+        iy = np.floor((np.asarray(y) - self.y0) / self.cell_km).astype(np.int64)
+        ok = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
+        return np.where(ok, iy * self.nx + ix, -1)
+
+    def index(self, lat, lon) -> np.ndarray:
+        """Flat cell index (row-major, y then x) of each point, -1 outside the grid."""
+        return self.index_xy(*self.projection.forward(lat, lon))
+
+    def centre(self, i: int) -> tuple[float, float]:
+        iy, ix = divmod(int(i), self.nx)
+        lat, lon = self.projection.inverse(self.x0 + (ix + 0.5) * self.cell_km,
+                                           self.y0 + (iy + 0.5) * self.cell_km)
+        return float(lat), float(lon)
+
+
+def cell_background(model, grid: CellGrid) -> np.ndarray:
+    """int_cell b_k(x) dx, (n_cells x K): raster cells assigned by their centres."""
+    sb = model._spatial
+    c = sb.cell
+    gx = sb.x0 + (np.arange(sb.nx) + 0.5) * c
+    gy = sb.y0 + (np.arange(sb.ny) + 0.5) * c
+    X, Y = np.meshgrid(gx, gy)
+    lat, lon = model.projection_.inverse(X.ravel(), Y.ravel())
+    idx = grid.index(lat, lon)
+    ok = np.flatnonzero(idx >= 0)
+    M = sparse.csr_matrix((np.full(len(ok), c * c), (idx[ok], ok)),
+                          shape=(grid.n_cells, sb.nx * sb.ny))
+    rasters = np.asarray(sb.rasters, dtype=np.float64).reshape(sb.n_actors, -1)
+    kde = np.asarray(M @ rasters.T)
+    return (1.0 - sb.eps) * kde + sb.eps / sb.area * grid.cell_km ** 2
+
+
+def _cell_masses(grid: CellGrid, x, y, v, cutoff: float):
+    """Sparse (n_events x n_cells) mass of each truncated Gaussian kernel in each cell."""
+    n = len(x)
+    sd = np.sqrt(v)
+    rows, cols, vals = [], [], []
+    narrow = np.flatnonzero(5.0 * sd <= cutoff)
+    if len(narrow):
+        ex = grid.x0 + grid.cell_km * np.arange(grid.nx + 1)
+        ey = grid.y0 + grid.cell_km * np.arange(grid.ny + 1)
+        cx = np.diff(ndtr((ex[None, :] - x[narrow, None]) / sd[narrow, None]), axis=1)
+        cy = np.diff(ndtr((ey[None, :] - y[narrow, None]) / sd[narrow, None]), axis=1)
+        m = cy[:, :, None] * cx[:, None, :]  # (n, ny, nx)
+        j, iy, ix = np.nonzero(m > 1e-12)
+        rows.append(narrow[j])
+        cols.append(iy * grid.nx + ix)
+        vals.append(m[j, iy, ix])
+    wide = np.flatnonzero(5.0 * sd > cutoff)
+    if len(wide):
+        # polar quadrature inside the cutoff: Gauss-Legendre radii weighted by the Rayleigh
+        # density, uniform angles; each node's weight goes to the cell it falls in
+        nr, na = 24, 64
+        xr, wr = np.polynomial.legendre.leggauss(nr)
+        r = 0.5 * cutoff * (xr + 1.0)
+        ang = (np.arange(na) + 0.5) * 2 * math.pi / na
+        ox, oy = np.outer(r, np.cos(ang)).ravel(), np.outer(r, np.sin(ang)).ravel()
+        vw = v[wide, None]
+        dens = r[None, :] / vw * np.exp(-r[None, :] ** 2 / (2 * vw)) * (0.5 * cutoff * wr / na)
+        w = np.repeat(dens, na, axis=1)  # (n_wide, nr * na), same order as ox, oy
+        idx = grid.index_xy(x[wide, None] + ox[None, :], y[wide, None] + oy[None, :])
+        ok = idx >= 0
+        key = (np.arange(len(wide))[:, None] * grid.n_cells + idx)[ok]
+        acc = np.bincount(key, weights=w[ok], minlength=len(wide) * grid.n_cells)
+        nz = np.flatnonzero(acc)
+        rows.append(wide[nz // grid.n_cells])
+        cols.append(nz % grid.n_cells)
+        vals.append(acc[nz])
+    if not rows:
+        return sparse.csr_matrix((n, grid.n_cells))
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                                     np.concatenate(cols))),
+                             shape=(n, grid.n_cells))
+
+
+def forecast_cells(model, grid: CellGrid, T: float, H: float, hist: History,
+                   cell_bg: np.ndarray | None = None) -> np.ndarray:
+    """First-order expected counts ``Lambda0`` (n_cells x K) over ``[T, T + H]`` (days since the
+    model's ``t0_``). ``cell_bg``: :func:`cell_background` of this model and grid (cache it)."""
+    if cell_bg is None:
+        cell_bg = cell_background(model, grid)
+    out = cell_bg * background_time_integral(model, T, H)[None, :]
+    W, cutoff = float(model.window_days), float(model.radius_km)
+    cand, lo = _excitation_window(hist, T, H, W)
+    if len(cand):
+        tm = time_mass(lo, T + H, hist.t[cand], hist.u[cand], model.omega_, W)
+        keep = tm > 0
+        cand, tm = cand[keep], tm[keep]
+        gx, gy = grid.projection.forward(hist.lat[cand], hist.lon[cand])
+        M = _cell_masses(grid, np.asarray(gx), np.asarray(gy),
+                         model.sigma_km_ ** 2 + hist.s2[cand], cutoff)
+        out += np.asarray(M.T @ (hist.Ex[cand] * tm[:, None]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the sites file
+
+
+_TOP_KEYS = {"sites", "title", "description"}
+_SITE_KEYS = {"name", "lat", "lon", "radius_km", "horizon_days", "description"}
+
+
+def load_sites(path) -> list[Site]:
+    """Read and validate a watch-list YAML (see ``examples/sites_syria.yaml``)."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise InputError("sites file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read sites file: {exc}", file=str(path)) from None
+    return parse_sites(text, file=str(path))
+
+
+def parse_sites(text: str, file: str | None = None) -> list[Site]:
+    """Validate watch-list YAML given as a string. Errors name the key path, e.g.
+    ``sites[2].radius_km: must be a number > 0 and <= 1000, not -5``."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"YAML syntax error: {getattr(exc, 'problem', None) or exc}",
+                         file=file, line=None if mark is None else mark.line + 1) from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _index_lines(node, "", lines)
+
+    def fail(path: str, message: str) -> InputError:
+        probe = path
+        while probe and probe not in lines:
+            probe = probe[: max(probe.rfind("."), probe.rfind("["), 0)]
+        return InputError(message, file=file, line=lines.get(probe), path=path or None)
+
+    if isinstance(doc, list):  # a bare list of sites is accepted too
+        doc = {"sites": doc}
+        lines = {f"sites{k}": v for k, v in lines.items()}
+    if not isinstance(doc, dict):
+        raise fail("", "must be a mapping with a 'sites' list")
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise fail(str(key), f"unknown key (expected one of: {', '.join(sorted(_TOP_KEYS))})")
+    sites_doc = doc.get("sites")
+    if not isinstance(sites_doc, list) or not sites_doc:
+        raise fail("sites", "must be a non-empty list of sites")
+    out: list[Site] = []
+    names: set[str] = set()
+    for i, s in enumerate(sites_doc):
+        p = f"sites[{i}]"
+        if not isinstance(s, dict):
+            raise fail(p, f"must be a mapping with name, lat, lon, radius_km, not {s!r}")
+        for key in s:
+            if key not in _SITE_KEYS:
+                raise fail(f"{p}.{key}",
+                           f"unknown key (expected one of: {', '.join(sorted(_SITE_KEYS))})")
+        for key in ("name", "lat", "lon", "radius_km"):
+            if s.get(key) is None:
+                raise fail(f"{p}.{key}", "missing (required)")
+        name = s["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise fail(f"{p}.name", f"must be a non-empty string, not {name!r}")
+        if name in names:
+            raise fail(f"{p}.name", f"{name!r} is already the name of another site")
+        names.add(name)
+        lat = _number(s["lat"], -90, 90, f"{p}.lat", fail)
+        lon = _number(s["lon"], -180, 180, f"{p}.lon", fail)
+        radius = _number(s["radius_km"], 0, 1000, f"{p}.radius_km", fail, open_low=True)
+        hz = s.get("horizon_days")
+        if hz is not None:
+            hz = _number(hz, 0, 366, f"{p}.horizon_days", fail, open_low=True)
+        out.append(Site(name.strip(), lat, lon, radius, hz))
+    return out
+
+
+def _number(v: Any, lo: float, hi: float, path: str, fail, open_low: bool = False) -> float:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if ok:
+        ok = (v > lo if open_low else v >= lo) and v <= hi
+    if not ok:
+        rel = ">" if open_low else ">="
+        raise fail(path, f"must be a number {rel} {lo:g} and <= {hi:g}, not {v!r}")
+    return float(v)
+
+
+def _index_lines(node, path: str, out: dict[str, int]) -> None:
+    import yaml
+
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = f"{path}.{key.value}" if path else str(key.value)
+            _index_lines(value, sub, out)
+            out[sub] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _index_lines(value, f"{path}[{i}]", out)

@@ -1,0 +1,203 @@
+"""HawkesAttributor: monotone EM, latent labels, predictions, persistence, validation."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from culpa.errors import AnalysisError, InputError
+from culpa.model import HawkesAttributor, NotFittedError
+from culpa.model.simulate import simulate
+
+ALPHA = np.array([[0.45, 0.05, 0.0], [0.05, 0.35, 0.05], [0.0, 0.05, 0.5]])
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = simulate(n_actors=3, mu=[1.2, 1.0, 0.8], alpha=ALPHA, omega=0.2, sigma_km=3.0,
+                 days=500, region_km=150, hotspots_per_actor=5, shared_hotspots=2,
+                 snap_fraction=0.2, week_date_fraction=0.05, seed=11)
+    ev = s.events
+    rng = np.random.default_rng(3)
+    ev["latent"] = rng.uniform(size=len(ev)) < 0.25
+    # some genuinely unattributed events too (no actor at all)
+    unatt = rng.uniform(size=len(ev)) < 0.05
+    ev.loc[unatt, "attribution"] = "unattributed"
+    ev.loc[unatt, "actor"] = None
+    return ev
+
+
+@pytest.fixture(scope="module")
+def model(sim):
+    return HawkesAttributor(cross_excitation=True, max_iter=80, tol=0.0).fit(sim)
+
+
+def test_fit_sets_state(model, sim):
+    n = len(sim)
+    assert model.actors_ == ["actor_A", "actor_B", "actor_C"]
+    assert model.label_proba_.shape == (n, 3)
+    np.testing.assert_allclose(model.label_proba_.sum(1), 1.0)
+    assert model.alpha_.shape == (3, 3)
+    assert 10 < model.n_iter_ <= 80 and len(model.log_likelihood_) == model.n_iter_ + 1
+    lab = ~sim["latent"].to_numpy() & sim["actor"].notna().to_numpy()
+    onehot = model.label_proba_[lab]
+    assert ((onehot == 0) | (onehot == 1)).all()
+    truth = sim["actor"][lab].map({a: i for i, a in enumerate(model.actors_)}).to_numpy()
+    assert (onehot.argmax(1) == truth).all()
+    assert list(model.event_ids_) == list(sim["id"])
+
+
+def test_em_is_monotone(model):
+    ll = np.asarray(model.log_likelihood_)
+    drops = np.diff(ll)
+    assert (drops >= -1e-8 * np.abs(ll[:-1])).all(), drops.min()
+    assert ll[-1] > ll[0]
+
+
+def test_latent_labels_recovered(model, sim):
+    hidden = (sim["latent"] | sim["actor"].isna()).to_numpy()
+    truth = sim["true_actor"][hidden].map({a: i for i, a in enumerate(model.actors_)})
+    p = model.label_proba_[hidden]
+    acc = float((p.argmax(1) == truth.to_numpy()).mean())
+    chance = float(sim["true_actor"].value_counts(normalize=True).max())
+    assert acc > max(0.7, chance + 0.25), (acc, chance)
+    logloss = -np.mean(np.log(p[np.arange(len(p)), truth.to_numpy()]))
+    assert logloss < 0.7
+
+
+def test_branching_rows_sum_to_one_and_find_true_parents(model, sim):
+    P = model.parent_proba_
+    assert P.shape == (len(sim), len(sim))
+    np.testing.assert_allclose(np.asarray(P.sum(1)).ravel() + model.background_proba_, 1.0,
+                               rtol=1e-5)
+    # against the simulated truth: background probability separates background from triggered
+    # events (AUC), and confident parents are mostly the true ones
+    bg = model.background_proba_
+    true_parent = sim["parent"].to_numpy()
+    is_bg = true_parent < 0
+    ranks = np.argsort(np.argsort(bg)) + 1
+    auc = (ranks[is_bg].sum() - is_bg.sum() * (is_bg.sum() + 1) / 2) / (is_bg.sum()
+                                                                      * (~is_bg).sum())
+    assert auc > 0.75
+    best = np.asarray(P.argmax(1)).ravel()
+    best_p = np.asarray(P.max(1).todense()).ravel()
+    confident = best_p > 0.5
+    assert confident.sum() > 0.05 * len(sim)
+    assert (best[confident] == true_parent[confident]).mean() > 0.6
+
+
+def test_predict_proba_matches_explain_and_is_fast(model, sim):
+    rows = sim.sample(20, random_state=0)
+    q = pd.DataFrame({"time": rows["time_start"], "latitude": rows["latitude"],
+                      "longitude": rows["longitude"],
+                      "location_precision_km": rows["location_precision_km"],
+                      "event_type": rows["event_type"], "fatalities": rows["fatalities"]})
+    P = model.predict_proba(q)
+    assert P.shape == (20, 3)
+    np.testing.assert_allclose(P.sum(1), 1.0)
+    assert list(model.predict(q)) == [model.actors_[i] for i in P.argmax(1)]
+    r = rows.iloc[0]
+    ex = model.explain(r["time_start"], r["latitude"], r["longitude"],
+                       precision_km=r["location_precision_km"], event_type=r["event_type"],
+                       fatalities=r["fatalities"], top=1000)
+    probs = {a["actor"]: a["probability"] for a in ex["actors"]}
+    np.testing.assert_allclose([probs[a] for a in model.actors_], P[0], rtol=1e-9)
+    for a in ex["actors"]:  # the terms add up to the intensity
+        assert a["background_share"] + sum(e["share"] for e in a["top_events"]) == \
+            pytest.approx(1.0, rel=1e-6)
+        assert all(e["days_before"] > 0 and e["distance_km"] <= model.radius_km
+                   for e in a["top_events"])
+    # one attribution, end to end through a DataFrame, well under 5 ms
+    one = q.iloc[:1]
+    model.predict_proba(one)
+    t = time.perf_counter()
+    for _ in range(20):
+        model.predict_proba(one)
+    assert (time.perf_counter() - t) / 20 < 0.005
+
+
+def test_chain_follows_branching(model, sim):
+    P = model.parent_proba_.tocsr()
+    child = int(np.argmax(np.asarray(P.max(1).todense()).ravel()))
+    eid = sim["id"].iloc[child]
+    doc = model.chain(eid, depth=2)
+    assert doc["id"] == eid and doc["parents"]
+    top = doc["parents"][0]
+    assert top["id"] == sim["id"].iloc[int(P[child].argmax())]
+    assert top["probability"] == pytest.approx(P[child].max(), rel=1e-6)
+    # and the parent lists this event among what it triggered
+    back = model.chain(top["id"], depth=1, min_proba=0.0, max_branch=10_000)
+    assert eid in {c["id"] for c in back["children"]}
+    with pytest.raises(InputError):
+        model.chain("nope")
+
+
+def test_save_load_round_trip(model, sim, tmp_path):
+    path = model.save(tmp_path / "model.npz")
+    with np.load(path, allow_pickle=False) as z:  # plain arrays only
+        assert all(z[k].dtype != object for k in z.files)
+    m2 = HawkesAttributor.load(path)
+    q = pd.DataFrame({"time": sim["time_start"].iloc[::7], "latitude": sim["latitude"].iloc[::7],
+                      "longitude": sim["longitude"].iloc[::7],
+                      "event_type": sim["event_type"].iloc[::7],
+                      "fatalities": sim["fatalities"].iloc[::7]})
+    np.testing.assert_array_equal(model.predict_proba(q), m2.predict_proba(q))
+    np.testing.assert_array_equal(model.label_proba_, m2.label_proba_)
+    np.testing.assert_array_equal(model.alpha_, m2.alpha_)
+    assert m2.get_params() == model.get_params()
+    r = sim.iloc[len(sim) // 2]
+    assert model.explain(r["time_start"], r["latitude"], r["longitude"]) == \
+        m2.explain(r["time_start"], r["latitude"], r["longitude"])
+    eid = sim["id"].iloc[len(sim) // 2]
+    assert model.chain(eid) == m2.chain(eid)
+    (tmp_path / "bad.npz").write_bytes(b"not a model")
+    with pytest.raises(InputError):
+        HawkesAttributor.load(tmp_path / "bad.npz")
+
+
+def _tiny():
+    return pd.DataFrame({
+        "id": ["a", "b", "c"],
+        "time_start": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-05"]),
+        "latitude": [35.0, 35.01, 35.1], "longitude": [38.0, 38.02, 38.1],
+        "actor": ["X", "Y", None], "attribution": ["claimed", "attributed", "unattributed"],
+    })
+
+
+@pytest.mark.parametrize("col", ["id", "time_start", "latitude", "longitude", "actor",
+                                 "attribution"])
+def test_missing_column_names_it(col):
+    with pytest.raises(InputError) as e:
+        HawkesAttributor().fit(_tiny().drop(columns=[col]))
+    assert e.value.field == col and col in str(e.value)
+
+
+def test_bad_values_and_states():
+    bad = _tiny()
+    bad.loc[1, "latitude"] = 95.0
+    with pytest.raises(InputError) as e:
+        HawkesAttributor().fit(bad)
+    assert e.value.field == "latitude"
+    dup = _tiny()
+    dup.loc[2, "id"] = "a"
+    with pytest.raises(InputError, match="more than once"):
+        HawkesAttributor().fit(dup)
+    with pytest.raises(InputError):
+        HawkesAttributor().fit(_tiny().iloc[:0])
+    with pytest.raises(InputError) as e:
+        HawkesAttributor(window_days=-1).fit(_tiny())
+    assert e.value.field == "window_days"
+    nolab = _tiny().assign(attribution="suspected")
+    with pytest.raises(AnalysisError):
+        HawkesAttributor().fit(nolab)
+    with pytest.raises(NotFittedError):
+        HawkesAttributor().predict_proba(pd.DataFrame({"time": [], "latitude": [],
+                                                        "longitude": []}))
+    m = HawkesAttributor(max_iter=5).fit(_tiny())  # tiny data still fits
+    assert m.actors_ == ["X", "Y"]
+    with pytest.raises(InputError) as e:
+        m.predict_proba(pd.DataFrame({"time": ["2020-02-01"], "latitude": [35.0]}))
+    assert e.value.field == "longitude"
