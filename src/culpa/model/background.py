@@ -241,8 +241,8 @@ class SpatialBackground:
     def render(self, x, y, h, w):
         """KDE raster (float64, integrates to 1) of kernels (x, y, h) with weights w (sum 1);
         also each kernel's own value at its centre as rendered per unit weight (``kappa``) and
-        its variance there (``selfvar``), for leave-one-out: blurred by s, the own value is
-        ``kappa * selfvar / (selfvar + s^2)``."""
+        its variance there (``selfvar``), for leave-one-out: blurred by a further variance v,
+        the own value is ``kappa * selfvar / (selfvar + v)``."""
         c0, nx0, ny0 = self.cell, self.nx, self.ny
         X0, X1, Y0, Y1 = self.extent
         keep = w > 0
@@ -250,7 +250,8 @@ class SpatialBackground:
         kappa = np.zeros(len(x))
         if len(idx) == 0:
             return np.full((ny0, nx0), 1.0 / self.area), kappa, np.ones(len(x))
-        xs, ys, hs, ws = x[idx], y[idx], h[idx], w[idx]
+        xs, ys, ws = x[idx], y[idx], w[idx]
+        hs = np.sqrt(h[idx] ** 2 + float(self.levels[0]) ** 2)  # level 0 includes precision s0
         # pyramid level: bandwidth 2-4 cells (level 0 takes everything narrower)
         lvl = np.maximum(np.floor(np.log2(hs / (2.0 * c0))), 0).astype(int)
         max_lvl = 0
@@ -308,14 +309,21 @@ class SpatialBackground:
     # they cost little memory; the blur reflects at the region's edge (mass stays inside).
 
     def set_levels(self, precisions) -> None:
-        """Precision levels (km) from the fitted events' precisions; level 0 is "exact"."""
+        """Precision levels (km) from the fitted events' precisions.
+
+        Level 0 is the smallest precision ``s0`` (or 0): it is rendered into the kernels
+        themselves (bandwidth ``sqrt(h^2 + s0^2)``, see :meth:`render`), so the common case
+        needs no blur; level l > 0 blurs the level-0 raster by ``sqrt(s_l^2 - s0^2)``.
+        """
         p = np.asarray(precisions, float)
         p = np.unique(p[p > 0.25 * self.cell])
         if len(p) > 24:
             p = np.unique(self.cell * 2.0 ** (np.round(4 * np.log2(p / self.cell)) / 4))
-        self.levels = np.concatenate([[0.0], p])
+        base = float(p[0]) if len(p) else 0.0
+        self.levels = np.concatenate([[base], p[1:]])
         self._blur = [None] * len(self.levels)
-        self._blur_cells = [self.cell] + [self._blur_cell(v) for v in p]
+        self._blur_cells = [self.cell] + [self._blur_cell(math.sqrt(v * v - base * base))
+                                          for v in p[1:]]
 
     def _blur_cell(self, s: float) -> float:
         f = 2 ** max(int(math.floor(math.log2(s / (3.0 * self.cell)))), 0)
@@ -327,17 +335,16 @@ class SpatialBackground:
         lv = self.levels
         if len(lv) == 1:
             return np.zeros(p.shape, int)
-        logs = np.log(lv[1:])
+        logs = np.log(np.maximum(lv, 0.25 * self.cell))
         with np.errstate(divide="ignore"):
-            lp = np.log(np.maximum(p, 1e-12))
-        idx = np.abs(lp[..., None] - logs).argmin(-1) + 1
-        return np.where(p > 0.25 * self.cell, idx, 0)
+            lp = np.log(np.maximum(p, 0.25 * self.cell))
+        return np.abs(lp[..., None] - logs).argmin(-1)
 
     def blur(self, R: np.ndarray, level: int) -> np.ndarray:
         """R (level-0 raster) convolved with N(0, s^2) on the level's coarser grid."""
         if level == 0:
             return R
-        s = float(self.levels[level])
+        s = math.sqrt(float(self.levels[level]) ** 2 - float(self.levels[0]) ** 2)
         c = self._blur_cells[level]
         f = int(round(c / self.cell))
         ny, nx = R.shape
@@ -454,6 +461,7 @@ class CrossFitKDE:
         K = spatial.n_actors
         self.values = np.zeros((len(x), K))  # cross-fitted KDE at the events (no floor)
         self.bundles: list = [None] * K  # per actor: [bundle seen by fold 0, by fold 1]
+        self.last_weights: list = [None] * K  # weights of each actor's last proposal
         self.combined: list = [None] * K  # per actor: base raster of all the data
 
     def propose(self, k: int, p: np.ndarray):
@@ -475,8 +483,8 @@ class CrossFitKDE:
             return [b_for0, b_for1], comb, values
         R, kappa, selfvar = sb.render(x, y, h, p / W)
         b = sb.bundle(R)
-        s = sb.levels[lvl]
-        own = (p / W) * kappa * selfvar / (selfvar + s * s)
+        extra = sb.levels[lvl] ** 2 - sb.levels[0] ** 2  # blur beyond the rendered precision
+        own = (p / W) * kappa * selfvar / (selfvar + extra)
         values = np.maximum(sb.lookup(b, x, y, lvl) - own, 0.0)
         return [b, b], R, values
 

@@ -64,7 +64,12 @@ Levels (per site, the highest over its actors; ``LEVELS``):
     normal     otherwise
     =========  =====================================================
 
-The drivers of a site are the history events whose excitation adds most to its expected count.
+The drivers of a site are the history events whose excitation adds most to the expected count
+of the actor that sets its level (of all actors together when the level is normal): each with
+its ``contribution`` (expected events it adds over the horizon, first order) and ``share`` of
+that actor's first-order expected count. When the level comes from an actor's background rate
+(e.g. an actor newly active in the area) there may be no drivers: ``background`` and
+``excitation`` per actor say which.
 
 Accessors wanted from ``HawkesAttributor`` (written here as functions of the model until it has
 them): :func:`intensity` (``lambda_k`` at exact times and places) and the fitted events' arrays
@@ -458,11 +463,16 @@ def forecast_site(model, site: Site, start, horizon_days: float = 7.0,
         lv = level_of(ratio[k], p_any[k])
         if LEVEL_ORDER[lv] > LEVEL_ORDER[level]:
             level, level_actor = lv, model.actors_[k]
-    total = float(first.sum())
+    # drivers: the history events adding most to the expected count of the actor that sets
+    # the level (of all actors together when the level is normal)
+    if level_actor is not None:
+        k_lv = model.actors_.index(level_actor)
+        weight, total = contrib[:, k_lv], float(first[k_lv])
+    else:
+        weight, total = contrib.sum(1), float(first.sum())
     drivers = []
-    per_event = contrib.sum(1)
-    for i in np.argsort(-per_event)[:top]:
-        if per_event[i] <= 0 or per_event[i] < 0.01 * excitation.sum():
+    for i in np.argsort(-weight, kind="stable")[:top]:
+        if weight[i] <= 0 or weight[i] < 0.01 * weight.sum():
             break
         j = int(cand[i])
         k = int(hist.actor[j])
@@ -472,8 +482,8 @@ def forecast_site(model, site: Site, start, horizon_days: float = 7.0,
             "labelled": bool(hist.labelled[j]),
             "distance_km": float(haversine_km(site.lat, site.lon, hist.lat[j], hist.lon[j])),
             "days_before": float(T - hist.t_start[j]),
-            "contribution": float(per_event[i]),
-            "share": float(per_event[i] / total) if total > 0 else 0.0})
+            "contribution": float(weight[i]),
+            "share": float(weight[i] / total) if total > 0 else 0.0})
     return SiteForecast(site, start, H, list(model.actors_), background, excitation, expected,
                         baseline, p_any, level, level_actor, drivers)
 

@@ -400,8 +400,8 @@ class HawkesAttributor:
             st["B"] = temporal.rate(t) * st["bloo"]
             if len(latent):  # labels, with the new parameters
                 Ex = Q @ st["alpha"]
-                kr.intensity(pairs, s2, u, lab, Ex, st["B"], st["omega"], W, st["sigma2"],
-                             Lam=Lam)
+                kr.intensity(pairs, s2, u, lab, Ex, st["B"], st["alpha"], st["omega"], W,
+                             st["sigma2"], Lam=Lam)
                 kr.label_sweep(latent, rev, pairs, s2, u, lab, Q, Ex, Lam, st["alpha"],
                                st["omega"], W, st["sigma2"], st["logf"], st["Ghat"])
 
@@ -422,7 +422,7 @@ class HawkesAttributor:
         def step(r) -> bool:
             nonlocal n_m, refresh_due
             n_m += 1
-            refresh = n_m <= 4 or n_m % 3 == 0 or refresh_due
+            refresh = n_m <= 4 or n_m % 4 == 0 or refresh_due
             refresh_due = False
             m_step(r, refresh)
             return refresh
@@ -548,12 +548,20 @@ class HawkesAttributor:
 
     @staticmethod
     def _update_spatial(kde: CrossFitKDE, Phi) -> None:
-        """Propose the Zhuang KDE of background responsibilities; mix it in by line search."""
+        """Propose the Zhuang KDE of background responsibilities; mix it in by line search.
+
+        An actor whose background weights moved by under 1 % (L1) since its last proposal is
+        skipped (skipping an update never lowers the objective)."""
         eps, area = kde.sb.eps, kde.sb.area
         for k in range(kde.sb.n_actors):
             p = Phi[:, k]
-            if p.sum() <= 0:
+            tot = p.sum()
+            if tot <= 0:
                 continue
+            last = kde.last_weights[k]
+            if last is not None and np.abs(p / tot - last).sum() < 0.01:
+                continue
+            kde.last_weights[k] = p / tot
             prop = kde.propose(k, p)
             sel = p > 0
             a = (1 - eps) * kde.values[sel, k] + eps / area

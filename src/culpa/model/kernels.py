@@ -159,6 +159,7 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
         bgh = np.empty(maxrow)
         bedt = np.empty(maxrow)
         bedd = np.empty(maxrow)
+        bex = np.empty(maxrow)
         lam = np.empty(K)
         cache = np.full(4, -1.0)
         ll = 0.0
@@ -170,8 +171,18 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
             p1 = indptr[i + 1]
             ui2 = u[i] * u[i]
             si2 = s2[i]
+            k0 = lab[i]
             for p in range(p0, p1):
                 j = par[p]
+                if k0 >= 0:
+                    # labelled child: only its own actor's excitation matters; a labelled
+                    # parent of an actor that does not excite it (diagonal alpha) costs nothing
+                    lj = lab[j]
+                    ex = alpha[lj, k0] if lj >= 0 else Ex[j, k0]
+                    bex[p - p0] = ex
+                    if ex == 0.0:
+                        bgh[p - p0] = 0.0
+                        continue
                 sij = si2 + s2[j]
                 inv_v = 1.0 / (sigma2 + sij)
                 gh, e = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], inv_v, omega, W, zw, cache)
@@ -179,11 +190,10 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
                 bedt[p - p0] = e
                 r = sigma2 * inv_v
                 bedd[p - p0] = r * r * d2[p] + 2.0 * r * sij
-            k0 = lab[i]
             if k0 >= 0:
                 lm = B[i, k0]
                 for p in range(p0, p1):
-                    lm += Ex[par[p], k0] * bgh[p - p0]
+                    lm += bex[p - p0] * bgh[p - p0]
                 Lam[i, k0] = lm
                 Phi[i, k0] = B[i, k0] / lm
                 ll += math.log(lm)
@@ -191,7 +201,7 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
                 for p in range(p0, p1):
                     j = par[p]
                     gh = bgh[p - p0] * inv_l
-                    w = Ex[j, k0] * gh
+                    w = bex[p - p0] * gh
                     if store_w:
                         wout[p] = w
                     if w == 0.0:
@@ -259,7 +269,7 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
 
 
 @nb.njit(cache=True, parallel=True)
-def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, omega, W, sigma2, Lam, nchunk):
+def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, sigma2, Lam, nchunk):
     n = len(indptr) - 1
     K = Ex.shape[1]
     zw = -math.expm1(-omega * W)
@@ -275,9 +285,13 @@ def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, omega, W, sigma2, Lam, nc
                 lm = B[i, k0]
                 for p in range(indptr[i], indptr[i + 1]):
                     j = par[p]
+                    lj = lab[j]
+                    ex = alpha[lj, k0] if lj >= 0 else Ex[j, k0]
+                    if ex == 0.0:
+                        continue
                     gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], 1.0 / (sigma2 + s2[i] + s2[j]),
                                  omega, W, zw, cache)
-                    lm += Ex[j, k0] * gh
+                    lm += ex * gh
                 Lam[i, k0] = lm
             else:
                 for k in range(K):
@@ -320,11 +334,12 @@ def estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, sigma2, *, Lam=None
     return EStepResult(Lam, Phi, N, S, w if want_w else None)
 
 
-def intensity(pairs, s2, u, lab, Ex, B, omega, window, sigma2, Lam=None) -> np.ndarray:
+def intensity(pairs, s2, u, lab, Ex, B, alpha, omega, window, sigma2, Lam=None) -> np.ndarray:
     """lambda[i, k] for every event (only the own column for labelled events)."""
     n, K = Ex.shape
     Lam = np.zeros((n, K)) if Lam is None else Lam
-    _intensity(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Ex, B, float(omega),
+    _intensity(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Ex, B,
+               np.ascontiguousarray(alpha, dtype=np.float64), float(omega),
                float(window), float(sigma2), Lam, n_chunks(n))
     return Lam
 
