@@ -124,7 +124,7 @@ class HawkesAttributor:
     def __init__(self, window_days: float = 60.0, radius_km: float = 50.0, max_iter: int = 200,
                  tol: float = 1e-6, cross_excitation: bool = False, min_bandwidth_km: float = 1.0,
                  n_neighbors: int = 15, background_bin_days: float = 90.0, random_state=None,
-                 max_pair_memory_mb: float = 2048.0, background_floor: float = 1e-3,
+                 max_pair_memory_mb: float = 1024.0, background_floor: float = 1e-3,
                  mark_pseudo_count: float = 1.0, accelerate: bool = True,
                  verbose: bool = False):
         self.window_days = window_days

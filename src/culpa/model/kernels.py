@@ -541,10 +541,9 @@ def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, 
 
 def children_of(pairs, n, mask):
     """Pairs regrouped by parent for the parents in ``mask``: (rptr, rchild, rdt, rd2)."""
-    from culpa.model.pairs import reverse_index
+    from culpa.model.pairs import reverse_lags
 
-    rptr, rpair, rchild = reverse_index(pairs, n, mask)
-    return rptr, rchild, pairs.dt[rpair], pairs.d2[rpair]
+    return reverse_lags(pairs, n, mask)
 
 
 def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, sigma2, logf,

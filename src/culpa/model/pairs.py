@@ -265,19 +265,66 @@ def cap_for_budget(counts: np.ndarray, max_pairs: int) -> int:
     return max(lo, 1)
 
 
+@nb.njit(cache=True)
+def _reverse(indptr, parent, mask, with_pos):
+    """Counting sort of the pairs by parent (only parents with mask true)."""
+    n = len(indptr) - 1
+    cnt = np.zeros(n + 1, np.int64)
+    for p in range(len(parent)):
+        j = parent[p]
+        if mask[j]:
+            cnt[j + 1] += 1
+    for j in range(n):
+        cnt[j + 1] += cnt[j]
+    m = cnt[n]
+    rchild = np.empty(m, np.int32)
+    rpos = np.empty(m if with_pos else 0, np.int64)
+    fill = cnt[:n].copy()
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = parent[p]
+            if mask[j]:
+                q = fill[j]
+                rchild[q] = i
+                if with_pos:
+                    rpos[q] = p
+                fill[j] = q + 1
+    return cnt, rpos, rchild
+
+
+@nb.njit(cache=True)
+def _reverse_lags(indptr, parent, dt, d2, mask, rptr):
+    n = len(indptr) - 1
+    m = rptr[n]
+    rdt = np.empty(m, np.float32)
+    rd2 = np.empty(m, np.float32)
+    fill = rptr[:n].copy()
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = parent[p]
+            if mask[j]:
+                q = fill[j]
+                rdt[q] = dt[p]
+                rd2[q] = d2[p]
+                fill[j] = q + 1
+    return rdt, rd2
+
+
 def reverse_index(pairs: CandidatePairs, n: int, mask: np.ndarray | None = None):
     """Pairs grouped by parent: ``(rptr, rpair, rchild)`` for parents with ``mask`` true.
 
     ``rpair[rptr[j]:rptr[j + 1]]`` are the pair positions whose parent is ``j`` and ``rchild`` the
-    matching children. Only the masked parents (e.g. the latent ones) cost memory.
+    matching children (in child order). Only the masked parents (e.g. the latent ones) cost
+    memory: 12 bytes a pair.
     """
-    par = pairs.parent
-    keep = np.ones(len(par), bool) if mask is None else mask[par]
-    pos = np.flatnonzero(keep)
-    child = np.searchsorted(pairs.indptr, pos, side="right") - 1
-    order = np.argsort(par[pos], kind="stable")
-    pos, child = pos[order], child[order]
-    counts = np.bincount(par[pos], minlength=n)
-    rptr = np.zeros(n + 1, np.int64)
-    np.cumsum(counts, out=rptr[1:])
-    return rptr, pos.astype(np.int64), child.astype(np.int32)
+    mask = np.ones(n, np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+    return _reverse(pairs.indptr, pairs.parent, mask, True)
+
+
+def reverse_lags(pairs: CandidatePairs, n: int, mask: np.ndarray):
+    """Like :func:`reverse_index` but with each pair's lag and squared distance copied instead
+    of its position: ``(rptr, rchild, rdt, rd2)``, also 12 bytes a pair."""
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    rptr, _, rchild = _reverse(pairs.indptr, pairs.parent, mask, False)
+    rdt, rd2 = _reverse_lags(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, mask, rptr)
+    return rptr, rchild, rdt, rd2
