@@ -14,6 +14,7 @@ from culpa.cli import stats as _stats  # noqa: F401,E402
 from culpa.cli import modelling as _modelling  # noqa: F401,E402
 from culpa.cli import case as _case  # noqa: F401,E402
 from culpa.cli import demo as _demo  # noqa: F401,E402
+from culpa.cli import warn as _warn  # noqa: F401,E402
 
 
 def main() -> None:

@@ -19,15 +19,17 @@ more):
     Lambda0_k = [int_T^{T+H} mu_k(t) dt] [int_D b_k(x) dx]
                 + sum_j Ex[j, k] [Gbar_j(T + H - t_j) - Gbar_j(T - t_j)] P_j(D)
 
-- ``int mu_k``: exact over the piecewise-constant bins (outside the fitted period the nearest
-  bin's rate, as the model does);
+- ``int mu_k``: exact over the piecewise-constant bins; past the end of the fitted data the rate
+  of the last observed time holds (:class:`BackgroundRates`: the model's ``t_end_`` can lie
+  months past its last event, and its bins there hold only the prior);
 - ``int_D b_k``: the background raster (bilinear, as the model looks it up) summed on a lattice
   of points inside the disc (spacing ``min(cell / 2, R / 20)``) plus the floor ``eps / |region|``
   times the disc's area; for square cells, the raster cells whose centres fall in the cell;
 - ``Gbar_j``: the cumulative of the truncated exponential ``g_W`` averaged over the event's own
   date uncertainty ``+-u_j`` (the model's kernel for a query with an exact time), in closed form;
-- ``P_j(D)``: the mass inside ``D`` of the Gaussian ``h`` (variance ``sigma^2 + s_j^2``) centred
-  on ``x_j`` *and truncated at* ``radius_km``, because the model's intensity only counts parents
+- ``P_j(D)``: the mass inside ``D`` of the spatial kernel ``h`` centred on ``x_j`` — a Gaussian of
+  variance ``sigma^2 + s_j^2``, or a mixture of such Gaussians (``spatial_weights_``,
+  ``spatial_sigmas_km_``) summed component by component — *truncated at* ``radius_km``, because the model's intensity only counts parents
   within ``radius_km`` of a place (:func:`culpa.model.kernels.query_intensity`). For a disc:
   ``ncx2.cdf(R^2 / v, 2, d^2 / v)`` (non-central chi-square, 2 dof) minus the part beyond
   ``radius_km``, a 1-D integral over the distance ``r`` from ``x_j`` of the Rayleigh density
@@ -51,8 +53,8 @@ roughly balanced by offspring coming in from outside).
 Baseline (the long-run rate of a site): the model's own expected number of events in ``D`` over
 the whole fitted period — its compensator, ``int mu_k dt int_D b_k + sum_j Ex[j, k] Ghat_j
 P_j(D)`` over every fitted event (this counts triggered events of every generation, since it
-sums over the events that happened) — divided by the fitted period's length and multiplied by
-``H``. It is never zero (the background floor), so ``ratio = expected / baseline`` is finite.
+sums over the events that happened) — divided by the fitted period's length (first bin to the
+day after the last event) and multiplied by ``H``. It is never zero (the background floor), so ``ratio = expected / baseline`` is finite.
 
 Levels (per site, the highest over its actors; ``LEVELS``):
 
@@ -116,7 +118,8 @@ def days_since_t0(model, when) -> np.ndarray:
 
 def intensity(model, time, lat, lon) -> np.ndarray:
     """``lambda_k(t, x)`` (n x K, events per day per km^2) at exact times and places, the way
-    ``predict_proba`` evaluates it (history strictly before each time, no mark term).
+    ``predict_proba`` evaluates it (history strictly before each time, no mark term), with the
+    background rate of :class:`BackgroundRates` (the model's own up to the end of its data).
 
     ``time``: datetimes, or floats already in days since ``model.t0_``."""
     model._check_fitted()
@@ -128,6 +131,7 @@ def intensity(model, time, lat, lon) -> np.ndarray:
     n = len(lat)
     bg, trig, _ = model._intensities(t, x, y, np.zeros(n), np.zeros(n),
                                      np.array([None] * n, dtype=object), np.full(n, np.nan))
+    bg = bg / model._temporal.rate(t) * BackgroundRates.of(model).rate(t)
     return bg + trig
 
 
@@ -274,13 +278,63 @@ def _excitation_window(hist: "History", T: float, H: float, W: float):
     return cand, np.maximum(T, hist.t[cand])
 
 
+@dataclass(frozen=True)
+class BackgroundRates:
+    """mu_k(t) as forecasts use it: the model's piecewise-constant rates up to the end of the
+    observed data, and the last observed rate after it.
+
+    The fitted bins run to the model's ``t_end_``, the latest *end* of an event's date range
+    (``t + u``), which lies months past the last event when some events are dated only to a
+    year. Bins past the last event then hold only the prior (``mu ~ tau / L``, near zero) and
+    the bin holding the last event is diluted by the empty time after it. Here the rate of that
+    bin is re-estimated over the time actually observed (its MAP count ``mu_b L_b`` over the
+    observed part of ``L_b``, merged with the bin before when that part is under a quarter of a
+    bin) and holds from then on; before it the model's rates are used unchanged. When the data
+    run to ``t_end_`` this is exactly the model's ``mu_k(t)``."""
+
+    edges: np.ndarray  # bin edges; the last bin is open-ended (+inf)
+    mu: np.ndarray  # (K, n_bins)
+    observed_end: float  # days since t0_: the day after the last fitted event began
+
+    @classmethod
+    def of(cls, model) -> "BackgroundRates":
+        tb = model._temporal
+        edges, mu = np.asarray(tb.edges, float), np.asarray(tb.mu, float)
+        last = np.max(np.asarray(model._start, dtype="datetime64[s]")).astype("datetime64[D]")
+        end = float(((last + np.timedelta64(1, "D")).astype("datetime64[s]") - model.t0_)
+                    .astype(np.float64) / 86400.0)
+        end = min(max(end, float(edges[0]) + 1e-9), float(edges[-1]))
+        b = int(np.clip(np.searchsorted(edges, end, side="left") - 1, 0, len(edges) - 2))
+        lengths = np.diff(edges)
+        observed = end - edges[b]
+        mass = mu[:, b] * lengths[b]
+        first = b
+        if observed < 0.25 * float(model.background_bin_days) and b > 0:
+            mass = mass + mu[:, b - 1] * lengths[b - 1]
+            observed += lengths[b - 1]
+            first = b - 1
+        rate = mass / max(observed, 1e-9)
+        new_edges = np.concatenate([edges[:first + 1], [np.inf]])
+        new_mu = np.concatenate([mu[:, :first], rate[:, None]], axis=1)
+        return cls(new_edges, new_mu, end)
+
+    def rate(self, t) -> np.ndarray:
+        """mu_k(t), (n x K)."""
+        i = np.clip(np.searchsorted(self.edges, np.asarray(t, float), side="right") - 1, 0,
+                    self.mu.shape[1] - 1)
+        return self.mu[:, i].T
+
+    def integral(self, a: float, b: float) -> np.ndarray:
+        """int_a^b mu_k(t) dt per actor (exact)."""
+        inner = self.edges[1:-1]
+        cuts = np.concatenate([[a], inner[(inner > a) & (inner < b)], [b]])
+        mids = 0.5 * (cuts[1:] + cuts[:-1])
+        return self.rate(mids).T @ np.diff(cuts)
+
+
 def background_time_integral(model, T: float, H: float) -> np.ndarray:
-    """int_T^{T+H} mu_k(t) dt per actor (exact for the piecewise-constant bins)."""
-    tb = model._temporal
-    inner = tb.edges[1:-1]
-    cuts = np.concatenate([[T], inner[(inner > T) & (inner < T + H)], [T + H]])
-    mids = 0.5 * (cuts[1:] + cuts[:-1])
-    return tb.rate(mids).T @ np.diff(cuts)
+    """int_T^{T+H} mu_k(t) dt per actor (:class:`BackgroundRates`)."""
+    return BackgroundRates.of(model).integral(T, T + H)
 
 
 def cascade_factor(model, H: float) -> np.ndarray:
@@ -332,6 +386,24 @@ def disc_mass(d, R: float, v, cutoff: float) -> np.ndarray:
         f = _circle_share_in_disc(r, dn[:, None], R)
         tail[need] += 0.5 * (hin - lon) * ((dens * f) @ _GL_W)
     return np.clip(full - tail, 0.0, 1.0)
+
+
+def spatial_kernel(model) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, variances km^2) of the Gaussians of the model's spatial triggering kernel h (one
+    component with variance ``sigma_km_^2`` for a model without a mixture)."""
+    if getattr(model, "spatial_weights_", None) is not None:
+        return (np.asarray(model.spatial_weights_, float),
+                np.asarray(model.spatial_sigmas_km_, float) ** 2)
+    return np.ones(1), np.array([float(model.sigma_km_) ** 2])
+
+
+def kernel_disc_mass(model, d, R: float, s2) -> np.ndarray:
+    """P_j(D): mass of each event's kernel h (its own location variance ``s2`` added to every
+    component, truncated at ``radius_km``) in a disc of radius R at distance d from it."""
+    out = np.zeros(np.shape(d))
+    for rho, sig2 in zip(*spatial_kernel(model)):
+        out += rho * disc_mass(d, R, sig2 + np.asarray(s2, float), float(model.radius_km))
+    return out
 
 
 def disc_background(model, x: float, y: float, R: float) -> np.ndarray:
@@ -415,17 +487,17 @@ def level_of(ratio, p_any) -> str:
 
 def long_run(model, x: float, y: float, R: float, H: float, bg_space=None) -> np.ndarray:
     """The model's expected count in the disc over its whole fitted period, scaled to H days."""
-    tb = model._temporal
-    span = float(tb.edges[-1] - tb.edges[0])
+    rates = BackgroundRates.of(model)
+    begin = float(model._temporal.edges[0])
+    span = rates.observed_end - begin
     if bg_space is None:
         bg_space = disc_background(model, x, y, R)
-    bg = tb.integral() * bg_space
+    bg = rates.integral(begin, rates.observed_end) * bg_space
     cutoff = float(model.radius_km)
     d = np.hypot(model._x - x, model._y - y)
     near = np.flatnonzero(d < R + cutoff)
     ghat = _G(model.t_end_ - model._t[near], model.omega_, float(model.window_days))
-    v = model.sigma_km_ ** 2 + model._s2[near]
-    P = disc_mass(d[near], R, v, cutoff)
+    P = kernel_disc_mass(model, d[near], R, model._s2[near])
     exc = (model._Ex[near] * (ghat * P)[:, None]).sum(0)
     return (bg + exc) * H / span
 
@@ -450,7 +522,7 @@ def forecast_site(model, site: Site, start, horizon_days: float = 7.0,
     near = d[cand] < R + cutoff
     cand, lo = cand[near], lo[near]
     tm = time_mass(lo, T + H, hist.t[cand], hist.u[cand], model.omega_, W)
-    P = disc_mass(d[cand], R, model.sigma_km_ ** 2 + hist.s2[cand], cutoff)
+    P = kernel_disc_mass(model, d[cand], R, hist.s2[cand])
     contrib = hist.Ex[cand] * (tm * P)[:, None]  # (m, K) expected events each adds
     excitation = contrib.sum(0)
     first = background + excitation
@@ -608,8 +680,11 @@ def forecast_cells(model, grid: CellGrid, T: float, H: float, hist: History,
         keep = tm > 0
         cand, tm = cand[keep], tm[keep]
         gx, gy = grid.projection.forward(hist.lat[cand], hist.lon[cand])
-        M = _cell_masses(grid, np.asarray(gx), np.asarray(gy),
-                         model.sigma_km_ ** 2 + hist.s2[cand], cutoff)
+        M = None
+        for rho, sig2 in zip(*spatial_kernel(model)):
+            Mc = rho * _cell_masses(grid, np.asarray(gx), np.asarray(gy), sig2 + hist.s2[cand],
+                                    cutoff)
+            M = Mc if M is None else M + Mc
         out += np.asarray(M.T @ (hist.Ex[cand] * tm[:, None]))
     return out
 
