@@ -150,3 +150,16 @@ def test_a_missing_required_column(culpa_cli, readers_data, events_db, edit_csv)
     # Without --format the header is no longer recognisable as anything: said so, plainly.
     run = culpa_cli("ingest", bad, "--db", events_db)
     assert run.exit_code == 2 and "cannot tell the format from the header" in run.stderr
+
+
+def test_events_without_coordinates_stay_in_the_store_but_not_in_the_model_input(
+        culpa_cli, readers_data, events_db):
+    from culpa.events.store import Store
+
+    culpa_cli("ingest", readers_data / GTD, "--db", events_db)
+    with Store(events_db, read_only=True) as store:
+        everything = store.events_frame(located=False)
+        located = store.events_frame()
+    assert everything["latitude"].isna().sum() >= 1
+    assert located["latitude"].notna().all()
+    assert len(located) == len(everything) - everything["latitude"].isna().sum()

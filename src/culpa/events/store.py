@@ -262,10 +262,16 @@ class Store:
 
     def events_frame(self, since: str | dt.date | None = None, until: str | dt.date | None = None,
                      bbox: tuple[float, float, float, float] | None = None,
-                     columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Events as a DataFrame ordered by time (``until`` is exclusive)."""
+                     columns: Sequence[str] | None = None, located: bool = True) -> pd.DataFrame:
+        """Events as a DataFrame ordered by time (``until`` is exclusive).
+
+        ``located`` (default) keeps only events with coordinates: the model cannot place the
+        others (GTD has some), though the store keeps them.
+        """
         cols = ", ".join(columns or [c for c in EVENT_COLUMNS if c != "record"])
         where, args = ["TRUE"], []
+        if located:
+            where.append("latitude IS NOT NULL AND longitude IS NOT NULL")
         if since is not None:
             where.append("time_start >= ?")
             args.append(pd.Timestamp(since).to_pydatetime())
