@@ -100,19 +100,20 @@ def _problem(seed, K=3, cross=False, n=1500):
     return pairs, s2, u, lab, Q, Q @ alpha, B, alpha
 
 
-@pytest.mark.parametrize("cross", [False, True])
-def test_estep_numba_matches_numpy_reference(cross):
+@pytest.mark.parametrize("cross,space", [(False, 6.0), (True, 6.0),
+                                         (True, ([0.7, 0.3], [2.0, 60.0]))])
+def test_estep_numba_matches_numpy_reference(cross, space):
     pairs, s2, u, lab, Q, Ex, B, alpha = _problem(3, cross=cross)
-    args = (pairs, s2, u, lab, Q, Ex, B, alpha, 0.17, 30.0, 6.0)
+    args = (pairs, s2, u, lab, Q, Ex, B, alpha, 0.17, 30.0, space)
     fast = kr.estep(*args, want_w=True)
     ref = kr.estep_reference(*args)
     for name in ("Lam", "Phi", "N"):
         np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-6,
                                    atol=1e-300, err_msg=name)
     np.testing.assert_allclose(fast.w, ref.w, rtol=1e-6, atol=1e-7)  # w is stored as float32
-    for name in ("ll", "Sw", "Sdt", "Sdd"):
+    for name in ("ll", "Sw", "Sdt", "Sc", "Sdd"):
         assert getattr(fast, name) == pytest.approx(getattr(ref, name), rel=1e-6), name
-    lam = kr.intensity(pairs, s2, u, lab, Ex, B, alpha, 0.17, 30.0, 6.0)
+    lam = kr.intensity(pairs, s2, u, lab, Ex, B, alpha, 0.17, 30.0, space)
     np.testing.assert_allclose(lam, fast.Lam, rtol=1e-12)
     # the responsibilities of each child sum to one with its background share
     child = pairs.child()
@@ -133,11 +134,11 @@ def test_kernel_integrates_to_one_and_date_convolution():
     assert gu[0] == pytest.approx(g0[0] * np.sinh(omega * 2) / (omega * 2), rel=1e-12)
 
 
-@pytest.mark.parametrize("cross", [False, True])
-def test_label_sweep_numba_matches_reference(cross):
+@pytest.mark.parametrize("cross,space", [(False, 4.0), (True, ([0.6, 0.4], [1.0, 30.0]))])
+def test_label_sweep_numba_matches_reference(cross, space):
     pairs, s2, u, lab, Q, Ex, B, alpha = _problem(4, cross=cross, n=800)
     n, K = Q.shape
-    Lam = kr.intensity(pairs, s2, u, lab, Ex, B, alpha, 0.2, 30.0, 4.0)
+    Lam = kr.intensity(pairs, s2, u, lab, Ex, B, alpha, 0.2, 30.0, space)
     rng = np.random.default_rng(5)
     logf = np.log(rng.dirichlet(np.ones(K), n))
     Ghat = rng.uniform(0.5, 1.0, n)
@@ -145,13 +146,14 @@ def test_label_sweep_numba_matches_reference(cross):
     a = [Q.copy(), Ex.copy(), Lam.copy()]
     b = [Q.copy(), Ex.copy(), Lam.copy()]
     kr.label_sweep(latent, kr.children_of(pairs, n, lab < 0), pairs, s2, u, lab, *a, alpha, 0.2,
-                   30.0, 4.0, logf, Ghat)
-    kr.label_sweep_reference(latent, pairs, s2, u, lab, *b, alpha, 0.2, 30.0, 4.0, logf, Ghat)
+                   30.0, space, logf, Ghat)
+    kr.label_sweep_reference(latent, pairs, s2, u, lab, *b, alpha, 0.2, 30.0, space, logf,
+                             Ghat)
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-12)
     # Lam maintained in place equals a fresh computation with the new labels
-    np.testing.assert_allclose(a[2], kr.intensity(pairs, s2, u, lab, a[1], B, alpha, 0.2, 30.0, 4.0),
-                               rtol=1e-10)
+    np.testing.assert_allclose(a[2], kr.intensity(pairs, s2, u, lab, a[1], B, alpha, 0.2, 30.0,
+                                                  space), rtol=1e-10)
 
 
 def test_solve_label_maximises_its_surrogate():

@@ -115,6 +115,9 @@ class HawkesAttributor:
         event keeps only its nearest candidates in space and time (a warning says so).
     background_floor : share ``eps`` of every actor's spatial density spread over the region.
     mark_pseudo_count : Dirichlet pseudo-count of the mark distributions.
+    spatial_components : Gaussians in the spatial triggering kernel (1). Two give it a heavier
+        tail: a narrow component (the same village) and a wide one (the surrounding area).
+        ``sigma_km_`` is then the RMS spread; ``spatial_sigmas_km_``/``spatial_weights_`` the parts.
     accelerate : SQUAREM extrapolation of the global parameters between EM steps (kept only when
         the objective does not drop, so EM stays monotone). Plain EM crawls along the ridge
         where background and triggering trade off; this reaches the optimum in far fewer passes.
@@ -125,7 +128,8 @@ class HawkesAttributor:
                  tol: float = 1e-6, cross_excitation: bool = False, min_bandwidth_km: float = 1.0,
                  n_neighbors: int = 15, background_bin_days: float = 90.0, random_state=None,
                  max_pair_memory_mb: float = 1024.0, background_floor: float = 1e-3,
-                 mark_pseudo_count: float = 1.0, accelerate: bool = True,
+                 mark_pseudo_count: float = 1.0, spatial_components: int = 1,
+                 accelerate: bool = True,
                  verbose: bool = False):
         self.window_days = window_days
         self.radius_km = radius_km
@@ -139,6 +143,7 @@ class HawkesAttributor:
         self.max_pair_memory_mb = max_pair_memory_mb
         self.background_floor = background_floor
         self.mark_pseudo_count = mark_pseudo_count
+        self.spatial_components = spatial_components
         self.accelerate = accelerate
         self.verbose = verbose
 
@@ -147,8 +152,8 @@ class HawkesAttributor:
 
     _PARAMS = ("window_days", "radius_km", "max_iter", "tol", "cross_excitation",
                "min_bandwidth_km", "n_neighbors", "background_bin_days", "random_state",
-               "max_pair_memory_mb", "background_floor", "mark_pseudo_count", "accelerate",
-               "verbose")
+               "max_pair_memory_mb", "background_floor", "mark_pseudo_count",
+               "spatial_components", "accelerate", "verbose")
 
     def get_params(self, deep: bool = True) -> dict:
         return {p: getattr(self, p) for p in self._PARAMS}
@@ -173,9 +178,10 @@ class HawkesAttributor:
         if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
             raise InputError(f"must be a positive integer, got {self.max_iter!r}",
                              field="max_iter")
-        if not (isinstance(self.n_neighbors, (int, np.integer)) and self.n_neighbors >= 1):
-            raise InputError(f"must be a positive integer, got {self.n_neighbors!r}",
-                             field="n_neighbors")
+        for name in ("n_neighbors", "spatial_components"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and v >= 1):
+                raise InputError(f"must be a positive integer, got {v!r}", field=name)
         if not (self.tol >= 0):
             raise InputError(f"must be >= 0, got {self.tol!r}", field="tol")
         if not (0 < self.background_floor < 1):
@@ -361,7 +367,12 @@ class HawkesAttributor:
         alpha = 0.3 * np.eye(K)
         if self.cross_excitation and K > 1:
             alpha += 0.02 * (1 - np.eye(K))
-        omega, sigma2 = 6.0 / W, (R / 10.0) ** 2
+        omega = 6.0 / W
+        C = int(self.spatial_components)
+        if C == 1:
+            space = (np.ones(1), np.array([(R / 10.0) ** 2]))
+        else:  # from narrow to wide, log-spaced between R/25 and R/4
+            space = (np.full(C, 1.0 / C), (R * np.geomspace(0.04, 0.25, C)) ** 2)
         logf = marks.loglik(tcode, bcode)
         B = temporal.rate(t) * bloo
         if len(latent):
@@ -371,13 +382,13 @@ class HawkesAttributor:
             Q[latent] = q / q.sum(1, keepdims=True)
         Lam = np.zeros((n, K))
         Phi = np.zeros((n, K))
-        st = {"alpha": alpha, "omega": omega, "sigma2": sigma2, "logf": logf, "bloo": bloo,
+        st = {"alpha": alpha, "omega": omega, "space": space, "logf": logf, "bloo": bloo,
               "Ghat": self._ghat(t, omega), "B": B}
 
         def e_pass():
             Ex = Q @ st["alpha"]
             r = kr.estep(pairs, s2, u, lab, Q, Ex, st["B"], st["alpha"], st["omega"], W,
-                         st["sigma2"], Lam=Lam, Phi=Phi)
+                         st["space"], Lam=Lam, Phi=Phi)
             J = self._objective(r.ll, Q, st["logf"], latent, temporal, Ex, st["Ghat"], marks)
             return J, r
 
@@ -394,22 +405,26 @@ class HawkesAttributor:
             alpha = new_alpha if self.cross_excitation else np.diag(np.diag(new_alpha))
             st["alpha"] = alpha
             st["omega"] = self._update_omega(st["omega"], r.Sw, r.Sdt, Q @ alpha.sum(1), t)
-            if r.Sw > 0:
-                st["sigma2"] = r.Sdd / (2.0 * r.Sw)
+            if r.Sw > 0:  # spatial mixture: weights and variance-component EM step
+                rho, sig2 = st["space"]
+                live = r.Sc > 0
+                sig2 = np.where(live, r.Sdd / (2.0 * np.where(live, r.Sc, 1.0)), sig2)
+                st["space"] = (r.Sc / r.Sc.sum(), np.maximum(sig2, 1e-8))
             st["Ghat"] = self._ghat(t, st["omega"])
             st["B"] = temporal.rate(t) * st["bloo"]
             if len(latent):  # labels, with the new parameters
                 Ex = Q @ st["alpha"]
                 kr.intensity(pairs, s2, u, lab, Ex, st["B"], st["alpha"], st["omega"], W,
-                             st["sigma2"], Lam=Lam)
+                             st["space"], Lam=Lam)
                 kr.label_sweep(latent, rev, pairs, s2, u, lab, Q, Ex, Lam, st["alpha"],
-                               st["omega"], W, st["sigma2"], st["logf"], st["Ghat"])
+                               st["omega"], W, st["space"], st["logf"], st["Ghat"])
 
         def get_theta():
-            return (temporal.mu.copy(), st["alpha"].copy(), st["omega"], st["sigma2"])
+            return (temporal.mu.copy(), st["alpha"].copy(), st["omega"],
+                    (st["space"][0].copy(), st["space"][1].copy()))
 
         def set_theta(th) -> None:
-            temporal.mu, st["alpha"], st["omega"], st["sigma2"] = (
+            temporal.mu, st["alpha"], st["omega"], st["space"] = (
                 th[0].copy(), th[1].copy(), th[2], th[3])
             st["Ghat"] = self._ghat(t, st["omega"])
             st["B"] = temporal.rate(t) * st["bloo"]
@@ -441,7 +456,7 @@ class HawkesAttributor:
             hist.append(J)
             if self.verbose:
                 print(f"iter {n_m:4d}  J = {J:.10g}  alpha_diag = {np.diag(st['alpha']).round(4)}"
-                      f"  omega = {st['omega']:.4g}  sigma = {math.sqrt(st['sigma2']):.4g}",
+                      f"  omega = {st['omega']:.4g}  sigma = {np.sqrt(st['space'][1]).round(3)}",
                       flush=True)
 
         J, r = e_pass()
@@ -479,9 +494,11 @@ class HawkesAttributor:
                 break
         ll_hist = hist
         # ---- final state -----------------------------------------------------------------
-        alpha, omega, sigma2, B = st["alpha"], st["omega"], st["sigma2"], st["B"]
+        alpha, omega, B = st["alpha"], st["omega"], st["B"]
+        order_c = np.argsort(st["space"][1])  # components from narrow to wide
+        space = (st["space"][0][order_c], st["space"][1][order_c])
         Ex = Q @ alpha
-        r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, want_w=True)
+        r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, space, want_w=True)
         self._w = r.w
         self._Q, self._Ex = Q, Ex
         self._bg = r.Phi.sum(1)
@@ -490,13 +507,20 @@ class HawkesAttributor:
         self._kde_loo = kde.values
         self.alpha_ = alpha
         self.omega_ = float(omega)
-        self.sigma_km_ = float(math.sqrt(sigma2))
+        self._space = space
+        self._set_space_attrs()
         self.log_likelihood_ = ll_hist
         self.n_iter_ = n_m
         self.converged_ = converged
         self._set_public()
         self.fit_seconds_ = {"pairs": tick_pairs - tick, "total": _time.perf_counter() - tick}
         return self
+
+    def _set_space_attrs(self) -> None:
+        rho, sig2 = self._space
+        self.spatial_weights_ = np.asarray(rho, float)
+        self.spatial_sigmas_km_ = np.sqrt(np.asarray(sig2, float))
+        self.sigma_km_ = float(math.sqrt(float(rho @ sig2)))
 
     def _set_public(self) -> None:
         inv = np.empty_like(self.order_)
@@ -598,7 +622,7 @@ class HawkesAttributor:
         tq = t + u
         trig = kr.query_intensity(self._grid_index(), self._x, self._y, self._s2, self._u,
                                   self._Ex, tq, x, y, prec ** 2, u, self.omega_,
-                                  self.window_days, self.sigma_km_ ** 2, self.radius_km)
+                                  self.window_days, self._space, self.radius_km)
         bg = self._temporal.rate(tq) * self._spatial.density(x, y, prec)
         logf = self._marks.loglik(type_codes(etype, self._marks.categories),
                                   fatality_band(fat))
@@ -652,7 +676,7 @@ class HawkesAttributor:
         idx, gh, d2 = kr.query_contributions(self._grid_index(), self._x, self._y, self._s2,
                                              self._u, t[0] + u, x[0], y[0], prec[0] ** 2, u,
                                              self.omega_, self.window_days,
-                                             self.sigma_km_ ** 2, self.radius_km)
+                                             self._space, self.radius_km)
         contrib = self._Ex[idx] * gh[:, None]  # (m, K)
         fk = np.exp(logf[0])
         total = float(lam @ fk)
@@ -701,7 +725,7 @@ class HawkesAttributor:
                                       grid=grid)
             B = self._temporal.rate(self._t) * self._spatial.with_floor(self._kde_loo)
             r = kr.estep(self._pairs, self._s2, self._u, self._lab, self._Q, self._Ex, B,
-                         self.alpha_, self.omega_, W, self.sigma_km_ ** 2, want_w=True)
+                         self.alpha_, self.omega_, W, self._space, want_w=True)
             self._w = r.w
 
     @property
@@ -810,7 +834,9 @@ class HawkesAttributor:
             "format": "culpa.HawkesAttributor", "version": FORMAT_VERSION,
             "params": self.get_params(), "actors": self.actors_,
             "projection": self.projection_.to_dict(), "t0": str(self.t0_),
-            "t_end": self.t_end_, "omega": self.omega_, "sigma_km": self.sigma_km_,
+            "t_end": self.t_end_, "omega": self.omega_,
+            "spatial_weights": [float(v) for v in self._space[0]],
+            "spatial_variances": [float(v) for v in self._space[1]],
             "n_iter": self.n_iter_, "converged": self.converged_,
             "log_likelihood": self.log_likelihood_, "n_pairs": int(self.n_pairs_),
             "marks": self._marks.meta(), "spatial": self._spatial.meta(),
@@ -853,7 +879,9 @@ class HawkesAttributor:
         m.t0_ = np.datetime64(meta["t0"], "s")
         m.t_end_ = float(meta["t_end"])
         m.omega_ = float(meta["omega"])
-        m.sigma_km_ = float(meta["sigma_km"])
+        m._space = (np.asarray(meta["spatial_weights"], float),
+                    np.asarray(meta["spatial_variances"], float))
+        m._set_space_attrs()
         m.n_iter_ = int(meta["n_iter"])
         m.converged_ = bool(meta["converged"])
         m.log_likelihood_ = list(meta["log_likelihood"])
@@ -878,12 +906,13 @@ class HawkesAttributor:
 
 
 def _squarem(th0, th1, th2, amax: float):
-    """SQUAREM-3 extrapolation of (mu table, alpha, omega, sigma^2) in log space, or None."""
+    """SQUAREM-3 extrapolation of (mu table, alpha, omega, spatial variances) in log space, or
+    None; the spatial mixture weights are taken from the last EM step."""
     live = (th0[1] > 0) & (th1[1] > 0) & (th2[1] > 0)
 
     def vec(th):
-        return np.concatenate([np.log(th[0]).ravel(), np.log(th[1][live]),
-                               [math.log(th[2]), math.log(th[3])]])
+        return np.concatenate([np.log(th[0]).ravel(), np.log(th[1][live]), [math.log(th[2])],
+                               np.log(th[3][1])])
 
     v0, v1, v2 = vec(th0), vec(th1), vec(th2)
     r = v1 - v0
@@ -900,9 +929,11 @@ def _squarem(th0, th1, th2, amax: float):
     mu = np.exp(np.clip(x[:m], -700, 700)).reshape(th0[0].shape)
     alpha = th2[1].copy()
     alpha[live] = np.exp(np.clip(x[m:m + int(live.sum())], -50, 5))
-    omega = float(np.clip(math.exp(min(x[-2], 50.0)), 1e-4, 1e3))
-    sigma2 = float(np.clip(math.exp(min(x[-1], 50.0)), 1e-6, 1e8))
-    return mu, alpha, omega, sigma2
+    C = len(th0[3][1])
+    omega = float(np.clip(math.exp(min(x[-C - 1], 50.0)), 1e-4, 1e3))
+    C = len(th0[3][1])
+    sig2 = np.clip(np.exp(np.minimum(x[-C:], 50.0)), 1e-8, 1e8)
+    return mu, alpha, omega, (th2[3][0].copy(), sig2)
 
 
 def _normalise(logp: np.ndarray) -> np.ndarray:

@@ -97,19 +97,29 @@ def _edt(dt, uij, omega, W):
 
 
 @nb.njit(cache=True, inline="always")
-def _gh(dt, d2, ui, uj, si2, sj2, omega, W, zw, sigma2):
-    uij = math.sqrt(ui * ui + uj * uj) if (ui > 0.0 or uj > 0.0) else 0.0
-    v = sigma2 + si2 + sj2
-    return _g(dt, uij, omega, W, zw) * math.exp(-0.5 * d2 / v) / (TWO_PI * v)
+def _h(d2, sij, rho, sig2):
+    """Spatial kernel: mixture of Gaussians with variances sig2[c] + s_i^2 + s_j^2."""
+    h = 0.0
+    for c in range(len(rho)):
+        v = sig2[c] + sij
+        h += rho[c] * math.exp(-0.5 * d2 / v) / (TWO_PI * v)
+    return h
 
 
 @nb.njit(cache=True, inline="always")
-def _ghc(dt, d2, u2, inv_v, omega, W, zw, cache):
-    """(g*h, E[dt*]) for a pair with squared date half-width u2 = u_i^2 + u_j^2.
+def _gh(dt, d2, ui, uj, si2, sj2, omega, W, zw, rho, sig2):
+    uij = math.sqrt(ui * ui + uj * uj) if (ui > 0.0 or uj > 0.0) else 0.0
+    return _g(dt, uij, omega, W, zw) * _h(d2, si2 + sj2, rho, sig2)
+
+
+@nb.njit(cache=True, inline="always")
+def _ghc(dt, d2, u2, sij, rho, sig2, omega, W, zw, cache, comp):
+    """(g*h, E[dt*]) for a pair with squared date half-width u2 = u_i^2 + u_j^2 and summed
+    squared location precision sij; ``comp[c]`` receives the part of g*h from component c.
 
     ``cache`` (4 floats: u2, u, C, D) keeps the factors that depend on u only, so the common
-    case (few distinct precisions, lag away from the window's ends) costs one exp:
-    for u <= dt <= W - u, g_u(dt) = C(u) exp(-omega dt) and E[dt*] = dt + D(u).
+    case (few distinct precisions, lag away from the window's ends) costs one exp a spatial
+    component: for u <= dt <= W - u, g_u(dt) = C(u) exp(-omega dt) and E[dt*] = dt + D(u).
     """
     if u2 != cache[0]:
         cache[0] = u2
@@ -127,13 +137,22 @@ def _ghc(dt, d2, u2, inv_v, omega, W, zw, cache):
             else:
                 cache[3] = -uu + 1.0 / omega - 2.0 * uu / math.expm1(x)
     uu = cache[1]
-    hn = inv_v / TWO_PI
-    if uu == 0.0:
-        return cache[2] * math.exp(-omega * dt - 0.5 * d2 * inv_v) * hn, dt
-    if dt >= uu and dt + uu <= W:
-        return cache[2] * math.exp(-omega * dt - 0.5 * d2 * inv_v) * hn, dt + cache[3]
-    return (_g(dt, uu, omega, W, zw) * math.exp(-0.5 * d2 * inv_v) * hn,
-            _edt(dt, uu, omega, W))
+    tot = 0.0
+    if uu == 0.0 or (dt >= uu and dt + uu <= W):
+        e = dt + cache[3] if uu > 0.0 else dt
+        for c in range(len(rho)):
+            v = sig2[c] + sij
+            val = cache[2] * rho[c] / (TWO_PI * v) * math.exp(-omega * dt - 0.5 * d2 / v)
+            comp[c] = val
+            tot += val
+        return tot, e
+    g = _g(dt, uu, omega, W, zw)
+    for c in range(len(rho)):
+        v = sig2[c] + sij
+        val = g * rho[c] * math.exp(-0.5 * d2 / v) / (TWO_PI * v)
+        comp[c] = val
+        tot += val
+    return tot, _edt(dt, uu, omega, W)
 
 
 def n_chunks(n: int) -> int:
@@ -145,27 +164,31 @@ def n_chunks(n: int) -> int:
 
 
 @nb.njit(cache=True, parallel=True)
-def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, Lam, Phi,
+def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2, Lam, Phi,
            wout, nchunk, maxrow):
     n = len(indptr) - 1
     K = Q.shape[1]
+    C = len(rho)
     zw = -math.expm1(-omega * W)
     acc_N = np.zeros((nchunk, K, K))
-    acc_S = np.zeros((nchunk, 4))  # ll, Sw, Sdt, Sdd
+    acc_S = np.zeros((nchunk, 3 + 2 * C))  # ll, Sw, Sdt, then per component: S_c, Sdd_c
     store_w = len(wout) > 0
     for ch in nb.prange(nchunk):
         lo = ch * n // nchunk
         hi = (ch + 1) * n // nchunk
         bgh = np.empty(maxrow)
         bedt = np.empty(maxrow)
-        bedd = np.empty(maxrow)
+        bres = np.empty((maxrow, C))  # share of g*h from each spatial component
+        bedd = np.empty((maxrow, C))  # E|delta|^2 under each component
         bex = np.empty(maxrow)
+        comp = np.empty(C)
         lam = np.empty(K)
         cache = np.full(4, -1.0)
         ll = 0.0
         sw = 0.0
         sdt = 0.0
-        sdd = 0.0
+        sc = np.zeros(C)
+        sdd = np.zeros(C)
         for i in range(lo, hi):
             p0 = indptr[i]
             p1 = indptr[i + 1]
@@ -184,12 +207,14 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
                         bgh[p - p0] = 0.0
                         continue
                 sij = si2 + s2[j]
-                inv_v = 1.0 / (sigma2 + sij)
-                gh, e = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], inv_v, omega, W, zw, cache)
+                gh, e = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], sij, rho, sig2, omega, W, zw,
+                             cache, comp)
                 bgh[p - p0] = gh
                 bedt[p - p0] = e
-                r = sigma2 * inv_v
-                bedd[p - p0] = r * r * d2[p] + 2.0 * r * sij
+                for c in range(C):
+                    r = sig2[c] / (sig2[c] + sij)
+                    bres[p - p0, c] = comp[c] / gh if gh > 0.0 else 0.0
+                    bedd[p - p0, c] = r * r * d2[p] + 2.0 * r * sij
             if k0 >= 0:
                 lm = B[i, k0]
                 for p in range(p0, p1):
@@ -214,7 +239,10 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
                             acc_N[ch, l, k0] += Q[j, l] * alpha[l, k0] * gh
                     sw += w
                     sdt += w * bedt[p - p0]
-                    sdd += w * bedd[p - p0]
+                    for c in range(C):
+                        wc = w * bres[p - p0, c]
+                        sc[c] += wc
+                        sdd[c] += wc * bedd[p - p0, c]
             else:
                 for k in range(K):
                     lam[k] = B[i, k]
@@ -252,24 +280,29 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, sigma2, L
                         continue
                     sw += w
                     sdt += w * bedt[p - p0]
-                    sdd += w * bedd[p - p0]
+                    for c in range(C):
+                        wc = w * bres[p - p0, c]
+                        sc[c] += wc
+                        sdd[c] += wc * bedd[p - p0, c]
         acc_S[ch, 0] = ll
         acc_S[ch, 1] = sw
         acc_S[ch, 2] = sdt
-        acc_S[ch, 3] = sdd
+        for c in range(C):
+            acc_S[ch, 3 + c] = sc[c]
+            acc_S[ch, 3 + C + c] = sdd[c]
     Nm = np.zeros((K, K))
-    S = np.zeros(4)
+    S = np.zeros(3 + 2 * C)
     for ch in range(nchunk):
         for a in range(K):
             for b in range(K):
                 Nm[a, b] += acc_N[ch, a, b]
-        for a in range(4):
+        for a in range(3 + 2 * C):
             S[a] += acc_S[ch, a]
     return Nm, S
 
 
 @nb.njit(cache=True, parallel=True)
-def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, sigma2, Lam, nchunk):
+def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, rho, sig2, Lam, nchunk):
     n = len(indptr) - 1
     K = Ex.shape[1]
     zw = -math.expm1(-omega * W)
@@ -277,6 +310,7 @@ def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, sigma2, 
         lo = ch * n // nchunk
         hi = (ch + 1) * n // nchunk
         lam = np.empty(K)
+        comp = np.empty(len(rho))
         cache = np.full(4, -1.0)
         for i in range(lo, hi):
             k0 = lab[i]
@@ -289,8 +323,8 @@ def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, sigma2, 
                     ex = alpha[lj, k0] if lj >= 0 else Ex[j, k0]
                     if ex == 0.0:
                         continue
-                    gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], 1.0 / (sigma2 + s2[i] + s2[j]),
-                                 omega, W, zw, cache)
+                    gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], s2[i] + s2[j], rho, sig2, omega,
+                                 W, zw, cache, comp)
                     lm += ex * gh
                 Lam[i, k0] = lm
             else:
@@ -298,8 +332,8 @@ def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, sigma2, 
                     lam[k] = B[i, k]
                 for p in range(indptr[i], indptr[i + 1]):
                     j = par[p]
-                    gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], 1.0 / (sigma2 + s2[i] + s2[j]),
-                                 omega, W, zw, cache)
+                    gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], s2[i] + s2[j], rho, sig2, omega,
+                                 W, zw, cache, comp)
                     for k in range(K):
                         lam[k] += Ex[j, k] * gh
                 for k in range(K):
@@ -310,37 +344,56 @@ def _row_max(indptr) -> int:
     return int(np.diff(indptr).max()) if len(indptr) > 1 else 0
 
 
-class EStepResult:
-    """What one E pass returns: intensities, background responsibilities and the M-step sums."""
+def space_params(space):
+    """(rho, sig2) arrays from ``space``: a variance sigma^2 (one Gaussian) or (rho, sig2)."""
+    if np.isscalar(space):
+        return np.ones(1), np.array([float(space)])
+    rho, sig2 = space
+    return (np.ascontiguousarray(rho, dtype=np.float64),
+            np.ascontiguousarray(sig2, dtype=np.float64))
 
-    __slots__ = ("Lam", "Phi", "N", "ll", "Sw", "Sdt", "Sdd", "w")
+
+class EStepResult:
+    """What one E pass returns: intensities, background responsibilities and the M-step sums.
+
+    ``Sc[c]`` = sum over pairs of w times the share of spatial component c, ``Sdd[c]`` the same
+    weighted by E|delta|^2 under c.
+    """
+
+    __slots__ = ("Lam", "Phi", "N", "ll", "Sw", "Sdt", "Sc", "Sdd", "w")
 
     def __init__(self, Lam, Phi, N, S, w):
         self.Lam, self.Phi, self.N, self.w = Lam, Phi, N, w
-        self.ll, self.Sw, self.Sdt, self.Sdd = (float(v) for v in S)
+        C = (len(S) - 3) // 2
+        self.ll, self.Sw, self.Sdt = (float(v) for v in S[:3])
+        self.Sc = np.asarray(S[3:3 + C], dtype=float)
+        self.Sdd = np.asarray(S[3 + C:], dtype=float)
 
 
-def estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, sigma2, *, Lam=None, Phi=None,
+def estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space, *, Lam=None, Phi=None,
           want_w=False) -> EStepResult:
-    """Fused E pass (numba). ``Lam``/``Phi`` (N x K) may be passed to be reused."""
+    """Fused E pass (numba). ``Lam``/``Phi`` (N x K) may be passed to be reused.
+    ``space``: sigma^2, or (rho, sig2) for a mixture of Gaussians."""
     n, K = Q.shape
     Lam = np.zeros((n, K)) if Lam is None else Lam
     Phi = np.zeros((n, K)) if Phi is None else Phi
     w = np.empty(pairs.n_pairs if want_w else 0, np.float32)
     maxrow = max(_row_max(pairs.indptr), 1)
+    rho, sig2 = space_params(space)
     N, S = _estep(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Q, Ex, B,
                   np.ascontiguousarray(alpha, dtype=np.float64), float(omega), float(window),
-                  float(sigma2), Lam, Phi, w, n_chunks(n), maxrow)
+                  rho, sig2, Lam, Phi, w, n_chunks(n), maxrow)
     return EStepResult(Lam, Phi, N, S, w if want_w else None)
 
 
-def intensity(pairs, s2, u, lab, Ex, B, alpha, omega, window, sigma2, Lam=None) -> np.ndarray:
+def intensity(pairs, s2, u, lab, Ex, B, alpha, omega, window, space, Lam=None) -> np.ndarray:
     """lambda[i, k] for every event (only the own column for labelled events)."""
     n, K = Ex.shape
     Lam = np.zeros((n, K)) if Lam is None else Lam
+    rho, sig2 = space_params(space)
     _intensity(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Ex, B,
                np.ascontiguousarray(alpha, dtype=np.float64), float(omega),
-               float(window), float(sigma2), Lam, n_chunks(n))
+               float(window), rho, sig2, Lam, n_chunks(n))
     return Lam
 
 
@@ -367,16 +420,24 @@ def edt_reference(dt, uij, omega, W):
     return np.where(uij > 0, m, dt)
 
 
-def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, sigma2) -> EStepResult:
+def h_reference(d2, sij, rho, sig2):
+    """Per-component spatial kernel values, (pairs x C)."""
+    v = sig2[None, :] + sij[:, None]
+    return rho[None, :] * np.exp(-0.5 * d2[:, None] / v) / (2 * np.pi * v)
+
+
+def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space) -> EStepResult:
     """The E pass written plainly in NumPy over all pairs at once (O(pairs x K) memory)."""
     n, K = Q.shape
+    rho, sig2 = space_params(space)
     child = pairs.child()
     par = pairs.parent
     dt = pairs.dt.astype(np.float64)
     d2 = pairs.d2.astype(np.float64)
     uij = np.sqrt(u[child] ** 2 + u[par] ** 2)
-    v = sigma2 + s2[child] + s2[par]
-    gh = g_reference(dt, uij, omega, window) * np.exp(-0.5 * d2 / v) / (2 * np.pi * v)
+    sij = s2[child] + s2[par]
+    hc = h_reference(d2, sij, rho, sig2)  # (pairs, C)
+    gh = g_reference(dt, uij, omega, window) * hc.sum(1)
     # lambda[i, k] = B[i, k] + sum_j Ex[j, k] gh_ij
     contrib = Ex[par] * gh[:, None]  # (pairs, K)
     Lam = B.copy()
@@ -397,9 +458,11 @@ def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, sigma2) -
     Qp = Qe[par]
     N = (Qp.T @ R) * alpha
     edt = edt_reference(dt, uij, omega, window)
-    r = sigma2 / v
-    edd = r * r * d2 + 2 * r * (s2[child] + s2[par])
-    S = (ll, w.sum(), np.sum(w * edt), np.sum(w * edd))
+    share = hc / np.maximum(hc.sum(1, keepdims=True), 1e-300)  # responsibility of component c
+    r = sig2[None, :] / (sig2[None, :] + sij[:, None])
+    edd = r * r * d2[:, None] + 2 * r * sij[:, None]  # E|delta|^2 under component c
+    wc = w[:, None] * share
+    S = np.concatenate([[ll, w.sum(), np.sum(w * edt)], wc.sum(0), (wc * edd).sum(0)])
     # the numba path only fills the own column for labelled events
     Lam_out = np.where(labelled[:, None] & (Qe == 0), 0.0, Lam)
     return EStepResult(Lam_out, Phi, N, S, w)
@@ -475,7 +538,7 @@ def solve_label(a, A, out):
 
 
 @nb.njit(cache=True)
-def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, W, sigma2,
+def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, W, rho, sig2,
            logf, Ghat, maxchild):
     K = Q.shape[1]
     zw = -math.expm1(-omega * W)
@@ -488,6 +551,7 @@ def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, 
     qn = np.empty(K)
     dq = np.empty(K)
     buf = np.empty(maxchild)
+    comp = np.empty(len(rho))
     cache = np.full(4, -1.0)
     for jj in range(len(order)):
         j = order[jj]
@@ -498,8 +562,8 @@ def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, 
         r1 = rptr[j + 1]
         for r in range(r0, r1):
             c = rchild[r]
-            gh, _ = _ghc(rdt[r], rd2[r], u[c] * u[c] + u[j] * u[j], 1.0 / (sigma2 + s2[c] + s2[j]),
-                         omega, W, zw, cache)
+            gh, _ = _ghc(rdt[r], rd2[r], u[c] * u[c] + u[j] * u[j], s2[c] + s2[j], rho, sig2,
+                         omega, W, zw, cache, comp)
             buf[r - r0] = gh
             kc = lab[c]
             if kc >= 0:
@@ -546,7 +610,7 @@ def children_of(pairs, n, mask):
     return reverse_lags(pairs, n, mask)
 
 
-def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, sigma2, logf,
+def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, space, logf,
                 Ghat):
     """Update Q, Ex and Lam in place for the latent events in ``order`` (see module doc).
 
@@ -555,27 +619,28 @@ def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window,
     """
     rptr, rchild, rdt, rd2 = rev
     maxchild = max(int(np.diff(rptr).max()) if len(rptr) > 1 else 0, 1)
+    rho, sig2 = space_params(space)
     _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam,
            np.ascontiguousarray(alpha, dtype=np.float64), float(omega), float(window),
-           float(sigma2), logf, Ghat, maxchild)
+           rho, sig2, logf, Ghat, maxchild)
 
 
-def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, sigma2,
+def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, space,
                           logf, Ghat):
     """Plain-Python version of :func:`label_sweep` (slow; for tests)."""
     from scipy.optimize import brentq
     from scipy.special import lambertw
 
     K = Q.shape[1]
+    rho, sig2 = space_params(space)
     child = pairs.child()
     par = pairs.parent
     for j in order:
         sel = np.flatnonzero(par == j)
         cs = child[sel]
         uij = np.sqrt(u[cs] ** 2 + u[j] ** 2)
-        v = sigma2 + s2[cs] + s2[j]
-        gh = g_reference(pairs.dt[sel].astype(float), uij, omega, window) * np.exp(
-            -0.5 * pairs.d2[sel].astype(float) / v) / (2 * np.pi * v)
+        gh = g_reference(pairs.dt[sel].astype(float), uij, omega, window) * h_reference(
+            pairs.d2[sel].astype(float), s2[cs] + s2[j], rho, sig2).sum(1)
         a = logf[j] + np.log(Lam[j]) - Ghat[j] * alpha.sum(1)
         Qc = Q[cs].copy()
         lc = lab[cs]
@@ -609,7 +674,7 @@ def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, wi
 
 @nb.njit(cache=True, inline="always")
 def _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy,
-               qs2, qu, omega, W, sigma2, r2, zw):
+               qs2, qu, omega, W, rho, sig2, r2, zw):
     K = Ex.shape[1]
     ti, xi, yi = qt[i], qx[i], qy[i]
     cx = int(math.floor((xi - x0) / cell))
@@ -625,37 +690,37 @@ def _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, 
                 dx, dy = x[j] - xi, y[j] - yi
                 dd = dx * dx + dy * dy
                 if dd <= r2:
-                    gh = _gh(ti - ct[q], dd, qu[i], u[j], qs2[i], s2[j], omega, W, zw, sigma2)
+                    gh = _gh(ti - ct[q], dd, qu[i], u[j], qs2[i], s2[j], omega, W, zw, rho, sig2)
                     for k in range(K):
                         out[i, k] += Ex[j, k] * gh
 
 
 @nb.njit(cache=True, parallel=True)
 def _query(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy, qs2, qu,
-           omega, W, sigma2, r2):
+           omega, W, rho, sig2, r2):
     out = np.zeros((len(qt), Ex.shape[1]))
     zw = -math.expm1(-omega * W)
     for i in nb.prange(len(qt)):
         _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx,
-                   qy, qs2, qu, omega, W, sigma2, r2, zw)
+                   qy, qs2, qu, omega, W, rho, sig2, r2, zw)
     return out
 
 
 @nb.njit(cache=True)
 def _query_serial(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy, qs2,
-                  qu, omega, W, sigma2, r2):
+                  qu, omega, W, rho, sig2, r2):
     """Same as _query without threads: a single attribution must not wait for a thread pool."""
     out = np.zeros((len(qt), Ex.shape[1]))
     zw = -math.expm1(-omega * W)
     for i in range(len(qt)):
         _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx,
-                   qy, qs2, qu, omega, W, sigma2, r2, zw)
+                   qy, qs2, qu, omega, W, rho, sig2, r2, zw)
     return out
 
 
 @nb.njit(cache=True)
 def _query_one(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, qt, qx, qy, qs2, qu,
-               omega, W, sigma2, r2):
+               omega, W, rho, sig2, r2):
     zw = -math.expm1(-omega * W)
     cx = int(math.floor((qx - x0) / cell))
     cy = int(math.floor((qy - y0) / cell))
@@ -680,7 +745,7 @@ def _query_one(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, qt, qx, 
                 dd = dx * dx + dy * dy
                 if dd <= r2:
                     idx[n] = j
-                    val[n] = _gh(qt - ct[q], dd, qu, u[j], qs2, s2[j], omega, W, zw, sigma2)
+                    val[n] = _gh(qt - ct[q], dd, qu, u[j], qs2, s2[j], omega, W, zw, rho, sig2)
                     d2o[n] = dd
                     n += 1
     return idx[:n], val[:n], d2o[:n]
@@ -697,17 +762,19 @@ def _lb(a, lo, hi, v):
     return lo
 
 
-def query_intensity(grid, x, y, s2, u, Ex, qt, qx, qy, qs2, qu, omega, window, sigma2, radius):
+def query_intensity(grid, x, y, s2, u, Ex, qt, qx, qy, qs2, qu, omega, window, space, radius):
     """Triggered intensity (nq x K) at queries from fitted events strictly before each query."""
     f = np.ascontiguousarray
     fn = _query if len(qt) >= 256 else _query_serial
+    rho, sig2 = space_params(space)
     return fn(*grid.arrays(), x, y, s2, u, Ex, f(qt, dtype=np.float64),
-                  f(qx, dtype=np.float64), f(qy, dtype=np.float64), f(qs2, dtype=np.float64),
-                  f(qu, dtype=np.float64), float(omega), float(window), float(sigma2),
-                  float(radius) ** 2)
+              f(qx, dtype=np.float64), f(qy, dtype=np.float64), f(qs2, dtype=np.float64),
+              f(qu, dtype=np.float64), float(omega), float(window), rho, sig2,
+              float(radius) ** 2)
 
 
-def query_contributions(grid, x, y, s2, u, qt, qx, qy, qs2, qu, omega, window, sigma2, radius):
+def query_contributions(grid, x, y, s2, u, qt, qx, qy, qs2, qu, omega, window, space, radius):
     """(event index, g*h, squared distance) of every fitted event that can trigger the query."""
+    rho, sig2 = space_params(space)
     return _query_one(*grid.arrays(), x, y, s2, u, float(qt), float(qx), float(qy), float(qs2),
-                      float(qu), float(omega), float(window), float(sigma2), float(radius) ** 2)
+                      float(qu), float(omega), float(window), rho, sig2, float(radius) ** 2)
