@@ -108,3 +108,13 @@ def test_a_case_without_hypotheses_is_refused(tmp_path):
     bad.write_text("title: x\nincident: {time: 2018-01-01, lat: 35, lon: 44}\nhypotheses: []\n")
     proc = culpa("case", bad)
     assert proc.returncode == 2 and "hypotheses" in proc.stderr
+
+
+def test_the_case_carries_the_warning_view_of_the_day_before(demo_doc):
+    doc, html = demo_doc
+    warning = doc["warning"]
+    assert warning["at"] == "2018-06-30" and warning["horizon_days"] == 7
+    assert warning["level"] in {"normal", "elevated", "high"}
+    assert "IS" in warning["actors"] and 0 < warning["actors"]["IS"]["p_any"] < 1
+    assert all(d["date"] <= "2018-06-30" for d in warning["drivers"])
+    assert "Early warning" in html.read_text(encoding="utf-8")

@@ -19,6 +19,9 @@ from culpa.evidence.case import Case
 MIN_EVENTS_FOR_MODEL = 30
 NEARBY_RADIUS_KM = 150.0
 DEFAULT_WINDOW_DAYS = 365
+#: The warning view: who was expected within this distance over the next days, the day before.
+WARNING_RADIUS_KM = 25.0
+WARNING_HORIZON_DAYS = 7
 
 
 @dataclass
@@ -31,6 +34,7 @@ class IncidentContext:
     aliases: AliasTable = field(default_factory=AliasTable.builtin)
     window_events: pd.DataFrame | None = None
     model: object | None = None
+    warning: dict | None = None  # culpa warn's view of the place, the day before
 
 
 def incident_context(case: Case, db: Path | None, top: int = 10) -> IncidentContext:
@@ -69,7 +73,21 @@ def incident_context(case: Case, db: Path | None, top: int = 10) -> IncidentCont
                                     precision_km=inc.precision_km, event_type=inc.event_type,
                                     top=top)
     ctx.model_prior = {a["actor"]: float(a["probability"]) for a in ctx.explanation["actors"]}
+    ctx.warning = warning_before(model, case)
     return ctx
+
+
+def warning_before(model, case: Case) -> dict:
+    """The early-warning view of the incident's place as it stood the day before it."""
+    from culpa.model.forecast import Site, forecast_site
+
+    inc = case.incident
+    at = pd.Timestamp(inc.time).normalize() - pd.Timedelta(days=1)
+    site = Site(name=case.title, lat=inc.lat, lon=inc.lon,
+                radius_km=max(WARNING_RADIUS_KM, inc.precision_km))
+    fc = forecast_site(model, site, at, horizon_days=WARNING_HORIZON_DAYS)
+    return {"at": str(at.date()), "horizon_days": WARNING_HORIZON_DAYS,
+            **fc.to_dict(min_expected=1e-4)}
 
 
 def case_document(case: Case, db: Path | None) -> dict:
@@ -105,6 +123,7 @@ def case_document(case: Case, db: Path | None) -> dict:
         "explanation": _explanation_summary(ctx.explanation),
         "nearby_events": ctx.nearby_events,
         "n_window_events": ctx.n_window_events,
+        "warning": ctx.warning,
         "credit": UCDP_CREDIT,
     })
     return doc
