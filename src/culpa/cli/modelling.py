@@ -23,7 +23,7 @@ ModelOption = Annotated[Path | None, typer.Option(
 
 
 def default_model_path(db: Path) -> Path:
-    return db.with_name(db.name + ".model")
+    return db.with_name(db.name + ".model.npz")
 
 
 def parse_day(value: str | None, flag: str) -> pd.Timestamp | None:
@@ -137,12 +137,17 @@ def attribute(
     table = Table(title=f"Who acted at {lat:.4f}, {lon:.4f} on {when.date()}?")
     for col in ("actor", "probability", "background share", "main reasons"):
         table.add_column(col)
-    for a in doc["actors"][:10]:
+    shown = [a for a in doc["actors"] if a["probability"] >= 0.001][:10] or doc["actors"][:1]
+    for a in shown:
         reasons = "; ".join(f"{e['id']} {e['date']} {e['distance_km']:.0f} km "
-                            f"({e['share']:.0%})" for e in a["top_events"][:3])
+                            f"({e['share']:.0%})" for e in a["top_events"][:3]
+                            if e["share"] >= 0.01)
         table.add_row(a["actor"], f"{a['probability']:.1%}", f"{a['background_share']:.0%}",
                       reasons or "its usual ground (background)")
     out.print(table)
+    hidden = len(doc["actors"]) - len(shown)
+    if hidden:
+        out.print(f"[dim]{hidden} more actors below 0.1% (--json lists them all)[/dim]")
 
 
 @app.command()
