@@ -21,9 +21,13 @@ from rich.table import Table
 
 from culpa.cli.common import DbOption, JsonOption, app, emit_json, err, handle_errors, out, \
     resolve_db
-from culpa.cli.modelling import ModelOption, default_model_path, load_events, parse_day
+from culpa.cli.modelling import default_model_path, load_events, parse_day
 from culpa.errors import AnalysisError, InputError
 
+WarnModelOption = Annotated[Path | None, typer.Option(
+    "--model", help="Fitted model (default: the one `culpa fit` saved beside the store if it "
+                    "was fitted on data before --at, else a fit on the store's events before "
+                    "--at).")]
 LEVEL_STYLE = {"normal": "green", "elevated": "yellow", "high": "bold red"}
 
 
@@ -94,7 +98,7 @@ def warn(
     horizon_days: Annotated[float, typer.Option(
         "--horizon-days", help="Days ahead, for sites without their own horizon_days.")] = 7.0,
     db: DbOption = None,
-    model_path: ModelOption = None,
+    model_path: WarnModelOption = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Driving events to name per site.")] = 5,
     json: JsonOption = False,
 ) -> None:

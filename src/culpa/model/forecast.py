@@ -16,12 +16,16 @@ events and ``predict_proba`` for the others, so they excite exactly as fitted ev
 First order (the expected number of events if none of the events *in* the horizon triggered
 more):
 
-    Lambda0_k = [int_T^{T+H} mu_k(t) dt] [int_D b_k(x) dx]
+    Lambda0_k = sum_e [int_T^{T+H} mu_k(t) psi_e(t) dt] [int_D b_ke(x) dx]
                 + sum_j Ex[j, k] [Gbar_j(T + H - t_j) - Gbar_j(T - t_j)] P_j(D)
 
-- ``int mu_k``: exact over the piecewise-constant bins; past the end of the fitted data the rate
-  of the last observed time holds (:class:`BackgroundRates`: the model's ``t_end_`` can lie
-  months past its last event, and its bins there hold only the prior);
+where the ground ``b_k(x, t) = sum_e psi_e(t) b_ke(x)`` may change slowly over epochs ``e`` (hat
+functions ``psi`` between epoch centres; one epoch: a static ground).
+
+- ``int mu_k psi_e``: exact (piecewise constant times piecewise linear); past the end of the
+  fitted data the rate and the ground of the last observed time hold (:class:`BackgroundRates`:
+  the model's ``t_end_`` can lie months past its last event, and its bins there hold only the
+  prior);
 - ``int_D b_k``: the background raster (bilinear, as the model looks it up) summed on a lattice
   of points inside the disc (spacing ``min(cell / 2, R / 20)``) plus the floor ``eps / |region|``
   times the disc's area; for square cells, the raster cells whose centres fall in the cell;
@@ -119,7 +123,8 @@ def days_since_t0(model, when) -> np.ndarray:
 def intensity(model, time, lat, lon) -> np.ndarray:
     """``lambda_k(t, x)`` (n x K, events per day per km^2) at exact times and places, the way
     ``predict_proba`` evaluates it (history strictly before each time, no mark term), with the
-    background rate of :class:`BackgroundRates` (the model's own up to the end of its data).
+    background of :class:`BackgroundRates` and :func:`background_density` (the model's own up
+    to the end of its data, held from then on).
 
     ``time``: datetimes, or floats already in days since ``model.t0_``."""
     model._check_fitted()
@@ -129,9 +134,9 @@ def intensity(model, time, lat, lon) -> np.ndarray:
     t = np.broadcast_to(t, lat.shape).astype(float)
     x, y = model.projection_.forward(lat, lon)
     n = len(lat)
-    bg, trig, _ = model._intensities(t, x, y, np.zeros(n), np.zeros(n),
-                                     np.array([None] * n, dtype=object), np.full(n, np.nan))
-    bg = bg / model._temporal.rate(t) * BackgroundRates.of(model).rate(t)
+    _, trig, _ = model._intensities(t, x, y, np.zeros(n), np.zeros(n),
+                                    np.array([None] * n, dtype=object), np.full(n, np.nan))
+    bg = BackgroundRates.of(model).rate(t) * background_density(model, t, x, y)
     return bg + trig
 
 
@@ -332,6 +337,55 @@ class BackgroundRates:
         return self.rate(mids).T @ np.diff(cuts)
 
 
+def _epochs(sb) -> np.ndarray:
+    """Centres (days) of the epochs of the spatial background (one epoch: a static ground)."""
+    return np.atleast_1d(np.asarray(getattr(sb, "epochs", [0.0]), float))
+
+
+def _psi(sb, t) -> np.ndarray:
+    """Weights of the epochs at times t, (n x E) (hat functions between epoch centres)."""
+    t = np.atleast_1d(np.asarray(t, float))
+    if len(_epochs(sb)) == 1:
+        return np.ones((len(t), 1))
+    return sb.psi(t)
+
+
+def _kde_epoch(sb, x, y, e: int) -> np.ndarray:
+    """KDE part (no floor) of every actor's ground in epoch e at points (x, y), (n x K)."""
+    ep = _epochs(sb)
+    if len(ep) == 1:
+        return sb.kde(x, y)
+    return sb.kde(x, y, None, np.full(len(x), ep[e]))
+
+
+def background_density(model, t, x, y) -> np.ndarray:
+    """b_k(x) at time t as forecasts use it, (n x K): the model's ground, held at the end of
+    its data after it (like the rate, :class:`BackgroundRates`)."""
+    sb = model._spatial
+    end = BackgroundRates.of(model).observed_end
+    psi = _psi(sb, np.minimum(np.broadcast_to(np.asarray(t, float), np.shape(x)), end))
+    kde = np.zeros((len(x), len(model.actors_)))
+    for e in range(psi.shape[1]):
+        if np.any(psi[:, e] > 0):
+            kde += psi[:, e:e + 1] * _kde_epoch(sb, x, y, e)
+    return (1.0 - sb.eps) * kde + sb.eps / sb.area
+
+
+def background_weights(model, a: float, b: float) -> np.ndarray:
+    """int_a^b mu_k(t) psi_e(t) dt, (E x K): the background rate over [a, b] shared among the
+    epochs of the spatial ground (exact: mu is piecewise constant, psi piecewise linear, and
+    both are held at the end of the data). With one epoch: int_a^b mu_k dt."""
+    rates = BackgroundRates.of(model)
+    sb = model._spatial
+    ep = _epochs(sb)
+    inner = np.concatenate([rates.edges[1:-1], ep, [rates.observed_end]])
+    cuts = np.unique(np.concatenate([[a], inner[(inner > a) & (inner < b)], [b]]))
+    mids = 0.5 * (cuts[1:] + cuts[:-1])
+    w = rates.rate(mids) * np.diff(cuts)[:, None]  # (pieces x K)
+    psi = _psi(sb, np.minimum(mids, rates.observed_end))  # (pieces x E)
+    return psi.T @ w
+
+
 def background_time_integral(model, T: float, H: float) -> np.ndarray:
     """int_T^{T+H} mu_k(t) dt per actor (:class:`BackgroundRates`)."""
     return BackgroundRates.of(model).integral(T, T + H)
@@ -407,7 +461,8 @@ def kernel_disc_mass(model, d, R: float, s2) -> np.ndarray:
 
 
 def disc_background(model, x: float, y: float, R: float) -> np.ndarray:
-    """int_D b_k(x) dx per actor for the disc of radius R about (x, y) (model frame)."""
+    """int_D b_ke(x) dx per epoch and actor, (E x K), for the disc of radius R about (x, y)
+    (model frame): the raster on a lattice of points inside the disc plus the floor."""
     sb = model._spatial
     h = min(sb.cell / 2.0, R / 20.0)
     n = int(math.ceil(R / h))
@@ -415,9 +470,11 @@ def disc_background(model, x: float, y: float, R: float) -> np.ndarray:
     X, Y = np.meshgrid(g, g)
     keep = X * X + Y * Y <= R * R
     px, py = X[keep] + x, Y[keep] + y
-    kde = np.zeros(len(model.actors_))
-    for s in range(0, len(px), 200_000):
-        kde += sb.kde(px[s:s + 200_000], py[s:s + 200_000]).sum(0)
+    E = len(_epochs(sb))
+    kde = np.zeros((E, len(model.actors_)))
+    for e in range(E):
+        for s in range(0, len(px), 200_000):
+            kde[e] += _kde_epoch(sb, px[s:s + 200_000], py[s:s + 200_000], e).sum(0)
     area = math.pi * R * R
     kde *= area / len(px)  # each lattice point carries area / n_points (exact total area)
     return (1.0 - sb.eps) * kde + sb.eps / sb.area * area
@@ -492,7 +549,7 @@ def long_run(model, x: float, y: float, R: float, H: float, bg_space=None) -> np
     span = rates.observed_end - begin
     if bg_space is None:
         bg_space = disc_background(model, x, y, R)
-    bg = rates.integral(begin, rates.observed_end) * bg_space
+    bg = (background_weights(model, begin, rates.observed_end) * bg_space).sum(0)
     cutoff = float(model.radius_km)
     d = np.hypot(model._x - x, model._y - y)
     near = np.flatnonzero(d < R + cutoff)
@@ -515,7 +572,7 @@ def forecast_site(model, site: Site, start, horizon_days: float = 7.0,
     x, y = (float(v[0]) for v in model.projection_.forward([site.lat], [site.lon]))
     R, W, cutoff = float(site.radius_km), float(model.window_days), float(model.radius_km)
     space_bg = disc_background(model, x, y, R)
-    background = background_time_integral(model, T, H) * space_bg
+    background = (background_weights(model, T, T + H) * space_bg).sum(0)
     # excitation by the history
     d = np.hypot(hist.x - x, hist.y - y)
     cand, lo = _excitation_window(hist, T, H, W)
@@ -607,7 +664,7 @@ class CellGrid:
 
 
 def cell_background(model, grid: CellGrid) -> np.ndarray:
-    """int_cell b_k(x) dx, (n_cells x K): raster cells assigned by their centres."""
+    """int_cell b_ke(x) dx, (E x n_cells x K): raster cells assigned by their centres."""
     sb = model._spatial
     c = sb.cell
     gx = sb.x0 + (np.arange(sb.nx) + 0.5) * c
@@ -618,8 +675,12 @@ def cell_background(model, grid: CellGrid) -> np.ndarray:
     ok = np.flatnonzero(idx >= 0)
     M = sparse.csr_matrix((np.full(len(ok), c * c), (idx[ok], ok)),
                           shape=(grid.n_cells, sb.nx * sb.ny))
-    rasters = np.asarray(sb.rasters, dtype=np.float64).reshape(sb.n_actors, -1)
-    kde = np.asarray(M @ rasters.T)
+    rasters = np.asarray(sb.rasters)
+    if rasters.ndim == 3:  # one epoch
+        rasters = rasters[:, None]
+    K, E = rasters.shape[:2]
+    kde = np.stack([np.asarray(M @ rasters[:, e].reshape(K, -1).astype(np.float64).T)
+                    for e in range(E)])
     return (1.0 - sb.eps) * kde + sb.eps / sb.area * grid.cell_km ** 2
 
 
@@ -672,7 +733,7 @@ def forecast_cells(model, grid: CellGrid, T: float, H: float, hist: History,
     model's ``t0_``). ``cell_bg``: :func:`cell_background` of this model and grid (cache it)."""
     if cell_bg is None:
         cell_bg = cell_background(model, grid)
-    out = cell_bg * background_time_integral(model, T, H)[None, :]
+    out = np.einsum("eck,ek->ck", cell_bg, background_weights(model, T, T + H))
     W, cutoff = float(model.window_days), float(model.radius_km)
     cand, lo = _excitation_window(hist, T, H, W)
     if len(cand):
