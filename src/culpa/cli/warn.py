@@ -13,6 +13,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.markup import escape
@@ -71,7 +72,10 @@ def _model_for(db: Path, model_path: Path | None, at: pd.Timestamp, json: bool):
 
 
 def _fitted_until(model) -> pd.Timestamp:
-    return pd.Timestamp(model.t0_) + pd.Timedelta(days=float(model.t_end_))
+    """The day after the last fitted event began (``t_end_`` can lie months later: it is the
+    latest end of an event's date range)."""
+    last = pd.Timestamp(np.max(np.asarray(model._start, dtype="datetime64[s]")))
+    return last.normalize() + pd.Timedelta(days=1)
 
 
 def _recent_events(db: Path, model, at: pd.Timestamp) -> pd.DataFrame | None:
