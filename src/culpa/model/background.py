@@ -51,7 +51,7 @@ from scipy.spatial import cKDTree
 #: float32); the cell grows beyond min_bandwidth_km if the region and the number of actors
 #: would need more.
 MAX_RASTER_BYTES = 512 * 2**20
-BANDS_PER_OCTAVE = 4
+BANDS_PER_OCTAVE = 2
 TRUNCATE = 4.0
 
 
@@ -174,6 +174,20 @@ def _upsample_add(fine, coarse):
 
 
 @nb.njit(cache=True)
+def _block_mean(R, f):
+    """Mean over f x f blocks (the last row/column of blocks may be partial: edge-padded)."""
+    ny, nx = R.shape
+    my, mx = -(-ny // f), -(-nx // f)
+    out = np.zeros((my, mx))
+    for gy in range(my * f):
+        sy = min(gy, ny - 1)
+        by = gy // f
+        for gx in range(mx * f):
+            out[by, gx // f] += R[sy, min(gx, nx - 1)]
+    return out / (f * f)
+
+
+@nb.njit(cache=True)
 def _lookup(R, x0, y0, c, xs, ys, out, col):
     """out[:, col] = R bilinearly interpolated at (xs, ys); 0 outside the grid."""
     ny, nx = R.shape
@@ -206,27 +220,53 @@ def _in_box_mass(x, y, h, X0, X1, Y0, Y1):
 # the spatial background
 
 
+def hat_weights(t, centres) -> np.ndarray:
+    """Partition of unity over epochs: linear interpolation between epoch centres, (n x E)."""
+    t = np.asarray(t, float)
+    E = len(centres)
+    out = np.zeros((len(t), E))
+    if E == 1:
+        out[:] = 1.0
+        return out
+    tc = np.clip(t, centres[0], centres[-1])
+    j = np.clip(np.searchsorted(centres, tc, side="right") - 1, 0, E - 2)
+    f = (tc - centres[j]) / (centres[j + 1] - centres[j])
+    rows = np.arange(len(t))
+    out[rows, j] = 1.0 - f
+    out[rows, j + 1] += f
+    return out
+
+
 class SpatialBackground:
-    """Per-actor raster densities over one study region (see module doc)."""
+    """Per-actor (and per-epoch) raster densities over one study region (see module doc).
+
+    ``epochs`` are the centres (days) of the epochs of a slowly changing ground: the density at
+    time t is ``sum_e psi_e(t) b_ke(x)`` with ``psi`` the hat functions of :func:`hat_weights`
+    (one epoch: a static ground).
+    """
 
     def __init__(self, x0: float, y0: float, cell: float, nx: int, ny: int, n_actors: int,
-                 eps: float = 1e-3):
+                 eps: float = 1e-3, epochs=(0.0,)):
         self.x0, self.y0, self.cell, self.nx, self.ny = float(x0), float(y0), float(cell), nx, ny
         self.n_actors = n_actors
         self.eps = float(eps)
-        self.rasters = np.full((n_actors, ny, nx), 1.0 / self.area, dtype=np.float32)
+        self.epochs = np.asarray(epochs, float)
+        E = len(self.epochs)
+        self.rasters = np.full((n_actors, E, ny, nx), 1.0 / self.area, dtype=np.float32)
         self.set_levels([])
 
     @classmethod
     def for_points(cls, x, y, n_actors: int, min_cell: float, margin: float,
-                   eps: float = 1e-3) -> "SpatialBackground":
+                   eps: float = 1e-3, epochs=(0.0,)) -> "SpatialBackground":
         X0, X1 = float(np.min(x)) - margin, float(np.max(x)) + margin
         Y0, Y1 = float(np.min(y)) - margin, float(np.max(y)) + margin
         area = (X1 - X0) * (Y1 - Y0)
-        cell = max(min_cell, math.sqrt(area * n_actors * 12 / MAX_RASTER_BYTES))
+        E = len(epochs)
+        # fit-time rasters: two folds and their combination per actor and epoch
+        cell = max(min_cell, math.sqrt(area * n_actors * E * 12 / MAX_RASTER_BYTES))
         nx = max(int(math.ceil((X1 - X0) / cell)), 1)
         ny = max(int(math.ceil((Y1 - Y0) / cell)), 1)
-        return cls(X0, Y0, cell, nx, ny, n_actors, eps)
+        return cls(X0, Y0, cell, nx, ny, n_actors, eps, epochs)
 
     @property
     def area(self) -> float:
@@ -236,37 +276,53 @@ class SpatialBackground:
     def extent(self) -> tuple[float, float, float, float]:
         return (self.x0, self.x0 + self.nx * self.cell, self.y0, self.y0 + self.ny * self.cell)
 
+    def psi(self, t) -> np.ndarray:
+        return hat_weights(t, self.epochs)
+
     # -- rendering ---------------------------------------------------------------------------
 
     def render(self, x, y, h, w):
         """KDE raster (float64, integrates to 1) of kernels (x, y, h) with weights w (sum 1);
         also each kernel's own value at its centre as rendered per unit weight (``kappa``) and
         its variance there (``selfvar``), for leave-one-out: blurred by a further variance v,
-        the own value is ``kappa * selfvar / (selfvar + v)``."""
-        c0, nx0, ny0 = self.cell, self.nx, self.ny
+        the own value is ``kappa * selfvar / (selfvar + v)``.
+
+        Only the bounding box of the kernels (4.5 bandwidths around them) is worked on."""
+        c0 = self.cell
         X0, X1, Y0, Y1 = self.extent
         keep = w > 0
         idx = np.flatnonzero(keep)
         kappa = np.zeros(len(x))
+        selfvar = np.ones(len(x))
+        R = np.zeros((self.ny, self.nx))
         if len(idx) == 0:
-            return np.full((ny0, nx0), 1.0 / self.area), kappa, np.ones(len(x))
+            R[:] = 1.0 / self.area
+            return R, kappa, selfvar
         xs, ys, ws = x[idx], y[idx], w[idx]
         hs = np.sqrt(h[idx] ** 2 + float(self.levels[0]) ** 2)  # level 0 includes precision s0
         # pyramid level: bandwidth 2-4 cells (level 0 takes everything narrower)
         lvl = np.maximum(np.floor(np.log2(hs / (2.0 * c0))), 0).astype(int)
         max_lvl = 0
-        while (nx0 >> (max_lvl + 1)) >= 2 and (ny0 >> (max_lvl + 1)) >= 2:
+        while (self.nx >> (max_lvl + 1)) >= 2 and (self.ny >> (max_lvl + 1)) >= 2:
             max_lvl += 1
         lvl = np.minimum(lvl, max_lvl)
+        top = int(lvl.max())
+        # crop, aligned to the coarsest level used
+        a = 2 ** top
+        reach = TRUNCATE * hs + c0 * a
+        ix0 = max(int(math.floor((np.min(xs - reach) - self.x0) / c0)) // a * a, 0)
+        iy0 = max(int(math.floor((np.min(ys - reach) - self.y0) / c0)) // a * a, 0)
+        ix1 = min(int(math.ceil((np.max(xs + reach) - self.x0) / c0)), self.nx)
+        iy1 = min(int(math.ceil((np.max(ys + reach) - self.y0) / c0)), self.ny)
+        nxc, nyc = max(ix1 - ix0, 1), max(iy1 - iy0, 1)
+        cx0, cy0 = self.x0 + ix0 * c0, self.y0 + iy0 * c0
         cL = c0 * 2.0 ** lvl
         band = np.floor(BANDS_PER_OCTAVE * np.log2(hs / (2.0 * cL))).astype(int)
-        mass = _in_box_mass(xs, ys, hs, X0, X1, Y0, Y1)
-        mass = np.maximum(mass, 1e-12)
-        selfvar = np.ones(len(x))
+        mass = np.maximum(_in_box_mass(xs, ys, hs, X0, X1, Y0, Y1), 1e-12)
         selfvar[idx] = hs ** 2 + cL ** 2 / 6.0
         kappa[idx] = 1.0 / (2 * math.pi * selfvar[idx]) / mass
-        shapes = [(-(-ny0 // 2 ** L), -(-nx0 // 2 ** L)) for L in range(max_lvl + 1)]
-        acc = [None] * (max_lvl + 1)
+        shapes = [(-(-nyc // 2 ** L), -(-nxc // 2 ** L)) for L in range(top + 1)]
+        acc = [None] * (top + 1)
         key = lvl * 1000 + (band + 500)
         order = np.argsort(key, kind="stable")
         bounds = np.flatnonzero(np.diff(key[order])) + 1
@@ -282,21 +338,24 @@ class SpatialBackground:
             cost_direct = len(grp) * r_direct ** 2
             cost_filter = 2 * shp[0] * shp[1] * (2 * math.ceil(TRUNCATE * sig) + 1) + len(grp) * 4
             if cost_direct <= cost_filter:
-                _splat_direct(acc[L], self.x0, self.y0, c, xs[grp], ys[grp], hs[grp], ws[grp])
+                _splat_direct(acc[L], cx0, cy0, c, xs[grp], ys[grp], hs[grp], ws[grp])
             else:
                 tmp = np.zeros(shp)
-                _splat_bilinear(tmp, self.x0, self.y0, c, xs[grp], ys[grp], ws[grp] / mass[grp])
+                _splat_bilinear(tmp, cx0, cy0, c, xs[grp], ys[grp], ws[grp] / mass[grp])
                 ndimage.gaussian_filter(tmp, sig, mode="constant", truncate=TRUNCATE, output=tmp)
                 acc[L] += tmp
-        for L in range(max_lvl, 0, -1):
+        for L in range(top, 0, -1):
             if acc[L] is not None:
                 if acc[L - 1] is None:
                     acc[L - 1] = np.zeros(shapes[L - 1])
                 _upsample_add(acc[L - 1], acc[L])
-        R = acc[0]
-        np.maximum(R, 0.0, out=R)
-        tot = R.sum() * c0 * c0
-        R /= tot
+        Rc = acc[0]
+        np.maximum(Rc, 0.0, out=Rc)
+        tot = Rc.sum() * c0 * c0
+        if not tot > 0:
+            R[:] = 1.0 / self.area
+            return R, kappa, selfvar
+        R[iy0:iy0 + nyc, ix0:ix0 + nxc] = Rc[:iy1 - iy0, :ix1 - ix0] / tot
         kappa /= tot
         return R, kappa, selfvar
 
@@ -349,9 +408,7 @@ class SpatialBackground:
         f = int(round(c / self.cell))
         ny, nx = R.shape
         if f > 1:
-            py, px = -ny % f, -nx % f
-            Rp = np.pad(R, ((0, py), (0, px)), mode="edge") if (py or px) else R
-            Rc = Rp.reshape(Rp.shape[0] // f, f, Rp.shape[1] // f, f).mean(axis=(1, 3))
+            Rc = _block_mean(np.ascontiguousarray(R, dtype=np.float64), f)
         else:
             Rc = np.array(R, dtype=np.float64)
         # block averaging and the lookup's bilinear interpolation each add about c^2/12 and
@@ -361,62 +418,63 @@ class SpatialBackground:
         return ndimage.gaussian_filter(Rc.astype(np.float64), sig, mode="reflect",
                                        truncate=TRUNCATE)
 
-    def bundle(self, R: np.ndarray) -> list:
-        """The base raster and its blurred versions, one per precision level."""
-        return [R] + [self.blur(R, l) for l in range(1, len(self.levels))]
+    def bundle(self, R: np.ndarray, needed=None) -> list:
+        """The base raster and its blurred versions, one per precision level (None for levels
+        not in ``needed``, when given)."""
+        return [R] + [self.blur(R, l) if needed is None or l in needed else None
+                      for l in range(1, len(self.levels))]
 
     def lookup(self, arrays: list, x, y, level) -> np.ndarray:
-        """Values of a bundle (or of stored rasters of one actor) at points of given levels."""
-        out = np.zeros((len(x), 1))
+        """Values of a bundle at points of given precision levels."""
+        out = np.zeros(len(x))
         for l in np.unique(level):
             sel = np.flatnonzero(level == l)
             tmp = np.zeros((len(sel), 1))
             _lookup(arrays[l], self.x0, self.y0, self._blur_cells[l],
                     np.ascontiguousarray(x[sel]), np.ascontiguousarray(y[sel]), tmp, 0)
-            out[sel, 0] = tmp[:, 0]
-        return out[:, 0]
-
-    def stored(self, k: int) -> list:
-        """Actor k's stored bundle (base raster and blurred ones), computing blurs if needed."""
-        out = [self.rasters[k]]
-        for l in range(1, len(self.levels)):
-            if self._blur[l] is None:
-                self._blur[l] = np.stack([self.blur(self.rasters[a].astype(np.float64), l)
-                                          .astype(np.float32) for a in range(self.n_actors)])
-            out.append(self._blur[l][k])
+            out[sel] = tmp[:, 0]
         return out
 
-    def set_bundle(self, k: int, arrays: list, eta: float = 1.0) -> None:
-        """Store actor k's bundle, or mix it in: (1 - eta) old + eta new."""
-        old = self.stored(k) if eta < 1.0 else None
-        for l, a in enumerate(arrays):
-            v = a if old is None else (1 - eta) * old[l].astype(np.float64) + eta * a
-            if l == 0:
-                self.rasters[k] = v.astype(np.float32)
-            else:
-                if self._blur[l] is None:
-                    self._blur[l] = np.zeros((self.n_actors,) + a.shape, np.float32)
-                self._blur[l][k] = v.astype(np.float32)
+    def stored(self, k: int, e: int) -> list:
+        """The stored bundle of actor k in epoch e (computing the blurs once, when needed)."""
+        out = [self.rasters[k, e]]
+        for l in range(1, len(self.levels)):
+            if self._blur[l] is None:
+                K, E = self.rasters.shape[:2]
+                self._blur[l] = np.stack([np.stack([
+                    self.blur(self.rasters[a, b].astype(np.float64), l).astype(np.float32)
+                    for b in range(E)]) for a in range(K)])
+            out.append(self._blur[l][k, e])
+        return out
 
-    def set_raster(self, k: int, R: np.ndarray) -> None:
-        self.set_bundle(k, self.bundle(np.asarray(R, np.float64)))
+    def set_raster(self, k: int, R: np.ndarray, e: int = 0) -> None:
+        self.rasters[k, e] = np.asarray(R, np.float32)
+        self._blur = [None] * len(self.levels)
 
     # -- evaluation --------------------------------------------------------------------------
 
-    def kde(self, x, y, precision_km=None) -> np.ndarray:
-        """The KDE part (no floor), (n x K), blurred by each point's precision if given."""
+    def kde(self, x, y, precision_km=None, t=None) -> np.ndarray:
+        """The KDE part (no floor), (n x K), blurred by each point's precision if given, at
+        times ``t`` (needed when there are several epochs)."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.float64)
         lvl = (np.zeros(len(x), int) if precision_km is None
                else self.level_of(np.broadcast_to(precision_km, x.shape)))
+        E = len(self.epochs)
+        psi = np.ones((len(x), 1)) if E == 1 else self.psi(np.broadcast_to(t, x.shape))
         out = np.zeros((len(x), self.n_actors))
-        for k in range(self.n_actors):
-            out[:, k] = self.lookup(self.stored(k), x, y, lvl)
+        for e in range(E):
+            sel = np.flatnonzero(psi[:, e] > 0)
+            if len(sel) == 0:
+                continue
+            for k in range(self.n_actors):
+                out[sel, k] += psi[sel, e] * self.lookup(self.stored(k, e), x[sel], y[sel],
+                                                         lvl[sel])
         return out
 
-    def density(self, x, y, precision_km=None) -> np.ndarray:
-        """b_k(x) with the floor, (n x K)."""
-        return (1.0 - self.eps) * self.kde(x, y, precision_km) + self.eps / self.area
+    def density(self, x, y, precision_km=None, t=None) -> np.ndarray:
+        """b_k(x) (at time t) with the floor, (n x K)."""
+        return (1.0 - self.eps) * self.kde(x, y, precision_km, t) + self.eps / self.area
 
     def with_floor(self, kde_values: np.ndarray) -> np.ndarray:
         return (1.0 - self.eps) * kde_values + self.eps / self.area
@@ -425,12 +483,16 @@ class SpatialBackground:
 
     def meta(self) -> dict:
         return {"x0": self.x0, "y0": self.y0, "cell": self.cell, "nx": self.nx, "ny": self.ny,
-                "eps": self.eps, "levels": [float(v) for v in self.levels[1:]]}
+                "eps": self.eps, "levels": [float(v) for v in self.levels],
+                "epochs": [float(v) for v in self.epochs]}
 
     @classmethod
     def from_saved(cls, meta: dict, rasters: np.ndarray) -> "SpatialBackground":
+        rasters = np.asarray(rasters)
+        if rasters.ndim == 3:
+            rasters = rasters[:, None]
         sb = cls(meta["x0"], meta["y0"], meta["cell"], int(meta["nx"]), int(meta["ny"]),
-                 rasters.shape[0], meta["eps"])
+                 rasters.shape[0], meta["eps"], meta.get("epochs", [0.0]))
         sb.rasters = np.ascontiguousarray(rasters, dtype=np.float32)
         sb.set_levels(meta.get("levels", []))
         return sb
@@ -449,65 +511,129 @@ class CrossFitKDE:
     two folds' KDEs (all the data). An actor with under 2 % of its weight in one fold falls back
     to a leave-one-out KDE of all its events.
 
+    Epochs: the KDE of actor k in epoch e weights its events by ``psi_e(t_i)`` and is shrunk
+    towards the actor's all-time KDE with ``shrink`` pseudo-events,
+    ``b_ke = (W_ke KDE_ke + shrink KDE_k) / (W_ke + shrink)``, so an actor quiet in an epoch keeps
+    its usual ground there, and one with many events follows where it acts now.
+
     Each update proposes new KDEs (weights = background responsibilities) and mixes them in
     with the step ``eta`` chosen by the caller; everything mixes linearly.
     """
 
     MIN_SHARE = 0.02
 
-    def __init__(self, spatial: SpatialBackground, x, y, H, lvl, fold):
+    def __init__(self, spatial: SpatialBackground, x, y, t, H, lvl, fold, shrink: float = 10.0):
         self.sb, self.x, self.y, self.H, self.lvl = spatial, x, y, H, lvl
         self.fold = fold.astype(bool)
+        self.psi = spatial.psi(t)  # (N, E)
+        self.shrink = float(shrink)
+        # precision levels that events of each fold (and of both) look up in each epoch
+        E = self.psi.shape[1]
+        self.needed = [[set(np.unique(lvl[(self.fold == bool(f)) & (self.psi[:, e] > 0)]))
+                        for e in range(E)] for f in (0, 1)]
+        self.needed_all = [self.needed[0][e] | self.needed[1][e] for e in range(E)]
         K = spatial.n_actors
         self.values = np.zeros((len(x), K))  # cross-fitted KDE at the events (no floor)
-        self.bundles: list = [None] * K  # per actor: [bundle seen by fold 0, by fold 1]
+        self.bundles: list = [None] * K  # per actor: [fold][epoch] -> bundle seen by that fold
         self.last_weights: list = [None] * K  # weights of each actor's last proposal
-        self.combined: list = [None] * K  # per actor: base raster of all the data
+        self.combined: list = [None] * K  # per actor: [epoch] -> base raster of all the data
+
+    def _epoch_rasters(self, h, p, loo: bool):
+        """Per epoch: raster (shrunk to the all-time one) and the own-term per unit weight.
+
+        Works on the events with weight only (an actor's own and the latent ones)."""
+        sb = self.sb
+        idx = np.flatnonzero(p > 0)
+        xs, ys, hs, ps, psi = self.x[idx], self.y[idx], h[idx], p[idx], self.psi[idx]
+        W = float(ps.sum())
+        A, kA, vA = sb.render(xs, ys, hs, ps / W)
+        n = len(p)
+
+        def full(v, fill):
+            out = np.full(n, fill)
+            out[idx] = v
+            return out
+
+        out = []
+        for e in range(psi.shape[1]):
+            pe = ps * psi[:, e]
+            We = float(pe.sum())
+            lam = We / (We + self.shrink)
+            if We > 0:
+                Re, kE, vE = sb.render(xs, ys, hs, pe / We)
+                R = lam * Re + (1 - lam) * A
+            else:
+                R, kE, vE = A, kA, vA
+            own = None
+            if loo:  # each event's own share of R, per unit of its weight p_i (before blur)
+                own = (full(lam * psi[:, e] / We * kE if We > 0 else 0.0 * kE, 0.0),
+                       full((1 - lam) / W * kA, 0.0), full(vE, 1.0), full(vA, 1.0))
+            out.append((R, We, own))
+        return out
 
     def propose(self, k: int, p: np.ndarray):
         sb, x, y, lvl, f1 = self.sb, self.x, self.y, self.lvl, self.fold
         h = np.nan_to_num(self.H[:, k], nan=1.0)
-        W1 = float(p[f1].sum())
+        E = self.psi.shape[1]
         W = float(p.sum())
+        W1 = float(p[f1].sum())
         W0 = W - W1
         values = np.zeros(len(x))
         if min(W0, W1) >= self.MIN_SHARE * W:
-            R0, _, _ = sb.render(x, y, h, np.where(f1, 0.0, p) / W0)
-            R1, _, _ = sb.render(x, y, h, np.where(f1, p, 0.0) / W1)
-            b_for0, b_for1 = sb.bundle(R1), sb.bundle(R0)  # each fold sees the other
-            sel = ~f1
-            values[sel] = sb.lookup(b_for0, x[sel], y[sel], lvl[sel])
-            sel = f1
-            values[sel] = sb.lookup(b_for1, x[sel], y[sel], lvl[sel])
-            comb = (W0 * R0 + W1 * R1) / W
-            return [b_for0, b_for1], comb, values
-        R, kappa, selfvar = sb.render(x, y, h, p / W)
-        b = sb.bundle(R)
+            r0 = self._epoch_rasters(h, np.where(f1, 0.0, p), False)
+            r1 = self._epoch_rasters(h, np.where(f1, p, 0.0), False)
+            bundles = [[sb.bundle(r1[e][0], self.needed[0][e]) for e in range(E)],  # 0 sees 1
+                       [sb.bundle(r0[e][0], self.needed[1][e]) for e in range(E)]]
+            for f, sel in ((0, ~f1), (1, f1)):
+                idx = np.flatnonzero(sel)
+                for e in range(E):
+                    ie = idx[self.psi[idx, e] > 0]
+                    if len(ie):
+                        values[ie] += self.psi[ie, e] * sb.lookup(bundles[f][e], x[ie], y[ie],
+                                                                  lvl[ie])
+            comb = []
+            for e in range(E):
+                a, b = r0[e][1], r1[e][1]
+                wa, wb = (a, b) if a + b > 0 else (W0, W1)
+                comb.append((wa * r0[e][0] + wb * r1[e][0]) / (wa + wb))
+            return bundles, comb, values
+        # too little weight in one fold: leave-one-out KDE of all the events
+        rs = self._epoch_rasters(h, p, True)
+        bundles = [sb.bundle(R, self.needed_all[e]) for e, (R, _, _) in enumerate(rs)]
         extra = sb.levels[lvl] ** 2 - sb.levels[0] ** 2  # blur beyond the rendered precision
-        own = (p / W) * kappa * selfvar / (selfvar + extra)
-        values = np.maximum(sb.lookup(b, x, y, lvl) - own, 0.0)
-        return [b, b], R, values
+        for e, (R, We, (oe, oa, vE, vA)) in enumerate(rs):
+            ie = np.flatnonzero(self.psi[:, e] > 0)
+            if not len(ie):
+                continue
+            own = p[ie] * (oe[ie] * vE[ie] / (vE[ie] + extra[ie])
+                           + oa[ie] * vA[ie] / (vA[ie] + extra[ie]))
+            v = sb.lookup(bundles[e], x[ie], y[ie], lvl[ie])
+            values[ie] += self.psi[ie, e] * np.maximum(v - own, 0.0)
+        return [bundles, bundles], [R for R, _, _ in rs], values
 
     def accept(self, k: int, proposal, eta: float) -> None:
         bundles, comb, values = proposal
         if self.bundles[k] is None or eta >= 1.0:
-            self.bundles[k] = [[a.astype(np.float32) for a in b] for b in bundles]
-            self.combined[k] = comb.astype(np.float32)
+            self.bundles[k] = [[[None if a is None else a.astype(np.float32) for a in b]
+                                for b in bf] for bf in bundles]
+            self.combined[k] = [c.astype(np.float32) for c in comb]
             self.values[:, k] = values
             return
         for f in range(2):
-            old = self.bundles[k][f]
-            self.bundles[k][f] = [((1 - eta) * o + eta * a).astype(np.float32)
-                                  for o, a in zip(old, bundles[f])]
-        self.combined[k] = ((1 - eta) * self.combined[k] + eta * comb).astype(np.float32)
+            self.bundles[k][f] = [[None if a is None else ((1 - eta) * o + eta * a).astype(
+                                   np.float32) for o, a in zip(old, new)]
+                                  for old, new in zip(self.bundles[k][f], bundles[f])]
+        self.combined[k] = [((1 - eta) * o + eta * c).astype(np.float32)
+                            for o, c in zip(self.combined[k], comb)]
         self.values[:, k] = (1 - eta) * self.values[:, k] + eta * values
 
     def finalize(self) -> None:
         """Store the all-data densities in the SpatialBackground (for predictions)."""
-        self.sb._blur = [None] * len(self.sb.levels)
         for k, comb in enumerate(self.combined):
             if comb is not None:
-                self.sb.rasters[k] = comb
+                for e, c in enumerate(comb):
+                    self.sb.rasters[k, e] = c
+        self.sb._blur = [None] * len(self.sb.levels)
         self.bundles = [None] * len(self.bundles)
 
 

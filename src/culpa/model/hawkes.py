@@ -118,6 +118,9 @@ class HawkesAttributor:
     spatial_components : Gaussians in the spatial triggering kernel (1). Two give it a heavier
         tail: a narrow component (the same village) and a wide one (the surrounding area).
         ``sigma_km_`` is then the RMS spread; ``spatial_sigmas_km_``/``spatial_weights_`` the parts.
+    background_epoch_days : an actor's ground changes slowly (fronts move): its spatial
+        background is interpolated between epochs this far apart, each a KDE of that period's
+        background events shrunk towards the actor's all-time ground. None: one static ground.
     accelerate : SQUAREM extrapolation of the global parameters between EM steps (kept only when
         the objective does not drop, so EM stays monotone). Plain EM crawls along the ridge
         where background and triggering trade off; this reaches the optimum in far fewer passes.
@@ -129,6 +132,7 @@ class HawkesAttributor:
                  n_neighbors: int = 15, background_bin_days: float = 90.0, random_state=None,
                  max_pair_memory_mb: float = 1024.0, background_floor: float = 1e-3,
                  mark_pseudo_count: float = 1.0, spatial_components: int = 1,
+                 background_epoch_days: float | None = 365.0,
                  accelerate: bool = True,
                  verbose: bool = False):
         self.window_days = window_days
@@ -144,6 +148,7 @@ class HawkesAttributor:
         self.background_floor = background_floor
         self.mark_pseudo_count = mark_pseudo_count
         self.spatial_components = spatial_components
+        self.background_epoch_days = background_epoch_days
         self.accelerate = accelerate
         self.verbose = verbose
 
@@ -153,7 +158,7 @@ class HawkesAttributor:
     _PARAMS = ("window_days", "radius_km", "max_iter", "tol", "cross_excitation",
                "min_bandwidth_km", "n_neighbors", "background_bin_days", "random_state",
                "max_pair_memory_mb", "background_floor", "mark_pseudo_count",
-               "spatial_components", "accelerate", "verbose")
+               "spatial_components", "background_epoch_days", "accelerate", "verbose")
 
     def get_params(self, deep: bool = True) -> dict:
         return {p: getattr(self, p) for p in self._PARAMS}
@@ -175,6 +180,10 @@ class HawkesAttributor:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise InputError(f"must be a positive number, got {v!r}", field=name)
+        ep = self.background_epoch_days
+        if ep is not None and not (isinstance(ep, (int, float)) and np.isfinite(ep) and ep > 0):
+            raise InputError(f"must be a positive number or None, got {ep!r}",
+                             field="background_epoch_days")
         if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
             raise InputError(f"must be a positive integer, got {self.max_iter!r}",
                              field="max_iter")
@@ -340,9 +349,13 @@ class HawkesAttributor:
         tick_pairs = _time.perf_counter()
 
         # ---- background ------------------------------------------------------------------
+        span = self.t_end_ - t_begin
+        ep = self.background_epoch_days
+        n_ep = 1 if (ep is None or span <= ep) else int(math.ceil(span / ep)) + 1
         spatial = SpatialBackground.for_points(x, y, K, self.min_bandwidth_km,
                                                margin=max(10.0, 3 * self.min_bandwidth_km),
-                                               eps=self.background_floor)
+                                               eps=self.background_floor,
+                                               epochs=np.linspace(t_begin, self.t_end_, n_ep))
         temporal = TemporalBackground(t_begin, self.t_end_, self.background_bin_days, K)
         bins = temporal.bin_of(t)
         H = knn_bandwidths(x, y, lab, K, self.n_neighbors, prec, self.min_bandwidth_km,
@@ -355,7 +368,7 @@ class HawkesAttributor:
         spatial.set_levels(prec)
         lvl = spatial.level_of(prec)
         fold = (np.floor((t - t_begin) / W) % 2).astype(np.int8)
-        kde = CrossFitKDE(spatial, x, y, H, lvl, fold)
+        kde = CrossFitKDE(spatial, x, y, t, H, lvl, fold)
         for k in range(K):
             kde.accept(k, kde.propose(k, (lab == k).astype(float)), 1.0)
         bloo = spatial.with_floor(kde.values)
@@ -623,7 +636,7 @@ class HawkesAttributor:
         trig = kr.query_intensity(self._grid_index(), self._x, self._y, self._s2, self._u,
                                   self._Ex, tq, x, y, prec ** 2, u, self.omega_,
                                   self.window_days, self._space, self.radius_km)
-        bg = self._temporal.rate(tq) * self._spatial.density(x, y, prec)
+        bg = self._temporal.rate(tq) * self._spatial.density(x, y, prec, tq)
         logf = self._marks.loglik(type_codes(etype, self._marks.categories),
                                   fatality_band(fat))
         return bg, trig, logf

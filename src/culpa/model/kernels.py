@@ -140,6 +140,11 @@ def _ghc(dt, d2, u2, sij, rho, sig2, omega, W, zw, cache, comp):
     tot = 0.0
     if uu == 0.0 or (dt >= uu and dt + uu <= W):
         e = dt + cache[3] if uu > 0.0 else dt
+        if len(rho) == 1:
+            v = sig2[0] + sij
+            tot = cache[2] * rho[0] / (TWO_PI * v) * math.exp(-omega * dt - 0.5 * d2 / v)
+            comp[0] = tot
+            return tot, e
         for c in range(len(rho)):
             v = sig2[c] + sij
             val = cache[2] * rho[c] / (TWO_PI * v) * math.exp(-omega * dt - 0.5 * d2 / v)
@@ -211,10 +216,14 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                              cache, comp)
                 bgh[p - p0] = gh
                 bedt[p - p0] = e
-                for c in range(C):
-                    r = sig2[c] / (sig2[c] + sij)
-                    bres[p - p0, c] = comp[c] / gh if gh > 0.0 else 0.0
-                    bedd[p - p0, c] = r * r * d2[p] + 2.0 * r * sij
+                if C == 1:
+                    r = sig2[0] / (sig2[0] + sij)
+                    bedd[p - p0, 0] = r * r * d2[p] + 2.0 * r * sij
+                else:
+                    for c in range(C):
+                        r = sig2[c] / (sig2[c] + sij)
+                        bres[p - p0, c] = comp[c] / gh if gh > 0.0 else 0.0
+                        bedd[p - p0, c] = r * r * d2[p] + 2.0 * r * sij
             if k0 >= 0:
                 lm = B[i, k0]
                 for p in range(p0, p1):
@@ -239,10 +248,13 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                             acc_N[ch, l, k0] += Q[j, l] * alpha[l, k0] * gh
                     sw += w
                     sdt += w * bedt[p - p0]
-                    for c in range(C):
-                        wc = w * bres[p - p0, c]
-                        sc[c] += wc
-                        sdd[c] += wc * bedd[p - p0, c]
+                    if C == 1:
+                        sdd[0] += w * bedd[p - p0, 0]
+                    else:
+                        for c in range(C):
+                            wc = w * bres[p - p0, c]
+                            sc[c] += wc
+                            sdd[c] += wc * bedd[p - p0, c]
             else:
                 for k in range(K):
                     lam[k] = B[i, k]
@@ -280,10 +292,15 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                         continue
                     sw += w
                     sdt += w * bedt[p - p0]
-                    for c in range(C):
-                        wc = w * bres[p - p0, c]
-                        sc[c] += wc
-                        sdd[c] += wc * bedd[p - p0, c]
+                    if C == 1:
+                        sdd[0] += w * bedd[p - p0, 0]
+                    else:
+                        for c in range(C):
+                            wc = w * bres[p - p0, c]
+                            sc[c] += wc
+                            sdd[c] += wc * bedd[p - p0, c]
+        if C == 1:
+            sc[0] = sw
         acc_S[ch, 0] = ll
         acc_S[ch, 1] = sw
         acc_S[ch, 2] = sdt
