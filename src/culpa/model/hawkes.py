@@ -694,36 +694,39 @@ class HawkesAttributor:
         fk = np.exp(logf[0])
         total = float(lam @ fk)
 
-        def ev(j, c, share):
+        def best(v):  # positions of the `top` largest positive values, largest first
+            cand = np.flatnonzero(v > 0)
+            if len(cand) > top:
+                cand = cand[np.argpartition(-v[cand], top - 1)[:top]]
+            return cand[np.argsort(-v[cand], kind="stable")]
+
+        def ev(i, c, share):
+            j = int(idx[i])
             la_ = int(self._lab[j])
             k = la_ if la_ >= 0 else int(np.argmax(self._Q[j]))
             return {"id": str(self._ids[j]),
                     "date": str(pd.Timestamp(self._start[j]).date()),
-                    "distance_km": float(math.sqrt(d2[pos[j]])),
+                    "distance_km": float(math.sqrt(d2[i])),
                     "days_before": float(t[0] + u - self._t[j]),
                     "actor": self.actors_[k],
                     "actor_probability": float(self._Q[j, k]),
                     "labelled": la_ >= 0,
                     "contribution": float(c), "share": float(share)}
 
-        pos = {int(j): p for p, j in enumerate(idx)}
         actors = []
         for k in np.argsort(-post[0]):
-            o = np.argsort(-contrib[:, k])[:top]
             actors.append({
                 "actor": self.actors_[k], "probability": float(post[0, k]),
                 "intensity": float(lam[k]), "mark_likelihood": float(fk[k]),
                 "background": float(bg[0, k]), "background_share": float(bg[0, k] / lam[k]),
-                "top_events": [ev(int(idx[i]), contrib[i, k], contrib[i, k] / lam[k])
-                               for i in o if contrib[i, k] > 0]})
+                "top_events": [ev(i, contrib[i, k], contrib[i, k] / lam[k])
+                               for i in best(contrib[:, k])]})
         overall = contrib @ fk
-        o = np.argsort(-overall)[:top]
         return {"time": str(pd.Timestamp(time)), "latitude": float(lat), "longitude": float(lon),
                 "total_intensity": total,
                 "background_share": float(bg[0] @ fk / total) if total > 0 else 1.0,
                 "actors": actors,
-                "top_events": [ev(int(idx[i]), overall[i], overall[i] / total) for i in o
-                               if overall[i] > 0]}
+                "top_events": [ev(i, overall[i], overall[i] / total) for i in best(overall)]}
 
     # -----------------------------------------------------------------------------------------
     # branching structure
