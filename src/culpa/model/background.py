@@ -18,8 +18,11 @@ A variable-bandwidth kernel density estimate weighted by background probabilitie
 
 It is held as a raster per actor (a fine grid of cell ``c0 >= min_bandwidth_km``) so that
 evaluating b_k at N points is a bilinear lookup, O(N), and a single attribution costs a few
-microseconds (measured against a KD-tree cut-off at 4 bandwidths, which visits tens of thousands
-of kernels per point once events snap to town centroids with 10-100 km kernels). Rendering: each
+microseconds. Measured on the 100k-event benchmark (500 x 500 km, 35 % of events snapped to
+towns): a KD-tree cut off at 4 bandwidths must search out to 4 x the largest bandwidth (the
+snapped events' 10-12 km), which is 4,000-10,000 kernels per point, about 4e8 kernel
+evaluations per pass over the events; the raster renders in 0.2 s and is read at all 100k
+events in 13 ms. Rendering: each
 kernel goes to a pyramid level where its bandwidth is 2-4 cells; kernels are grouped in quarter-
 octave bands and a band is either splatted exactly (few kernels: each Gaussian is evaluated on
 its cells and renormalised to its mass, which is also the edge correction) or splatted bilinearly

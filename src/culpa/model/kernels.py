@@ -18,6 +18,10 @@ h(d^2): isotropic Gaussian ``exp(-d^2 / 2v) / (2 pi v)`` with the pair's own var
   for ``sigma^2`` is the variance-component EM step
   ``sigma^2 <- sum_p w_p E|delta_p|^2 / (2 sum_p w_p)`` with
   ``E|delta|^2 = (sigma^2/v)^2 d^2 + 2 sigma^2 (s_i^2 + s_j^2) / v``.
+  Optionally a mixture ``sum_c rho_c N(0, (sigma_c^2 + s_i^2 + s_j^2) I)`` (a heavier tail); the
+  component of each pair is then one more latent variable: ``rho_c`` = share of the pair
+  weights, and each ``sigma_c^2`` gets the step above weighted by the component's share. The
+  ``space`` argument of the functions below is ``sigma^2`` or ``(rho, sigma_c^2)``.
 
 Intensity and E-step
 --------------------
@@ -32,7 +36,8 @@ The E-step sums (computed in one fused pass over each child's pairs) are:
     phi     = Q[i, k] B[i, k] / lambda[i, k]                 (background responsibility)
     w_ij    = sum_k Q[i, k] Ex[j, k] gh_ij / lambda[i, k]    (P(j triggered i))
     N[l, k] = sum_pairs Q[i, k] Q[j, l] alpha[l, k] gh_ij / lambda[i, k]
-    Sw = sum w,  Sdt = sum w E[dt*],  Sdd = sum w E|delta|^2
+    Sw = sum w,  Sdt = sum w E[dt*],  Sc = sum w r_c,  Sdd = sum w r_c E_c|delta|^2
+    (r_c: share of spatial component c in the pair's kernel; r = 1 with one Gaussian)
 
 For labelled children only their own actor's column is computed (Q is one-hot), which makes the
 common case one multiply-add a pair whatever the number of actors.
