@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 
-import pandas as pd
 import pytest
 
 from culpa.errors import InputError

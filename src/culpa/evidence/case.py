@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from culpa.errors import InputError
+from culpa.inputs import read_text
 from culpa.evidence import ach, grading
 
 #: A hypothesis the model gives no mass to still starts with this share of what is left to
@@ -118,14 +119,7 @@ class Case:
 
 def load_case(path: str | Path) -> Case:
     """Read and validate a case file."""
-    path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise InputError("case file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read case file: {exc}", file=str(path)) from None
-    return parse_case(text, file=str(path))
+    return parse_case(read_text(path, "case file"), file=str(path))
 
 
 def parse_case(text: str, file: str | None = None) -> Case:

@@ -87,7 +87,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -760,14 +759,9 @@ _SITE_KEYS = {"name", "lat", "lon", "radius_km", "horizon_days", "description"}
 
 def load_sites(path) -> list[Site]:
     """Read and validate a watch-list YAML (see ``examples/sites_syria.yaml``)."""
-    path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise InputError("sites file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read sites file: {exc}", file=str(path)) from None
-    return parse_sites(text, file=str(path))
+    from culpa.inputs import read_text
+
+    return parse_sites(read_text(path, "sites file"), file=str(path))
 
 
 def parse_sites(text: str, file: str | None = None) -> list[Site]:

@@ -68,6 +68,8 @@ import math
 import numba as nb
 import numpy as np
 
+from culpa.model.pairs import _lower_bound
+
 TWO_PI = 2.0 * math.pi
 
 
@@ -653,7 +655,6 @@ def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, wi
     from scipy.optimize import brentq
     from scipy.special import lambertw
 
-    K = Q.shape[1]
     rho, sig2 = space_params(space)
     child = pairs.child()
     par = pairs.parent
@@ -704,7 +705,7 @@ def _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, 
     for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
         for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
             g = gy * nx + gx
-            p = _lb(ct, start[g], start[g + 1], ti - W)
+            p = _lower_bound(ct, start[g], start[g + 1], ti - W)
             for q in range(p, start[g + 1]):
                 if ct[q] >= ti:
                     break
@@ -758,7 +759,7 @@ def _query_one(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, qt, qx, 
     for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
         for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
             g = gy * nx + gx
-            p = _lb(ct, start[g], start[g + 1], qt - W)
+            p = _lower_bound(ct, start[g], start[g + 1], qt - W)
             for q in range(p, start[g + 1]):
                 if ct[q] >= qt:
                     break
@@ -773,15 +774,6 @@ def _query_one(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, qt, qx, 
     return idx[:n], val[:n], d2o[:n]
 
 
-@nb.njit(cache=True, inline="always")
-def _lb(a, lo, hi, v):
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 def query_intensity(grid, x, y, s2, u, Ex, qt, qx, qy, qs2, qu, omega, window, space, radius):
