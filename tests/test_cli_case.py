@@ -118,3 +118,10 @@ def test_the_case_carries_the_warning_view_of_the_day_before(demo_doc):
     assert "IS" in warning["actors"] and 0 < warning["actors"]["IS"]["p_any"] < 1
     assert all(d["date"] <= "2018-06-30" for d in warning["drivers"])
     assert "Early warning" in html.read_text(encoding="utf-8")
+
+
+def test_hypotheses_carry_the_canonical_actor_the_events_use(demo_doc):
+    doc, _ = demo_doc
+    is_hyp = next(h for h in doc["hypotheses"] if h["id"] == "IS")
+    assert is_hyp["actor_as_written"] == "Islamic State" and is_hyp["actor"] == "IS"
+    assert "IS" in {e["actor"] for e in doc["nearby_events"]}

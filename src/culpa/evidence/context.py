@@ -109,7 +109,9 @@ def case_document(case: Case, db: Path | None) -> dict:
     inc = case.incident
     doc.update({
         "break_even_text": doc.get("sentences", []),
-        "hypotheses": [{"id": h.id, "actor": h.actor, "catch_all": h.catch_all,
+        # Canonical names, so a hypothesis and the events of its actor share one colour.
+        "hypotheses": [{"id": h.id, "actor": ctx.aliases.resolve(h.actor) if h.actor else None,
+                        "actor_as_written": h.actor, "catch_all": h.catch_all,
                         "prior_source": "explicit" if h.prior is not None
                         else ("catch_all" if h.catch_all else "model")}
                        for h in case.hypotheses],
