@@ -27,6 +27,7 @@ from culpa.events.actors import AliasTable
 from culpa.events.schema import EVENT_COLUMNS, duckdb_columns
 
 SCHEMA_VERSION = 1
+INGEST_MEMORY_LIMIT = "512MB"
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -179,6 +180,9 @@ class Store:
             if not Path(p).is_file():
                 raise InputError("no such file", file=str(p))
         report = IngestReport()
+        # Uncommitted rows would otherwise sit in DuckDB's buffer pool (up to 80% of RAM): with a
+        # cap it writes them out as it goes, so memory stays flat whatever the file size.
+        self.con.execute(f"SET memory_limit='{INGEST_MEMORY_LIMIT}'")
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.save_aliases(alias_files)
@@ -205,6 +209,8 @@ class Store:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+        finally:
+            self.con.execute("RESET memory_limit")
         self.con.execute("CHECKPOINT")
         return report
 
