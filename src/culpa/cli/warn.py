@@ -23,7 +23,7 @@ from rich.table import Table
 from culpa.cli.common import DbOption, JsonOption, app, emit_json, err, handle_errors, out, \
     resolve_db
 from culpa.cli.modelling import default_model_path, load_events, parse_day
-from culpa.errors import AnalysisError, InputError
+from culpa.errors import InputError
 
 WarnModelOption = Annotated[Path | None, typer.Option(
     "--model", help="Fitted model (default: the one `culpa fit` saved beside the store if it "
@@ -38,11 +38,6 @@ def _positive(value: float, flag: str) -> float:
     return float(value)
 
 
-def _with_coordinates(events: pd.DataFrame) -> pd.DataFrame:
-    """Events the model can place (GTD and others have rows without coordinates)."""
-    return events[events["latitude"].notna() & events["longitude"].notna()]
-
-
 def _model_for(db: Path, model_path: Path | None, at: pd.Timestamp, json: bool):
     """The model to forecast from, and where it came from.
 
@@ -55,15 +50,12 @@ def _model_for(db: Path, model_path: Path | None, at: pd.Timestamp, json: bool):
         if not model_path.exists():
             raise InputError("no such model file", file=str(model_path))
         return HawkesAttributor.load(model_path), str(model_path)
-    base = default_model_path(db)
-    for saved in (base, base.with_name(base.name + ".npz")):  # `culpa fit` appends .npz
-        if saved.exists():
-            model = HawkesAttributor.load(saved)
-            if _fitted_until(model) <= at:
-                return model, str(saved)
-    events = _with_coordinates(load_events(db, until=at))
-    if events.empty:
-        raise AnalysisError(f"no events with coordinates before {at.date()} to fit on")
+    saved = default_model_path(db)
+    if saved.exists():
+        model = HawkesAttributor.load(saved)
+        if _fitted_until(model) <= at:
+            return model, str(saved)
+    events = load_events(db, until=at)  # located events only; raises when there are none
     ctx = (err.status(f"fitting the model on {len(events):,} events before {at.date()} ...",
                       spinner="dots") if not json else nullcontext())
     with ctx:
@@ -89,7 +81,7 @@ def _recent_events(db: Path, model, at: pd.Timestamp) -> pd.DataFrame | None:
         return None
     with Store(db, read_only=True) as store:
         ev = store.events_frame(since=since, until=at)
-    return _with_coordinates(ev) if len(ev) else None
+    return ev if len(ev) else None
 
 
 @app.command()
