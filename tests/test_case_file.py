@@ -63,7 +63,7 @@ def test_k1_example_parses():
 
 def test_base_document_parses_with_defaults():
     case = parse(BASE)
-    assert case.incident.precision_km == 1.0 and case.window_days is None
+    assert case.incident.precision_km is None and case.window_days is None  # known exactly
     assert case.evidence[0].weight == pytest.approx(0.64)
     assert case.evidence[1].likelihood is None and case.evidence[0].rating is None
     assert case.hypothesis("IS").prior is None

@@ -171,7 +171,5 @@ def test_the_background_rate_holds_after_the_last_event(model):
     early = np.array([10.0, 100.0])  # well inside the data: the model's own rates ...
     np.testing.assert_allclose(rates.rate(early), model._temporal.rate(early))
     lat, lon = np.array([35.95, 36.2]), np.array([39.0, 37.1])  # ... and its own intensity
-    x, y = model.projection_.forward(lat, lon)
-    bg, trig, _ = model._intensities(early, x, y, np.zeros(2), np.zeros(2),
-                                     np.array([None, None]), np.full(2, np.nan))
+    bg, trig = model.intensity_parts(early, lat, lon)
     np.testing.assert_allclose(fc.intensity(model, early, lat, lon), bg + trig, rtol=1e-6)

@@ -8,7 +8,7 @@ import pytest
 from culpa.model import kernels as kr
 from culpa.model.background import SpatialBackground, TemporalBackground
 from culpa.model.geo import LocalProjection, haversine_km
-from culpa.model.marks import MarkModel, fatality_band, type_codes
+from culpa.model.marks import MarkModel, fatality_band, precision_class
 from culpa.model.pairs import build_pairs, cap_for_budget
 
 
@@ -100,21 +100,34 @@ def _problem(seed, K=3, cross=False, n=1500):
     return pairs, s2, u, lab, Q, Q @ alpha, B, alpha
 
 
-@pytest.mark.parametrize("cross,space", [(False, 6.0), (True, 6.0),
-                                         (True, ([0.7, 0.3], [2.0, 60.0]))])
-def test_estep_numba_matches_numpy_reference(cross, space):
+def _persistence(seed, n, K):
+    """Kinds of 4 categories (some unknown), actor mark tables and persistence rates."""
+    rng = np.random.default_rng(seed)
+    kind = rng.integers(-1, 4, n)
+    return kr.persistence(kind, np.log(rng.dirichlet(np.ones(4), K)), rng.uniform(0.1, 0.9, K))
+
+
+@pytest.mark.parametrize("cross,space,persist", [(False, 6.0, False), (True, 6.0, False),
+                                                 (True, ([0.7, 0.3], [2.0, 60.0]), False),
+                                                 (False, 6.0, True),
+                                                 (True, ([0.7, 0.3], [2.0, 60.0]), True)])
+def test_estep_numba_matches_numpy_reference(cross, space, persist):
     pairs, s2, u, lab, Q, Ex, B, alpha = _problem(3, cross=cross)
-    args = (pairs, s2, u, lab, Q, Ex, B, alpha, 0.17, 30.0, space)
+    pers = _persistence(7, *Q.shape) if persist else None
+    args = (pairs, s2, u, lab, Q, Ex, B, alpha, 0.17, 30.0, space, pers)
     fast = kr.estep(*args, want_w=True)
     ref = kr.estep_reference(*args)
-    for name in ("Lam", "Phi", "N"):
+    for name in ("Lam", "Phi", "N", "Cp", "copied", "fresh"):
         np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-6,
                                    atol=1e-300, err_msg=name)
     np.testing.assert_allclose(fast.w, ref.w, rtol=1e-6, atol=1e-7)  # w is stored as float32
     for name in ("ll", "Sw", "Sdt", "Sc", "Sdd"):
         assert getattr(fast, name) == pytest.approx(getattr(ref, name), rel=1e-6), name
-    lam = kr.intensity(pairs, s2, u, lab, Ex, B, alpha, 0.17, 30.0, space)
+    lam = kr.intensity(pairs, s2, u, lab, Ex, B, alpha, 0.17, 30.0, space, pers)
     np.testing.assert_allclose(lam, fast.Lam, rtol=1e-12)
+    if persist:  # copying a parent's kind is part of the triggered responsibility
+        assert 0 < fast.copied.sum() < fast.Sw
+        assert fast.Cp.sum() == pytest.approx(fast.copied.sum())
     # the responsibilities of each child sum to one with its background share
     child = pairs.child()
     tot = np.bincount(child, weights=fast.w.astype(float), minlength=len(lab)) + fast.Phi.sum(1)
@@ -134,11 +147,14 @@ def test_kernel_integrates_to_one_and_date_convolution():
     assert gu[0] == pytest.approx(g0[0] * np.sinh(omega * 2) / (omega * 2), rel=1e-12)
 
 
-@pytest.mark.parametrize("cross,space", [(False, 4.0), (True, ([0.6, 0.4], [1.0, 30.0]))])
-def test_label_sweep_numba_matches_reference(cross, space):
+@pytest.mark.parametrize("cross,space,persist", [(False, 4.0, False),
+                                                 (True, ([0.6, 0.4], [1.0, 30.0]), False),
+                                                 (True, ([0.6, 0.4], [1.0, 30.0]), True)])
+def test_label_sweep_numba_matches_reference(cross, space, persist):
     pairs, s2, u, lab, Q, Ex, B, alpha = _problem(4, cross=cross, n=800)
     n, K = Q.shape
-    Lam = kr.intensity(pairs, s2, u, lab, Ex, B, alpha, 0.2, 30.0, space)
+    pers = _persistence(9, n, K) if persist else None
+    Lam = kr.intensity(pairs, s2, u, lab, Ex, B, alpha, 0.2, 30.0, space, pers)
     rng = np.random.default_rng(5)
     logf = np.log(rng.dirichlet(np.ones(K), n))
     Ghat = rng.uniform(0.5, 1.0, n)
@@ -146,14 +162,14 @@ def test_label_sweep_numba_matches_reference(cross, space):
     a = [Q.copy(), Ex.copy(), Lam.copy()]
     b = [Q.copy(), Ex.copy(), Lam.copy()]
     kr.label_sweep(latent, kr.children_of(pairs, n, lab < 0), pairs, s2, u, lab, *a, alpha, 0.2,
-                   30.0, space, logf, Ghat)
+                   30.0, space, logf, Ghat, pers)
     kr.label_sweep_reference(latent, pairs, s2, u, lab, *b, alpha, 0.2, 30.0, space, logf,
-                             Ghat)
+                             Ghat, pers)
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-12)
     # Lam maintained in place equals a fresh computation with the new labels
     np.testing.assert_allclose(a[2], kr.intensity(pairs, s2, u, lab, a[1], B, alpha, 0.2, 30.0,
-                                                  space), rtol=1e-10)
+                                                  space, pers), rtol=1e-10)
 
 
 def test_solve_label_maximises_its_surrogate():
@@ -207,14 +223,38 @@ def test_temporal_background_never_zero():
 def test_marks_weighted_counts_and_missing_marks():
     band = fatality_band([0, 1, 4, 5, 24, 25, np.nan, -1])
     assert band.tolist() == [0, 1, 1, 2, 2, 3, -1, -1]
-    mm = MarkModel(["a", "b"], 2, pseudo_count=1.0)
-    tc = type_codes(["a", "a", "b", None, "zzz"], mm.categories)
-    assert tc.tolist() == [0, 0, 1, -1, -1]
+    mm = MarkModel(["a|*", "b|*"], 2, pseudo_count=1.0, channels=("kind", "fatalities"))
+    codes = mm.encode(["a", "a", "b", None, "zzz"], None, [0, 0, 25, np.nan, np.nan], None)
+    assert codes[:, 0].tolist() == [-2, -2, -3, -1, -1]  # types without a target
+    fit_codes = codes.copy()
+    fit_codes[:3, 0] = [0, 0, 1]
     Q = np.array([[1, 0], [1, 0], [0, 1], [0.5, 0.5], [0.5, 0.5]], float)
-    mm.update(Q, tc, np.array([0, 0, 3, -1, -1]))
-    np.testing.assert_allclose(np.exp(mm.log_type[0]), [3 / 4, 1 / 4])
-    ll = mm.loglik(tc, np.full(5, -1))
+    mm.update(Q, fit_codes)
+    np.testing.assert_allclose(np.exp(mm.log_p[0][0]), [3 / 4, 1 / 4])
+    ll = mm.loglik(codes)
     np.testing.assert_allclose(ll[3:], 0.0)  # unknown marks say nothing
+
+
+def test_kind_marks_pair_type_and_target_and_marginalise_an_unknown_target():
+    etype = ["one-sided"] * 6 + ["state-based"] * 6
+    target = ["Civilians"] * 6 + ["SDF"] * 5 + ["Rare group"]
+    mm = MarkModel.for_events(etype, target, 2, channels=("kind",), min_count=5)
+    assert mm.kinds == ["one-sided|*", "one-sided|Civilians", "state-based|*",
+                        "state-based|SDF"]
+    codes = mm.encode(etype, target, None, None)
+    assert codes[-1, 0] == mm.kinds.index("state-based|*")  # a rare target
+    Q = np.zeros((12, 2))
+    Q[:6, 0] = Q[6:, 1] = 1.0
+    mm.update(Q, codes)
+    # a query with a type but no target is scored by P(type | actor)
+    ll = mm.loglik(mm.encode(["state-based"], [None], None, None))
+    p_type = np.exp(mm.log_p[0])[:, 2:].sum(1)
+    np.testing.assert_allclose(np.exp(ll[0]), p_type)
+    np.testing.assert_allclose(np.exp(ll[0]), [(0 + 2) / (6 + 4), (6 + 2) / (6 + 4)])
+
+
+def test_precision_classes():
+    assert precision_class([0.5, 1, 2, 25, 50, 100, np.nan]).tolist() == [0, 0, 1, 1, 2, 3, -1]
 
 
 def test_background_blur_by_location_precision():

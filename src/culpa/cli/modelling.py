@@ -120,8 +120,12 @@ def attribute(
     time: Annotated[str, typer.Option("--time", help="When (YYYY-MM-DD or ISO datetime).")],
     db: DbOption = None,
     model_path: ModelOption = None,
-    precision_km: Annotated[float, typer.Option("--precision-km", min=0)] = 1.0,
+    precision_km: Annotated[float | None, typer.Option(
+        "--precision-km", min=0, help="How exactly the place is known, km (default: exactly).")
+    ] = None,
     event_type: Annotated[str | None, typer.Option("--event-type")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", help="Who was attacked or fought (e.g. 'Civilians', 'SDF').")] = None,
     fatalities: Annotated[int | None, typer.Option("--fatalities", min=0)] = None,
     top: Annotated[int, typer.Option("--top", help="Earlier events to show per actor.")] = 5,
     json: JsonOption = False,
@@ -130,7 +134,7 @@ def attribute(
     when = parse_day(time, "--time")
     model = _load_or_fit(resolve_db(db), model_path, json)
     doc = model.explain(when, lat, lon, precision_km=precision_km, event_type=event_type,
-                        fatalities=fatalities, top=top)
+                        fatalities=fatalities, top=top, target=target)
     if json:
         emit_json(doc)
         return

@@ -36,8 +36,9 @@ class Incident:
     time: dt.datetime  # naive UTC; a date alone is midnight with ``date_only`` set
     lat: float
     lon: float
-    precision_km: float = 1.0
+    precision_km: float | None = None  # None: the place is known exactly
     event_type: str | None = None
+    target: str | None = None  # who was attacked or fought
     description: str | None = None
     date_only: bool = False
 
@@ -155,7 +156,7 @@ def _index_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
 # Validation
 
 _TOP_KEYS = {"title", "incident", "window_days", "hypotheses", "evidence", "description", "notes"}
-_INCIDENT_KEYS = {"time", "lat", "lon", "precision_km", "event_type", "description"}
+_INCIDENT_KEYS = {"time", "lat", "lon", "precision_km", "event_type", "target", "description"}
 _HYPOTHESIS_KEYS = {"id", "actor", "prior", "catch_all", "label", "description", "notes"}
 _EVIDENCE_KEYS = {"id", "text", "source", "reliability", "credibility", "likelihood", "rating",
                   "group", "undisclosed", "url", "date", "notes"}
@@ -245,9 +246,10 @@ class _Validator:
             time=time, date_only=date_only,
             lat=self.number(d["lat"], f"{p}.lat", -90, 90, interval="[-90, 90]"),
             lon=self.number(d["lon"], f"{p}.lon", -180, 180, interval="[-180, 180]"),
-            precision_km=1.0 if precision is None else self.number(
+            precision_km=None if precision is None else self.number(
                 precision, f"{p}.precision_km", 0, math.inf, lo_open=True, interval="(0, inf)"),
             event_type=self.text(d.get("event_type"), f"{p}.event_type"),
+            target=self.text(d.get("target"), f"{p}.target"),
             description=self.text(d.get("description"), f"{p}.description"),
         )
 

@@ -71,6 +71,7 @@ def incident_context(case: Case, db: Path | None, top: int = 10) -> IncidentCont
     ctx.model = model
     ctx.explanation = model.explain(pd.Timestamp(inc.time), inc.lat, inc.lon,
                                     precision_km=inc.precision_km, event_type=inc.event_type,
+                                    target=inc.target,
                                     top=top)
     ctx.model_prior = {a["actor"]: float(a["probability"]) for a in ctx.explanation["actors"]}
     ctx.warning = warning_before(model, case)
@@ -84,7 +85,7 @@ def warning_before(model, case: Case) -> dict:
     inc = case.incident
     at = pd.Timestamp(inc.time).normalize() - pd.Timedelta(days=1)
     site = Site(name=case.title, lat=inc.lat, lon=inc.lon,
-                radius_km=max(WARNING_RADIUS_KM, inc.precision_km))
+                radius_km=max(WARNING_RADIUS_KM, inc.precision_km or 0.0))
     fc = forecast_site(model, site, at, horizon_days=WARNING_HORIZON_DAYS)
     return {"at": str(at.date()), "horizon_days": WARNING_HORIZON_DAYS,
             **fc.to_dict(min_expected=1e-4)}
@@ -117,6 +118,7 @@ def case_document(case: Case, db: Path | None) -> dict:
                        for h in case.hypotheses],
         "incident": {"time": inc.time.isoformat(), "lat": inc.lat, "lon": inc.lon,
                      "precision_km": inc.precision_km, "event_type": inc.event_type,
+                     "target": inc.target,
                      "description": inc.description},
         "window_days": int(case.window_days or DEFAULT_WINDOW_DAYS),
         "radius_km": NEARBY_RADIUS_KM,

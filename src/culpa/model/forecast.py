@@ -132,9 +132,7 @@ def intensity(model, time, lat, lon) -> np.ndarray:
     lat, lon = np.atleast_1d(np.asarray(lat, float)), np.atleast_1d(np.asarray(lon, float))
     t = np.broadcast_to(t, lat.shape).astype(float)
     x, y = model.projection_.forward(lat, lon)
-    n = len(lat)
-    _, trig, _ = model._intensities(t, x, y, np.zeros(n), np.zeros(n),
-                                    np.array([None] * n, dtype=object), np.full(n, np.nan))
+    _, trig = model.intensity_parts(t, lat, lon)
     bg = BackgroundRates.of(model).rate(t) * background_density(model, t, x, y)
     return bg + trig
 

@@ -38,7 +38,12 @@ E-step (one fused pass over the candidate pairs, :func:`culpa.model.kernels.este
   ``Q[i,k] mu_k b_k / lambda_k``, and of each candidate parent ``j`` acting as ``l``,
   ``Q[i,k] Q[j,l] alpha[l,k] g h / lambda_k``, summed into the M-step statistics.
 M-step (conditional maximisations of the surrogate, in this order):
-  - marks: ``P(c|k) ∝ sum_i Q[i,k] [m_i = c] + a``;
+  - mark persistence (``mark_persistence``): a triggered event repeats its trigger's kind (type
+    and target) with probability ``rho_k``, else draws it from ``f_k`` (see "Marks that persist"
+    in :mod:`culpa.model.kernels`); ``rho_k = (copied_k + 1) / (copied_k + fresh_k + 2)``, the
+    MAP under a Beta(2, 2) prior whose log density is part of ``J``;
+  - marks: ``P(c|k) ∝ sum_i Q[i,k] [m_i = c] + a`` (for the kind channel, ``Q[i,k]`` less the
+    share of ``i`` whose kind was copied from its trigger);
   - ``mu_kb = (sum_{i in bin b} phi_ik + tau) / L_b`` with ``phi_ik`` the background resp.;
   - ``b_k``: a new weighted KDE of the background responsibilities (Zhuang-style declustering)
     is *proposed* and mixed in as ``(1 - eta) b_old + eta b_new`` with ``eta`` in [0, 1]
@@ -64,8 +69,13 @@ Labels (latent events only): a Gauss–Seidel sweep over latent events, each upd
   :func:`culpa.model.kernels.label_sweep`). This is the "better" posterior: it uses the events
   that followed, stays monotone, and costs one pass over the latent events' children.
 
-Attribution of a new event (``predict_proba``): ``P(k) ∝ lambda_k(t, x) f_k(m)`` from the fitted
-history strictly before ``t`` (no offspring yet, by construction).
+Attribution of a new event (``predict_proba``): ``P(k) ∝ lambda_k(t, x, m) f_k(m)`` from the
+fitted history strictly before ``t`` (no offspring yet, by construction); with persistence, an
+earlier event of the same kind nearby counts more than one of another kind. Measured on the
+shared UCDP Syria data (``culpa backtest --since 2018-01-01 --mask-fraction 0.2``, seeds 0/1/2):
+the kind mark with persistence took top-1 from 0.897/0.893/0.870 to 0.910/0.913/0.904 and
+log-loss from 0.325/0.332/0.360 to 0.302/0.254/0.300; the kind mark alone, without
+persistence, changed nothing (0.895/0.897/0.870).
 
 Persistence: :meth:`HawkesAttributor.save` writes one ``.npz`` holding plain arrays plus a JSON
 metadata blob (stored as bytes); :meth:`HawkesAttributor.load` reads it with
@@ -96,14 +106,15 @@ from culpa.model import kernels as kr
 from culpa.model.background import (CrossFitKDE, SpatialBackground, TemporalBackground,
                                      knn_bandwidths)
 from culpa.model.geo import LocalProjection
-from culpa.model.marks import FATALITY_BANDS, MarkModel, fatality_band, type_codes
+from culpa.model.marks import MARK_CHANNELS, MarkModel
 from culpa.model.pairs import BYTES_PER_PAIR, GridIndex, build_pairs, reverse_index
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Columns fit() requires; the others have defaults (see HawkesAttributor.fit).
 REQUIRED_COLUMNS = ("id", "time_start", "latitude", "longitude", "actor", "attribution")
 OPTIONAL_COLUMNS = {"time_end": None, "date_precision_days": 1.0, "location_precision_km": None,
-                    "event_type": None, "fatalities": np.nan, "latent": False}
+                    "event_type": None, "target": None, "fatalities": np.nan,
+                    "latent": False}
 
 
 class NotFittedError(AnalysisError, AttributeError):
@@ -138,6 +149,12 @@ class HawkesAttributor:
     background_epoch_days : an actor's ground changes slowly (fronts move): its spatial
         background is interpolated between epochs this far apart, each a KDE of that period's
         background events shrunk towards the actor's all-time ground. None: one static ground.
+    mark_channels : which marks inform the attribution (see :mod:`culpa.model.marks`):
+        ``kind`` (event type and target), ``fatalities`` (band), ``precision`` (how exactly the
+        source placed the event).
+    mark_persistence : a triggered event repeats its trigger's kind (type and target) with
+        probability ``rho_k`` (learned, ``mark_persistence_``), else draws it from the actor's
+        marks: who an actor fights here and now follows who it fought here lately.
     accelerate : SQUAREM extrapolation of the global parameters between EM steps (kept only when
         the objective does not drop, so EM stays monotone). Plain EM crawls along the ridge
         where background and triggering trade off; this reaches the optimum in far fewer passes.
@@ -150,8 +167,8 @@ class HawkesAttributor:
                  max_pair_memory_mb: float = 1024.0, background_floor: float = 1e-3,
                  mark_pseudo_count: float = 1.0, spatial_components: int = 1,
                  background_epoch_days: float | None = 365.0,
-                 accelerate: bool = True,
-                 verbose: bool = False):
+                 accelerate: bool = True, mark_channels: tuple = MARK_CHANNELS,
+                 mark_persistence: bool = True, verbose: bool = False):
         self.window_days = window_days
         self.radius_km = radius_km
         self.max_iter = max_iter
@@ -167,6 +184,8 @@ class HawkesAttributor:
         self.spatial_components = spatial_components
         self.background_epoch_days = background_epoch_days
         self.accelerate = accelerate
+        self.mark_channels = mark_channels
+        self.mark_persistence = mark_persistence
         self.verbose = verbose
 
     # -----------------------------------------------------------------------------------------
@@ -175,7 +194,8 @@ class HawkesAttributor:
     _PARAMS = ("window_days", "radius_km", "max_iter", "tol", "cross_excitation",
                "min_bandwidth_km", "n_neighbors", "background_bin_days", "random_state",
                "max_pair_memory_mb", "background_floor", "mark_pseudo_count",
-               "spatial_components", "background_epoch_days", "accelerate", "verbose")
+               "spatial_components", "background_epoch_days", "accelerate", "mark_channels",
+               "mark_persistence", "verbose")
 
     def get_params(self, deep: bool = True) -> dict:
         return {p: getattr(self, p) for p in self._PARAMS}
@@ -210,6 +230,10 @@ class HawkesAttributor:
                 raise InputError(f"must be a positive integer, got {v!r}", field=name)
         if not (self.tol >= 0):
             raise InputError(f"must be >= 0, got {self.tol!r}", field="tol")
+        ch = tuple(self.mark_channels)
+        if len(set(ch)) != len(ch) or not set(ch) <= set(MARK_CHANNELS):
+            raise InputError(f"must be distinct names from {MARK_CHANNELS}, got {ch!r}",
+                             field="mark_channels")
         if not (0 < self.background_floor < 1):
             raise InputError("must be in (0, 1)", field="background_floor")
 
@@ -277,6 +301,7 @@ class HawkesAttributor:
         dprec = np.where(np.isnan(dprec), 1.0, dprec)
         lprec = (self._floats(df, "location_precision_km", lo=0, allow_nan=True)
                  if "location_precision_km" in df.columns else np.full(n, np.nan))
+        lprec_raw = lprec
         lprec = np.where(np.isnan(lprec), self.min_bandwidth_km, lprec)
         actor = df["actor"].astype(object).where(df["actor"].notna(), None)
         status = df["attribution"].astype(object)
@@ -286,8 +311,9 @@ class HawkesAttributor:
         etype = df["event_type"] if "event_type" in df.columns else pd.Series([None] * n)
         fat = df["fatalities"] if "fatalities" in df.columns else np.full(n, np.nan)
         return {"ids": ids, "start": start, "end": end, "lat": lat, "lon": lon, "dprec": dprec,
-                "lprec": lprec, "actor": actor.to_numpy(), "labelled": labelled,
-                "etype": np.asarray(etype, dtype=object), "fat": np.asarray(fat)}
+                "lprec": lprec, "lprec_raw": lprec_raw, "actor": actor.to_numpy(),
+                "labelled": labelled, "etype": np.asarray(etype, dtype=object),
+                "target": _target_column(df), "fat": np.asarray(fat)}
 
     # -----------------------------------------------------------------------------------------
     # fit
@@ -297,7 +323,9 @@ class HawkesAttributor:
 
         Required columns: id, time_start, latitude, longitude, actor, attribution. Optional:
         time_end (default time_start), date_precision_days (1), location_precision_km
-        (min_bandwidth_km), event_type, fatalities, latent (False). An event is labelled iff its
+        (min_bandwidth_km), event_type, target (who was attacked or fought; the store's
+        ``other_raw`` is used when there is no ``target``), fatalities, latent (False). An event
+        is labelled iff its
         actor is set, its attribution is claimed/attributed and it is not ``latent``.
         """
         self._check_params()
@@ -333,15 +361,19 @@ class HawkesAttributor:
         lab[labelled] = [lut[str(v)] for v in a["actor"][order][labelled]]
         latent = np.flatnonzero(lab < 0)
         # ---- marks ------------------------------------------------------------------------
-        marks = MarkModel.for_events(a["etype"], K, self.mark_pseudo_count)
-        tcode = type_codes(a["etype"][order], marks.categories)
-        bcode = fatality_band(a["fat"][order])
+        marks = MarkModel.for_events(a["etype"], a["target"], K, self.mark_pseudo_count,
+                                     self.mark_channels)
+        mcode = marks.encode(a["etype"][order], a["target"][order], a["fat"][order],
+                             a["lprec_raw"][order])
 
         self.projection_ = proj
         self.actors_ = actors
         self.n_events_ = n
         self._t, self._u, self._x, self._y, self._prec, self._s2 = t, u, x, y, prec, s2
-        self._lab, self._tcode, self._bcode = lab, tcode, bcode
+        self._lab, self._mcode = lab, mcode
+        mk = marks.kind_codes(mcode)
+        persist = bool(self.mark_persistence) and "kind" in marks.channels
+        self._mk = mk
         self._ids = a["ids"][order]
         self._start = a["start"].to_numpy(dtype="datetime64[s]")[order]
         self._marks = marks
@@ -381,7 +413,7 @@ class HawkesAttributor:
         # ---- initial state ---------------------------------------------------------------
         Q = np.zeros((n, K))
         Q[labelled, lab[labelled]] = 1.0
-        marks.update(Q, tcode, bcode)  # from the labelled events only
+        marks.update(Q, mcode)  # from the labelled events only
         spatial.set_levels(prec)
         lvl = spatial.level_of(prec)
         fold = (np.floor((t - t_begin) / W) % 2).astype(np.int8)
@@ -403,7 +435,7 @@ class HawkesAttributor:
             space = (np.ones(1), np.array([(R / 10.0) ** 2]))
         else:  # from narrow to wide, log-spaced between R/25 and R/4
             space = (np.full(C, 1.0 / C), (R * np.geomspace(0.04, 0.25, C)) ** 2)
-        logf = marks.loglik(tcode, bcode)
+        logf = marks.loglik(mcode)
         B = temporal.rate(t) * bloo
         if len(latent):
             lp = np.log(B[latent]) + logf[latent]
@@ -412,19 +444,28 @@ class HawkesAttributor:
             Q[latent] = q / q.sum(1, keepdims=True)
         Lam = np.zeros((n, K))
         Phi = np.zeros((n, K))
+        prho = np.full(K, 0.5 if persist else 0.0)
         st = {"alpha": alpha, "omega": omega, "space": space, "logf": logf, "bloo": bloo,
-              "Ghat": self._ghat(t, omega), "B": B}
+              "Ghat": self._ghat(t, omega), "B": B, "prho": prho,
+              "pers": kr.persistence(mk, marks.kind_log_p(), prho) if persist else None}
 
         def e_pass():
             Ex = Q @ st["alpha"]
             r = kr.estep(pairs, s2, u, lab, Q, Ex, st["B"], st["alpha"], st["omega"], W,
-                         st["space"], Lam=Lam, Phi=Phi)
+                         st["space"], st["pers"], Lam=Lam, Phi=Phi)
             J = self._objective(r.ll, Q, st["logf"], latent, temporal, Ex, st["Ghat"], marks)
+            if persist:
+                J += float(np.sum(np.log(st["prho"]) + np.log1p(-st["prho"])))
             return J, r
 
         def m_step(r, refresh: bool) -> None:
-            marks.update(Q, tcode, bcode)
-            st["logf"] = marks.loglik(tcode, bcode)
+            if persist:  # Beta(2, 2) MAP of the persistence; fresh kinds alone inform f_k
+                st["prho"] = (r.copied + 1.0) / (r.copied + r.fresh + 2.0)
+                marks.update(Q, mcode, kind_weights=np.maximum(Q - r.Cp, 0.0))
+                st["pers"] = kr.persistence(mk, marks.kind_log_p(), st["prho"])
+            else:
+                marks.update(Q, mcode)
+            st["logf"] = marks.loglik(mcode)
             temporal.update(r.Phi, bins)
             if refresh:
                 self._update_spatial(kde, r.Phi)
@@ -445,9 +486,9 @@ class HawkesAttributor:
             if len(latent):  # labels, with the new parameters
                 Ex = Q @ st["alpha"]
                 kr.intensity(pairs, s2, u, lab, Ex, st["B"], st["alpha"], st["omega"], W,
-                             st["space"], Lam=Lam)
+                             st["space"], st["pers"], Lam=Lam)
                 kr.label_sweep(latent, rev, pairs, s2, u, lab, Q, Ex, Lam, st["alpha"],
-                               st["omega"], W, st["space"], st["logf"], st["Ghat"])
+                               st["omega"], W, st["space"], st["logf"], st["Ghat"], st["pers"])
 
         def get_theta():
             return (temporal.mu.copy(), st["alpha"].copy(), st["omega"],
@@ -528,7 +569,10 @@ class HawkesAttributor:
         order_c = np.argsort(st["space"][1])  # components from narrow to wide
         space = (st["space"][0][order_c], st["space"][1][order_c])
         Ex = Q @ alpha
-        r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, space, want_w=True)
+        self.mark_persistence_ = st["prho"]
+        self._pers = st["pers"]
+        r = kr.estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, W, space, self._pers,
+                     want_w=True)
         self._w = r.w
         self._Q, self._Ex = Q, Ex
         self._bg = r.Phi.sum(1)
@@ -637,26 +681,49 @@ class HawkesAttributor:
         prec = (self._floats(queries, "location_precision_km", lo=0, allow_nan=True,
                              what="queries")
                 if "location_precision_km" in queries.columns else np.full(n, np.nan))
-        prec = np.where(np.isnan(prec), self.min_bandwidth_km, prec)
+        prec_raw = prec
         dprec = (self._floats(queries, "date_precision_days", lo=0, allow_nan=True,
                               what="queries")
                  if "date_precision_days" in queries.columns else np.ones(n))
         dprec = np.where(np.isnan(dprec), 1.0, dprec)
         etype = queries["event_type"] if "event_type" in queries.columns else [None] * n
         fat = queries["fatalities"] if "fatalities" in queries.columns else np.full(n, np.nan)
-        return ts, lat, lon, prec, dprec, np.asarray(etype, dtype=object), np.asarray(fat)
+        codes = self._marks.encode(np.asarray(etype, dtype=object), _target_column(queries),
+                                   np.asarray(fat), prec_raw)
+        prec = np.where(np.isnan(prec_raw), self.min_bandwidth_km, prec_raw)
+        return ts, lat, lon, prec, dprec, codes
 
-    def _intensities(self, t, x, y, prec, dprec, etype, fat):
+    def _intensities(self, t, x, y, prec, dprec, codes):
         """(background, triggered, log marks), each (n x K)."""
         u = 0.5 * dprec
         tq = t + u
         trig = kr.query_intensity(self._grid_index(), self._x, self._y, self._s2, self._u,
                                   self._Ex, tq, x, y, prec ** 2, u, self.omega_,
-                                  self.window_days, self._space, self.radius_km)
+                                  self.window_days, self._space, self.radius_km,
+                                  self._mk, self._query_persistence(codes))
         bg = self._temporal.rate(tq) * self._spatial.density(x, y, prec, tq)
-        logf = self._marks.loglik(type_codes(etype, self._marks.categories),
-                                  fatality_band(fat))
+        logf = self._marks.loglik(codes)
         return bg, trig, logf
+
+    def _query_persistence(self, codes):
+        """The persistence arrays of queries (None when persistence is off)."""
+        if self._pers is None:
+            return None
+        return kr.persistence(self._marks.kind_codes(codes), self._marks.kind_log_p(),
+                              self.mark_persistence_)
+
+    def intensity_parts(self, t_days, lat, lon) -> tuple[np.ndarray, np.ndarray]:
+        """``(background, triggered)`` parts of ``lambda_k`` (n x K, events per day per km^2) at
+        exact times (days since ``t0_``) and places, without marks, as ``predict_proba`` sees
+        them: the history strictly before each time."""
+        self._check_fitted()
+        lat, lon = np.atleast_1d(np.asarray(lat, float)), np.atleast_1d(np.asarray(lon, float))
+        t = np.broadcast_to(np.asarray(t_days, float), lat.shape).astype(float)
+        x, y = self.projection_.forward(lat, lon)
+        n = len(lat)
+        bg, trig, _ = self._intensities(t, x, y, np.zeros(n), np.zeros(n),
+                                        np.full((n, len(self._marks.channels)), -1, np.int32))
+        return bg, trig
 
     def predict_proba(self, queries: pd.DataFrame) -> np.ndarray:
         """P(actor | time, place, marks) for each query row, (n x K), columns = ``actors_``.
@@ -666,10 +733,10 @@ class HawkesAttributor:
         The history is every fitted event strictly before the query within ``window_days``.
         """
         self._check_fitted()
-        ts, lat, lon, prec, dprec, etype, fat = self._query_arrays(queries)
+        ts, lat, lon, prec, dprec, codes = self._query_arrays(queries)
         t = _days(ts, self.t0_)
         x, y = self.projection_.forward(lat, lon)
-        bg, trig, logf = self._intensities(t, x, y, prec, dprec, etype, fat)
+        bg, trig, logf = self._intensities(t, x, y, prec, dprec, codes)
         return _normalise(np.log(bg + trig) + logf)
 
     def predict(self, queries: pd.DataFrame) -> np.ndarray:
@@ -677,10 +744,14 @@ class HawkesAttributor:
         p = self.predict_proba(queries)
         return np.asarray(self.actors_, dtype=object)[p.argmax(1)]
 
-    def explain(self, time, lat: float, lon: float, precision_km: float = 1.0,
+    def explain(self, time, lat: float, lon: float, precision_km: float | None = None,
                 event_type: str | None = None, fatalities: float | None = None,
-                top: int = 10, date_precision_days: float = 1.0) -> dict:
+                top: int = 10, date_precision_days: float = 1.0,
+                target: str | None = None) -> dict:
         """Attribution of one (time, place, marks), split into its terms.
+
+        ``precision_km``: how exactly the place is known (None: exactly, and the precision says
+        nothing about the actor); ``target``: who was attacked or fought, if known.
 
         Returns ``{"time", "latitude", "longitude", "actors": [...]}`` with, per actor (most
         probable first): ``probability``, ``intensity`` (lambda_k, events/day/km^2),
@@ -692,14 +763,15 @@ class HawkesAttributor:
         """
         self._check_fitted()
         q = pd.DataFrame({"time": [pd.Timestamp(time)], "latitude": [lat], "longitude": [lon],
-                          "location_precision_km": [precision_km],
+                          "location_precision_km": [
+                              np.nan if precision_km is None else precision_km],
                           "date_precision_days": [date_precision_days],
-                          "event_type": [event_type],
+                          "event_type": [event_type], "target": [target],
                           "fatalities": [np.nan if fatalities is None else fatalities]})
-        ts, la, lo, prec, dprec, etype, fat = self._query_arrays(q)
+        ts, la, lo, prec, dprec, codes = self._query_arrays(q)
         t = _days(ts, self.t0_)
         x, y = self.projection_.forward(la, lo)
-        bg, trig, logf = self._intensities(t, x, y, prec, dprec, etype, fat)
+        bg, trig, logf = self._intensities(t, x, y, prec, dprec, codes)
         lam = (bg + trig)[0]
         post = _normalise((np.log(lam) + logf[0])[None, :])
         u = 0.5 * dprec[0]
@@ -708,6 +780,12 @@ class HawkesAttributor:
                                              self.omega_, self.window_days,
                                              self._space, self.radius_km)
         contrib = self._Ex[idx] * gh[:, None]  # (m, K)
+        qp = self._query_persistence(codes)
+        if qp is not None:  # the factor of a trigger whose kind this event repeats (or not)
+            qm, qA, qB = qp
+            known = (qm[0] >= 0) & (self._mk[idx] >= 0)
+            contrib *= np.where(known[:, None],
+                                qA[0] + qB[0] * (self._mk[idx] == qm[0])[:, None], 1.0)
         fk = np.exp(logf[0])
         total = float(lam @ fk)
 
@@ -758,7 +836,7 @@ class HawkesAttributor:
                                       grid=grid)
             B = self._temporal.rate(self._t) * self._spatial.with_floor(self._kde_loo)
             r = kr.estep(self._pairs, self._s2, self._u, self._lab, self._Q, self._Ex, B,
-                         self.alpha_, self.omega_, W, self._space, want_w=True)
+                         self.alpha_, self.omega_, W, self._space, self._pers, want_w=True)
             self._w = r.w
 
     @property
@@ -873,13 +951,14 @@ class HawkesAttributor:
             "n_iter": self.n_iter_, "converged": self.converged_,
             "log_likelihood": self.log_likelihood_, "n_pairs": int(self.n_pairs_),
             "marks": self._marks.meta(), "spatial": self._spatial.meta(),
-            "temporal": self._temporal.meta(), "fatality_bands": list(FATALITY_BANDS),
+            "temporal": self._temporal.meta(),
         }
         arrays = {
             "meta_json": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
             "ids": np.asarray(self._ids, dtype=str), "start": self._start.astype(np.int64),
             "t": self._t, "u": self._u, "x": self._x, "y": self._y, "prec": self._prec,
-            "lab": self._lab, "tcode": self._tcode, "bcode": self._bcode, "Q": self._Q,
+            "lab": self._lab, "mcode": self._mcode, "Q": self._Q,
+            "mark_persistence": self.mark_persistence_,
             "bg": self._bg, "kde_loo": self._kde_loo, "order": self.order_, "alpha": self.alpha_,
             "rasters": self._spatial.rasters, "mu": self._temporal.mu,
             "mu_edges": self._temporal.edges, **self._marks.to_arrays(),
@@ -905,8 +984,13 @@ class HawkesAttributor:
             if meta.get("version", 0) > FORMAT_VERSION:
                 raise InputError(f"model format {meta['version']} is newer than this culpa "
                                  f"({FORMAT_VERSION})", file=str(path))
+            if meta.get("version", 0) < FORMAT_VERSION:
+                raise InputError(f"model format {meta.get('version')} was written by an older "
+                                 f"culpa: fit it again (culpa fit)", file=str(path))
             arr = {k: z[k] for k in z.files}
-        m = cls(**meta["params"])
+        params = dict(meta["params"])
+        params["mark_channels"] = tuple(params.get("mark_channels", MARK_CHANNELS))
+        m = cls(**params)
         m.actors_ = list(meta["actors"])
         m.projection_ = LocalProjection.from_dict(meta["projection"])
         m.t0_ = np.datetime64(meta["t0"], "s")
@@ -925,12 +1009,16 @@ class HawkesAttributor:
         m._t, m._u, m._x, m._y = arr["t"], arr["u"], arr["x"], arr["y"]
         m._prec = arr["prec"]
         m._s2 = m._prec ** 2
-        m._lab, m._tcode, m._bcode = arr["lab"], arr["tcode"], arr["bcode"]
+        m._lab, m._mcode = arr["lab"], arr["mcode"]
+        m.mark_persistence_ = arr["mark_persistence"]
         m._Q, m._bg, m.order_ = arr["Q"], arr["bg"], arr["order"]
         m._kde_loo = arr["kde_loo"]
         m._Ex = m._Q @ m.alpha_
         m.n_events_ = len(m._t)
         m._marks = MarkModel.from_saved(meta["marks"], arr)
+        m._mk = m._marks.kind_codes(m._mcode)
+        m._pers = (kr.persistence(m._mk, m._marks.kind_log_p(), m.mark_persistence_)
+                   if m.mark_persistence_.any() else None)
         m._spatial = SpatialBackground.from_saved(meta["spatial"], arr["rasters"])
         m._temporal = TemporalBackground.from_saved(meta["temporal"], arr["mu_edges"], arr["mu"])
         m._pairs = m._w = m._grid = None
@@ -967,6 +1055,14 @@ def _squarem(th0, th1, th2, amax: float):
     C = len(th0[3][1])
     sig2 = np.clip(np.exp(np.minimum(x[-C:], 50.0)), 1e-8, 1e8)
     return mu, alpha, omega, (th2[3][0].copy(), sig2)
+
+
+def _target_column(df: pd.DataFrame) -> np.ndarray:
+    """Who was attacked or fought: ``target``, else the store's ``other_raw``, else unknown."""
+    for col in ("target", "other_raw"):
+        if col in df.columns:
+            return df[col].astype(object).where(df[col].notna(), None).to_numpy()
+    return np.full(len(df), None, dtype=object)
 
 
 def _normalise(logp: np.ndarray) -> np.ndarray:

@@ -46,6 +46,22 @@ common case one multiply-add a pair whatever the number of actors.
 production path (numba, parallel over children, per-chunk accumulators, no pair-sized
 temporaries). ``tests/test_model_kernels.py`` checks that they agree.
 
+Marks that persist
+------------------
+A triggered event tends to repeat its trigger's kind (event type and target: a fight between IS
+and HTS begets more of them). Its mark density given parent ``j`` is ``rho_k [m = m_j] +
+(1 - rho_k) f_k(m)`` instead of ``f_k(m)``; dividing by ``f_k(m_i)`` (which multiplies the whole
+intensity), each pair's term gets the factor
+
+    c_ijk = (1 - rho_k) + rho_k [kind_i = kind_j] / f_k(kind_i)     (1 if either kind is unknown)
+
+given to the kernels as ``mk`` (kind codes, -1 unknown), ``Am = 1 - rho`` and
+``Bm = rho / f_k(kind_i)`` per event and actor (:func:`persistence`). The E pass splits each
+pair's responsibility into the part where the kind was copied (``Bm [match] / c``) and drawn
+afresh (``Am / c``): their sums give the M-step of ``rho_k``, and ``Cp[i, k]`` (the copied part of
+event ``i``) is taken out of ``i``'s weight in the kind counts of ``f_k``. ``rho = 0`` (or no
+kinds) gives back the plain model.
+
 Latent labels (the label sweep)
 -------------------------------
 :func:`label_sweep` updates the label probabilities of the latent events one at a time
@@ -167,6 +183,16 @@ def _ghc(dt, d2, u2, sij, rho, sig2, omega, W, zw, cache, comp):
     return tot, _edt(dt, uu, omega, W)
 
 
+@nb.njit(cache=True)  # LLVM inlines it; numba's own inlining fails inside inlined callers
+def _cf(mi, mj, a, b):
+    """Mark persistence factor of a pair (see "Marks that persist" in the module doc)."""
+    if mi < 0 or mj < 0:
+        return 1.0
+    if mi == mj:
+        return a + b
+    return a
+
+
 def n_chunks(n: int) -> int:
     return max(1, min(n, 16 * nb.get_num_threads()))
 
@@ -176,13 +202,14 @@ def n_chunks(n: int) -> int:
 
 
 @nb.njit(cache=True, parallel=True)
-def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2, Lam, Phi,
-           wout, nchunk, maxrow):
+def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2, mk, Am, Bm,
+           Lam, Phi, Cp, wout, nchunk, maxrow):
     n = len(indptr) - 1
     K = Q.shape[1]
     C = len(rho)
     zw = -math.expm1(-omega * W)
     acc_N = np.zeros((nchunk, K, K))
+    acc_M = np.zeros((nchunk, 2, K))  # copied / fresh marks of triggered events
     acc_S = np.zeros((nchunk, 3 + 2 * C))  # ll, Sw, Sdt, then per component: S_c, Sdd_c
     store_w = len(wout) > 0
     for ch in nb.prange(nchunk):
@@ -193,6 +220,7 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
         bres = np.empty((maxrow, C))  # share of g*h from each spatial component
         bedd = np.empty((maxrow, C))  # E|delta|^2 under each component
         bex = np.empty(maxrow)
+        bcf = np.empty(maxrow)
         comp = np.empty(C)
         lam = np.empty(K)
         cache = np.full(4, -1.0)
@@ -207,6 +235,7 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
             ui2 = u[i] * u[i]
             si2 = s2[i]
             k0 = lab[i]
+            mi = mk[i]
             for p in range(p0, p1):
                 j = par[p]
                 if k0 >= 0:
@@ -214,6 +243,9 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                     # parent of an actor that does not excite it (diagonal alpha) costs nothing
                     lj = lab[j]
                     ex = alpha[lj, k0] if lj >= 0 else Ex[j, k0]
+                    cf = _cf(mi, mk[j], Am[i, k0], Bm[i, k0])
+                    bcf[p - p0] = cf
+                    ex *= cf
                     bex[p - p0] = ex
                     if ex == 0.0:
                         bgh[p - p0] = 0.0
@@ -239,6 +271,7 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                 Phi[i, k0] = B[i, k0] / lm
                 ll += math.log(lm)
                 inv_l = 1.0 / lm
+                cp = 0.0
                 for p in range(p0, p1):
                     j = par[p]
                     gh = bgh[p - p0] * inv_l
@@ -248,11 +281,18 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                     if w == 0.0:
                         continue
                     lj = lab[j]
+                    cf = bcf[p - p0]
                     if lj >= 0:
                         acc_N[ch, lj, k0] += w
                     else:
                         for l in range(K):
-                            acc_N[ch, l, k0] += Q[j, l] * alpha[l, k0] * gh
+                            acc_N[ch, l, k0] += Q[j, l] * alpha[l, k0] * gh * cf
+                    if mi >= 0 and mk[j] >= 0:
+                        fresh = w * Am[i, k0] / cf
+                        acc_M[ch, 1, k0] += fresh
+                        if mk[j] == mi:
+                            acc_M[ch, 0, k0] += w - fresh
+                            cp += w - fresh
                     sw += w
                     sdt += w * bedt[p - p0]
                     if C == 1:
@@ -262,15 +302,18 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                             wc = w * bres[p - p0, c]
                             sc[c] += wc
                             sdd[c] += wc * bedd[p - p0, c]
+                Cp[i, k0] = cp
             else:
                 for k in range(K):
                     lam[k] = B[i, k]
                 for p in range(p0, p1):
                     j = par[p]
                     gh = bgh[p - p0]
+                    mj = mk[j]
                     for k in range(K):
-                        lam[k] += Ex[j, k] * gh
+                        lam[k] += Ex[j, k] * gh * _cf(mi, mj, Am[i, k], Bm[i, k])
                 for k in range(K):
+                    Cp[i, k] = 0.0
                     Lam[i, k] = lam[k]
                     if Q[i, k] > 0.0:
                         Phi[i, k] = Q[i, k] * B[i, k] / lam[k]
@@ -284,15 +327,24 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                     gh = bgh[p - p0]
                     w = 0.0
                     lj = lab[j]
+                    mj = mk[j]
                     for k in range(K):
-                        c = lam[k] * gh
+                        cf = _cf(mi, mj, Am[i, k], Bm[i, k])
+                        c = lam[k] * gh * cf
                         if c > 0.0:
-                            w += c * Ex[j, k]
+                            wk = c * Ex[j, k]
+                            w += wk
                             if lj >= 0:
                                 acc_N[ch, lj, k] += c * alpha[lj, k]
                             else:
                                 for l in range(K):
                                     acc_N[ch, l, k] += c * Q[j, l] * alpha[l, k]
+                            if mi >= 0 and mj >= 0:
+                                fresh = wk * Am[i, k] / cf
+                                acc_M[ch, 1, k] += fresh
+                                if mj == mi:
+                                    acc_M[ch, 0, k] += wk - fresh
+                                    Cp[i, k] += wk - fresh
                     if store_w:
                         wout[p] = w
                     if w == 0.0:
@@ -316,17 +368,21 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
             acc_S[ch, 3 + C + c] = sdd[c]
     Nm = np.zeros((K, K))
     S = np.zeros(3 + 2 * C)
+    M = np.zeros((2, K))
     for ch in range(nchunk):
         for a in range(K):
             for b in range(K):
                 Nm[a, b] += acc_N[ch, a, b]
+            M[0, a] += acc_M[ch, 0, a]
+            M[1, a] += acc_M[ch, 1, a]
         for a in range(3 + 2 * C):
             S[a] += acc_S[ch, a]
-    return Nm, S
+    return Nm, S, M
 
 
 @nb.njit(cache=True, parallel=True)
-def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, rho, sig2, Lam, nchunk):
+def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, rho, sig2, mk, Am, Bm,
+               Lam, nchunk):
     n = len(indptr) - 1
     K = Ex.shape[1]
     zw = -math.expm1(-omega * W)
@@ -339,6 +395,7 @@ def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, rho, sig
         for i in range(lo, hi):
             k0 = lab[i]
             ui2 = u[i] * u[i]
+            mi = mk[i]
             if k0 >= 0:
                 lm = B[i, k0]
                 for p in range(indptr[i], indptr[i + 1]):
@@ -349,7 +406,7 @@ def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, rho, sig
                         continue
                     gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], s2[i] + s2[j], rho, sig2, omega,
                                  W, zw, cache, comp)
-                    lm += ex * gh
+                    lm += ex * gh * _cf(mi, mk[j], Am[i, k0], Bm[i, k0])
                 Lam[i, k0] = lm
             else:
                 for k in range(K):
@@ -358,8 +415,9 @@ def _intensity(indptr, par, dt, d2, s2, u, lab, Ex, B, alpha, omega, W, rho, sig
                     j = par[p]
                     gh, _ = _ghc(dt[p], d2[p], ui2 + u[j] * u[j], s2[i] + s2[j], rho, sig2, omega,
                                  W, zw, cache, comp)
+                    mj = mk[j]
                     for k in range(K):
-                        lam[k] += Ex[j, k] * gh
+                        lam[k] += Ex[j, k] * gh * _cf(mi, mj, Am[i, k], Bm[i, k])
                 for k in range(K):
                     Lam[i, k] = lam[k]
 
@@ -384,40 +442,67 @@ class EStepResult:
     weighted by E|delta|^2 under c.
     """
 
-    __slots__ = ("Lam", "Phi", "N", "ll", "Sw", "Sdt", "Sc", "Sdd", "w")
+    __slots__ = ("Lam", "Phi", "N", "ll", "Sw", "Sdt", "Sc", "Sdd", "w", "copied", "fresh",
+                 "Cp")
 
-    def __init__(self, Lam, Phi, N, S, w):
-        self.Lam, self.Phi, self.N, self.w = Lam, Phi, N, w
+    def __init__(self, Lam, Phi, N, S, w, M=None, Cp=None):
+        self.Lam, self.Phi, self.N, self.w, self.Cp = Lam, Phi, N, w, Cp
+        K = N.shape[0]
+        M = np.zeros((2, K)) if M is None else M
+        self.copied, self.fresh = np.asarray(M[0], float), np.asarray(M[1], float)
         C = (len(S) - 3) // 2
         self.ll, self.Sw, self.Sdt = (float(v) for v in S[:3])
         self.Sc = np.asarray(S[3:3 + C], dtype=float)
         self.Sdd = np.asarray(S[3 + C:], dtype=float)
 
 
-def estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space, *, Lam=None, Phi=None,
-          want_w=False) -> EStepResult:
+def no_persistence(n: int, K: int):
+    """Mark persistence switched off: every pair's factor is 1."""
+    return np.full(n, -1, np.int32), np.ones((n, K)), np.zeros((n, K))
+
+
+def persistence(kind, log_f, rho):
+    """``(mk, A, Bm)`` for the kernels: kind code per event (-1 unknown), and per event and actor
+    ``A = 1 - rho_k``, ``Bm = rho_k / f_k(kind_i)`` (1 and 0 where the kind is unknown)."""
+    kind = np.ascontiguousarray(kind, dtype=np.int32)
+    n, K = len(kind), len(rho)
+    A = np.ones((n, K))
+    Bm = np.zeros((n, K))
+    ok = kind >= 0
+    A[ok] = 1.0 - rho[None, :]
+    Bm[ok] = rho[None, :] / np.exp(log_f[:, kind[ok]].T)
+    return kind, A, Bm
+
+
+def estep(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space, pers=None, *, Lam=None,
+          Phi=None, want_w=False) -> EStepResult:
     """Fused E pass (numba). ``Lam``/``Phi`` (N x K) may be passed to be reused.
-    ``space``: sigma^2, or (rho, sig2) for a mixture of Gaussians."""
+    ``space``: sigma^2, or (rho, sig2) for a mixture of Gaussians; ``pers``: the mark
+    persistence arrays of :func:`persistence` (None: off)."""
     n, K = Q.shape
     Lam = np.zeros((n, K)) if Lam is None else Lam
     Phi = np.zeros((n, K)) if Phi is None else Phi
+    Cp = np.zeros((n, K))
     w = np.empty(pairs.n_pairs if want_w else 0, np.float32)
     maxrow = max(_row_max(pairs.indptr), 1)
     rho, sig2 = space_params(space)
-    N, S = _estep(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Q, Ex, B,
-                  np.ascontiguousarray(alpha, dtype=np.float64), float(omega), float(window),
-                  rho, sig2, Lam, Phi, w, n_chunks(n), maxrow)
-    return EStepResult(Lam, Phi, N, S, w if want_w else None)
+    mk, Am, Bm = no_persistence(n, K) if pers is None else pers
+    N, S, M = _estep(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Q, Ex, B,
+                     np.ascontiguousarray(alpha, dtype=np.float64), float(omega), float(window),
+                     rho, sig2, mk, Am, Bm, Lam, Phi, Cp, w, n_chunks(n), maxrow)
+    return EStepResult(Lam, Phi, N, S, w if want_w else None, M, Cp)
 
 
-def intensity(pairs, s2, u, lab, Ex, B, alpha, omega, window, space, Lam=None) -> np.ndarray:
+def intensity(pairs, s2, u, lab, Ex, B, alpha, omega, window, space, pers=None,
+              Lam=None) -> np.ndarray:
     """lambda[i, k] for every event (only the own column for labelled events)."""
     n, K = Ex.shape
     Lam = np.zeros((n, K)) if Lam is None else Lam
     rho, sig2 = space_params(space)
+    mk, Am, Bm = no_persistence(n, K) if pers is None else pers
     _intensity(pairs.indptr, pairs.parent, pairs.dt, pairs.d2, s2, u, lab, Ex, B,
                np.ascontiguousarray(alpha, dtype=np.float64), float(omega),
-               float(window), rho, sig2, Lam, n_chunks(n))
+               float(window), rho, sig2, mk, Am, Bm, Lam, n_chunks(n))
     return Lam
 
 
@@ -450,7 +535,18 @@ def h_reference(d2, sij, rho, sig2):
     return rho[None, :] * np.exp(-0.5 * d2[:, None] / v) / (2 * np.pi * v)
 
 
-def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space) -> EStepResult:
+def persistence_reference(child, par, pers, K):
+    """Per pair and actor: the mark persistence factor (pairs x K)."""
+    if pers is None:
+        return np.ones((len(child), K))
+    mk, Am, Bm = pers
+    known = (mk[child] >= 0) & (mk[par] >= 0)
+    match = known & (mk[child] == mk[par])
+    return np.where(known[:, None], Am[child] + Bm[child] * match[:, None], 1.0)
+
+
+def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space,
+                    pers=None) -> EStepResult:
     """The E pass written plainly in NumPy over all pairs at once (O(pairs x K) memory)."""
     n, K = Q.shape
     rho, sig2 = space_params(space)
@@ -462,8 +558,9 @@ def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space) ->
     sij = s2[child] + s2[par]
     hc = h_reference(d2, sij, rho, sig2)  # (pairs, C)
     gh = g_reference(dt, uij, omega, window) * hc.sum(1)
-    # lambda[i, k] = B[i, k] + sum_j Ex[j, k] gh_ij
-    contrib = Ex[par] * gh[:, None]  # (pairs, K)
+    cf = persistence_reference(child, par, pers, K)  # (pairs, K)
+    # lambda[i, k] = B[i, k] + sum_j Ex[j, k] gh_ij cf_ijk
+    contrib = Ex[par] * gh[:, None] * cf  # (pairs, K)
     Lam = B.copy()
     for k in range(K):
         Lam[:, k] += np.bincount(child, weights=contrib[:, k], minlength=n)
@@ -476,8 +573,23 @@ def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space) ->
         logL = np.where(Qe > 0, np.log(Lam), 0.0)
         ll = float(np.sum(Qe * logL))
         Phi = np.where(Qe > 0, Qe * B / Lam, 0.0)
-        R = np.where(Qe[child] > 0, Qe[child] / Lam[child], 0.0) * gh[:, None]  # (pairs, K)
+        R = np.where(Qe[child] > 0, Qe[child] / Lam[child], 0.0) * gh[:, None] * cf
     w = np.sum(R * Ex[par], axis=1)
+    # triggered events whose mark was copied from the parent's, or drawn afresh
+    wk = R * Ex[par]
+    if pers is None:
+        copied_pk = np.zeros_like(wk)
+        fresh = np.zeros(K)
+    else:
+        mk, Am, Bm = pers
+        known = (mk[child] >= 0) & (mk[par] >= 0)
+        match = known & (mk[child] == mk[par])
+        fresh_pk = np.where(known[:, None], wk * Am[child] / cf, 0.0)
+        copied_pk = np.where(match[:, None], wk * Bm[child] / cf, 0.0)
+        fresh = fresh_pk.sum(0)
+    Cp = np.zeros((n, K))
+    for k in range(K):
+        Cp[:, k] = np.bincount(child, weights=copied_pk[:, k], minlength=n)
     # N[l, k] = sum_pairs Q[i, k] Q[j, l] alpha[l, k] gh / lambda[i, k]
     Qp = Qe[par]
     N = (Qp.T @ R) * alpha
@@ -489,7 +601,7 @@ def estep_reference(pairs, s2, u, lab, Q, Ex, B, alpha, omega, window, space) ->
     S = np.concatenate([[ll, w.sum(), np.sum(w * edt)], wc.sum(0), (wc * edd).sum(0)])
     # the numba path only fills the own column for labelled events
     Lam_out = np.where(labelled[:, None] & (Qe == 0), 0.0, Lam)
-    return EStepResult(Lam_out, Phi, N, S, w)
+    return EStepResult(Lam_out, Phi, N, S, w, np.stack([copied_pk.sum(0), fresh]), Cp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,7 +675,7 @@ def solve_label(a, A, out):
 
 @nb.njit(cache=True)
 def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, W, rho, sig2,
-           logf, Ghat, maxchild):
+           mk, Am, Bm, logf, Ghat, maxchild):
     K = Q.shape[1]
     zw = -math.expm1(-omega * W)
     arow = np.zeros(K)
@@ -591,13 +703,13 @@ def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, 
             buf[r - r0] = gh
             kc = lab[c]
             if kc >= 0:
-                base = gh / Lam[c, kc]
+                base = gh * _cf(mk[c], mk[j], Am[c, kc], Bm[c, kc]) / Lam[c, kc]
                 for l in range(K):
                     A[l] += Q[j, l] * alpha[l, kc] * base
             else:
                 for k in range(K):
                     if Q[c, k] > 0.0:
-                        base = Q[c, k] * gh / Lam[c, k]
+                        base = Q[c, k] * gh * _cf(mk[c], mk[j], Am[c, k], Bm[c, k]) / Lam[c, k]
                         for l in range(K):
                             A[l] += Q[j, l] * alpha[l, k] * base
         solve_label(a, A, qn)
@@ -611,13 +723,13 @@ def _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam, alpha, omega, 
                 d = 0.0
                 for l in range(K):
                     d += dq[l] * alpha[l, kc]
-                Lam[c, kc] += d * gh
+                Lam[c, kc] += d * gh * _cf(mk[c], mk[j], Am[c, kc], Bm[c, kc])
             else:
                 for k in range(K):
                     d = 0.0
                     for l in range(K):
                         d += dq[l] * alpha[l, k]
-                    Lam[c, k] += d * gh
+                    Lam[c, k] += d * gh * _cf(mk[c], mk[j], Am[c, k], Bm[c, k])
         for k in range(K):
             e = 0.0
             for l in range(K):
@@ -635,7 +747,7 @@ def children_of(pairs, n, mask):
 
 
 def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, space, logf,
-                Ghat):
+                Ghat, pers=None):
     """Update Q, Ex and Lam in place for the latent events in ``order`` (see module doc).
 
     ``rev`` is :func:`children_of` of the latent events (the pairs regrouped by parent, with
@@ -644,13 +756,14 @@ def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window,
     rptr, rchild, rdt, rd2 = rev
     maxchild = max(int(np.diff(rptr).max()) if len(rptr) > 1 else 0, 1)
     rho, sig2 = space_params(space)
+    mk, Am, Bm = no_persistence(*Q.shape) if pers is None else pers
     _sweep(order, rptr, rdt, rd2, rchild, s2, u, lab, Q, Ex, Lam,
            np.ascontiguousarray(alpha, dtype=np.float64), float(omega), float(window),
-           rho, sig2, logf, Ghat, maxchild)
+           rho, sig2, mk, Am, Bm, logf, Ghat, maxchild)
 
 
 def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window, space,
-                          logf, Ghat):
+                          logf, Ghat, pers=None):
     """Plain-Python version of :func:`label_sweep` (slow; for tests)."""
     from scipy.optimize import brentq
     from scipy.special import lambertw
@@ -664,13 +777,14 @@ def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, wi
         uij = np.sqrt(u[cs] ** 2 + u[j] ** 2)
         gh = g_reference(pairs.dt[sel].astype(float), uij, omega, window) * h_reference(
             pairs.d2[sel].astype(float), s2[cs] + s2[j], rho, sig2).sum(1)
+        cf = persistence_reference(cs, np.full(len(cs), j), pers, Q.shape[1])  # (children, K)
         a = logf[j] + np.log(Lam[j]) - Ghat[j] * alpha.sum(1)
         Qc = Q[cs].copy()
         lc = lab[cs]
         Qc[lc >= 0] = 0.0
         Qc[lc >= 0, lc[lc >= 0]] = 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(Qc > 0, Qc * gh[:, None] / Lam[cs], 0.0)  # (children, K)
+            ratio = np.where(Qc > 0, Qc * gh[:, None] * cf / Lam[cs], 0.0)  # (children, K)
         A = Q[j] * (alpha @ ratio.sum(0))
 
         def q_of(nu):
@@ -683,7 +797,7 @@ def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, wi
         qn = q_of(nu)
         qn /= qn.sum()
         dq = qn - Q[j]
-        delta = (dq @ alpha)[None, :] * gh[:, None]
+        delta = (dq @ alpha)[None, :] * gh[:, None] * cf
         upd = np.where(Qc > 0, 1.0, 0.0)
         upd[lc < 0] = 1.0
         Lam[cs] += delta * upd
@@ -695,9 +809,9 @@ def label_sweep_reference(order, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, wi
 # queries: the triggered intensity at new (t, x) from the fitted events before t
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy,
-               qs2, qu, omega, W, rho, sig2, r2, zw):
+               qs2, qu, omega, W, rho, sig2, r2, zw, mk, qm, qA, qB):
     K = Ex.shape[1]
     ti, xi, yi = qt[i], qx[i], qy[i]
     cx = int(math.floor((xi - x0) / cell))
@@ -715,29 +829,29 @@ def _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, 
                 if dd <= r2:
                     gh = _gh(ti - ct[q], dd, qu[i], u[j], qs2[i], s2[j], omega, W, zw, rho, sig2)
                     for k in range(K):
-                        out[i, k] += Ex[j, k] * gh
+                        out[i, k] += Ex[j, k] * gh * _cf(qm[i], mk[j], qA[i, k], qB[i, k])
 
 
 @nb.njit(cache=True, parallel=True)
 def _query(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy, qs2, qu,
-           omega, W, rho, sig2, r2):
+           omega, W, rho, sig2, r2, mk, qm, qA, qB):
     out = np.zeros((len(qt), Ex.shape[1]))
     zw = -math.expm1(-omega * W)
     for i in nb.prange(len(qt)):
         _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx,
-                   qy, qs2, qu, omega, W, rho, sig2, r2, zw)
+                   qy, qs2, qu, omega, W, rho, sig2, r2, zw, mk, qm, qA, qB)
     return out
 
 
 @nb.njit(cache=True)
 def _query_serial(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy, qs2,
-                  qu, omega, W, rho, sig2, r2):
+                  qu, omega, W, rho, sig2, r2, mk, qm, qA, qB):
     """Same as _query without threads: a single attribution must not wait for a thread pool."""
     out = np.zeros((len(qt), Ex.shape[1]))
     zw = -math.expm1(-omega * W)
     for i in range(len(qt)):
         _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx,
-                   qy, qs2, qu, omega, W, rho, sig2, r2, zw)
+                   qy, qs2, qu, omega, W, rho, sig2, r2, zw, mk, qm, qA, qB)
     return out
 
 
@@ -776,15 +890,22 @@ def _query_one(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, qt, qx, 
 
 
 
-def query_intensity(grid, x, y, s2, u, Ex, qt, qx, qy, qs2, qu, omega, window, space, radius):
-    """Triggered intensity (nq x K) at queries from fitted events strictly before each query."""
+def query_intensity(grid, x, y, s2, u, Ex, qt, qx, qy, qs2, qu, omega, window, space, radius,
+                    mk=None, qpers=None):
+    """Triggered intensity (nq x K) at queries from fitted events strictly before each query.
+    ``mk``: the fitted events' kind codes and ``qpers`` the queries' :func:`persistence` arrays
+    (None: persistence off)."""
     f = np.ascontiguousarray
     fn = _query if len(qt) >= 256 else _query_serial
     rho, sig2 = space_params(space)
+    if mk is None or qpers is None:
+        mk = np.full(len(x), -1, np.int32)
+        qpers = no_persistence(len(qt), Ex.shape[1])
+    qm, qA, qB = qpers
     return fn(*grid.arrays(), x, y, s2, u, Ex, f(qt, dtype=np.float64),
               f(qx, dtype=np.float64), f(qy, dtype=np.float64), f(qs2, dtype=np.float64),
               f(qu, dtype=np.float64), float(omega), float(window), rho, sig2,
-              float(radius) ** 2)
+              float(radius) ** 2, f(mk, dtype=np.int32), f(qm, dtype=np.int32), f(qA), f(qB))
 
 
 def query_contributions(grid, x, y, s2, u, qt, qx, qy, qs2, qu, omega, window, space, radius):

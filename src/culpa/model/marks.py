@@ -1,14 +1,28 @@
-"""Mark likelihood f_k(m) per actor: event type and fatality band.
+"""Mark likelihood f_k(m) per actor: what kind of event, against whom, how deadly, how well located.
 
-``f_k(m) = P(type | k) * P(band | k)`` with the two categorical distributions estimated from
-counts weighted by the label probabilities ``Q[i, k]`` and smoothed by a symmetric Dirichlet
-pseudo-count ``a`` (the MAP estimate under a Dirichlet(a + 1) prior, whose log density is part of
-the EM objective so the update keeps it monotone):
+``f_k(m) = prod_c P(m_c | k)`` over the mark channels, each a categorical distribution estimated
+from counts weighted by the label probabilities ``Q[i, k]`` and smoothed by a symmetric
+Dirichlet pseudo-count ``a`` (the MAP estimate under a Dirichlet(a + 1) prior, whose log density
+is part of the EM objective so the update keeps it monotone):
 
     P(c | k) = (sum_i Q[i, k] [m_i = c] + a) / (sum_i Q[i, k] [m_i known] + C a)
 
-A missing mark (no event type, unknown fatalities) or an event type not seen in the fit
-contributes nothing (f = 1 for every actor).
+Channels (``MARK_CHANNELS``):
+
+- ``kind``: the event type *and its target* as one category, ``"state-based|Government of
+  Syria"``, ``"one-sided|Civilians"``: who an actor fights is among the strongest signs of who it
+  is (IS fought the SDF, the Syrian insurgents fought the government), and type and target are
+  too dependent (one-sided violence is against civilians) to be multiplied as if independent.
+  Pairs seen fewer than ``min_count`` times in the fit, and events whose target is not known,
+  fall into ``"<type>|*"``. A query with a type but no target is scored by the type alone (the
+  sum over that type's categories); a type never seen in the fit says nothing.
+- ``fatalities``: band 0, 1-4, 5-24, 25+.
+- ``precision``: how exactly the source could place it (<= 1 km, <= 25 km, <= 50 km, wider):
+  reporting differs by actor (remote desert fighting is located to a district at best), so the
+  precision of a record is itself evidence. Off by default for queries typed in by hand
+  (``culpa attribute`` without ``--precision-km``), where it is not an observation.
+
+A missing mark (no event type, unknown fatalities) contributes nothing (f = 1 for every actor).
 """
 
 from __future__ import annotations
@@ -16,9 +30,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+MARK_CHANNELS = ("kind", "fatalities", "precision")
 #: Fatality bands: 0, 1-4, 5-24, 25+.
 FATALITY_BANDS = ("0", "1-4", "5-24", "25+")
 _BAND_EDGES = np.array([0.5, 4.5, 24.5])
+#: Location precision classes (km): exact place, near it, a district, a province or wider.
+PRECISION_CLASSES = ("<=1 km", "<=25 km", "<=50 km", ">50 km")
+_PRECISION_EDGES = np.array([1.0, 25.0, 50.0])
+OTHER_TARGET = "*"
 
 
 def fatality_band(fatalities) -> np.ndarray:
@@ -29,34 +48,110 @@ def fatality_band(fatalities) -> np.ndarray:
     return code
 
 
-def type_codes(event_type, categories: list[str]) -> np.ndarray:
-    """Code per event into ``categories``; -1 for missing or unseen types."""
-    s = pd.Series(event_type, dtype=object)
-    lut = {c: i for i, c in enumerate(categories)}
-    return np.array([lut.get(v, -1) if isinstance(v, str) else -1 for v in s], dtype=np.int32)
+def precision_class(precision_km) -> np.ndarray:
+    """Class code 0..3 per event, -1 where unknown."""
+    p = pd.to_numeric(pd.Series(precision_km), errors="coerce").to_numpy(dtype=float)
+    code = np.searchsorted(_PRECISION_EDGES, p, side="left").astype(np.int32)
+    code[~(p >= 0)] = -1
+    return code
+
+
+def _texts(values, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, None, dtype=object)
+    s = pd.Series(values, dtype=object)
+    return np.array([v.strip() if isinstance(v, str) and v.strip() else None for v in s],
+                    dtype=object)
+
+
+def kind_labels(event_type, target) -> np.ndarray:
+    """``"type|target"`` per event (``"type|*"`` without a target, None without a type)."""
+    et = _texts(event_type, len(event_type))
+    tg = _texts(target, len(et))
+    return np.array([None if e is None else f"{e}|{t if t is not None else OTHER_TARGET}"
+                     for e, t in zip(et, tg)], dtype=object)
 
 
 class MarkModel:
-    """Per-actor categorical likelihoods of event type and fatality band."""
+    """Per-actor categorical likelihoods of the mark channels (see module doc)."""
 
-    def __init__(self, categories: list[str], n_actors: int, pseudo_count: float = 1.0):
-        self.categories = list(categories)
+    def __init__(self, kinds: list[str], n_actors: int, pseudo_count: float = 1.0,
+                 channels=MARK_CHANNELS):
+        self.kinds = list(kinds)
         self.n_actors = n_actors
         self.a = float(pseudo_count)
-        C = max(len(self.categories), 1)
-        self.log_type = np.full((n_actors, C), -np.log(C))
-        self.log_band = np.full((n_actors, len(FATALITY_BANDS)), -np.log(len(FATALITY_BANDS)))
+        self.channels = tuple(channels)
+        self.types = sorted({k.split("|", 1)[0] for k in self.kinds})
+        t_index = {t: i for i, t in enumerate(self.types)}
+        self._kind_type = np.array([t_index[k.split("|", 1)[0]] for k in self.kinds], np.int32)
+        sizes = {"kind": max(len(self.kinds), 1), "fatalities": len(FATALITY_BANDS),
+                 "precision": len(PRECISION_CLASSES)}
+        self.log_p = [np.full((n_actors, sizes[c]), -np.log(sizes[c])) for c in self.channels]
 
     @classmethod
-    def for_events(cls, event_type, n_actors: int, pseudo_count: float = 1.0) -> "MarkModel":
-        s = pd.Series(event_type, dtype=object)
-        cats = sorted({v for v in s if isinstance(v, str)})
-        return cls(cats, n_actors, pseudo_count)
+    def for_events(cls, event_type, target, n_actors: int, pseudo_count: float = 1.0,
+                   channels=MARK_CHANNELS, min_count: int = 5) -> "MarkModel":
+        """The categories of a fit: each type|target pair seen ``min_count`` times, and
+        ``type|*`` for every type (rare or unknown targets)."""
+        labels = pd.Series(kind_labels(event_type, target), dtype=object).dropna()
+        counts = labels.value_counts()
+        common = {k for k, c in counts.items() if c >= min_count}
+        types = {k.split("|", 1)[0] for k in labels}
+        kinds = sorted(common | {f"{t}|{OTHER_TARGET}" for t in types})
+        return cls(kinds, n_actors, pseudo_count, channels)
 
-    def update(self, Q: np.ndarray, tcode: np.ndarray, bcode: np.ndarray) -> None:
-        """MAP update from label probabilities ``Q`` (N x K)."""
-        self.log_type = self._fit(Q, tcode, self.log_type.shape[1])
-        self.log_band = self._fit(Q, bcode, self.log_band.shape[1])
+    def encode(self, event_type, target, fatalities, precision_km) -> np.ndarray:
+        """Codes (N x channels) from four arrays of length N (None: all unknown): a category
+        index; -1 unknown; for ``kind``, ``-2 - t`` means "type t, target not given" (scored by
+        the type alone)."""
+        n = max(len(v) for v in (event_type, target, fatalities, precision_km) if v is not None)
+        if fatalities is None:
+            fatalities = np.full(n, np.nan)
+        if precision_km is None:
+            precision_km = np.full(n, np.nan)
+        out = np.full((n, len(self.channels)), -1, np.int32)
+        for c, name in enumerate(self.channels):
+            if name == "fatalities":
+                out[:, c] = fatality_band(fatalities)
+            elif name == "precision":
+                out[:, c] = precision_class(precision_km)
+            else:
+                out[:, c] = self._kind_codes(event_type, target, n)
+        return out
+
+    def _kind_codes(self, event_type, target, n: int) -> np.ndarray:
+        lut = {k: i for i, k in enumerate(self.kinds)}
+        t_index = {t: i for i, t in enumerate(self.types)}
+        et = _texts(event_type, n)
+        tg = _texts(target, n)
+        code = np.full(n, -1, np.int32)
+        for i, (e, t) in enumerate(zip(et, tg)):
+            if e is None or e not in t_index:
+                continue
+            if t is None:
+                code[i] = -2 - t_index[e]
+            else:
+                code[i] = lut.get(f"{e}|{t}", lut[f"{e}|{OTHER_TARGET}"])
+        return code
+
+    def update(self, Q: np.ndarray, codes: np.ndarray, kind_weights=None) -> None:
+        """MAP update from label probabilities ``Q`` (N x K). ``kind_weights`` (N x K) replaces
+        ``Q`` for the kind channel: the share of each event whose kind was drawn afresh rather
+        than copied from its trigger (mark persistence, see :mod:`culpa.model.hawkes`)."""
+        self.log_p = [self._fit(kind_weights if (ch == "kind" and kind_weights is not None)
+                                else Q, codes[:, c], lp.shape[1])
+                      for c, (ch, lp) in enumerate(zip(self.channels, self.log_p))]
+
+    def kind_log_p(self):
+        """log P(kind | actor), (K x kinds), or None without a kind channel."""
+        return self.log_p[self.channels.index("kind")] if "kind" in self.channels else None
+
+    def kind_codes(self, codes: np.ndarray) -> np.ndarray:
+        """The kind channel's codes with "type only" and unknown both as -1."""
+        if "kind" not in self.channels:
+            return np.full(len(codes), -1, np.int32)
+        k = codes[:, self.channels.index("kind")]
+        return np.where(k >= 0, k, -1).astype(np.int32)
 
     def _fit(self, Q, code, C):
         K = Q.shape[1]
@@ -67,28 +162,41 @@ class MarkModel:
         p = (counts + self.a) / (counts.sum(1, keepdims=True) + C * self.a)
         return np.log(p)
 
-    def loglik(self, tcode: np.ndarray, bcode: np.ndarray) -> np.ndarray:
+    def loglik(self, codes: np.ndarray) -> np.ndarray:
         """log f_k(m_i), (N x K)."""
-        out = np.zeros((len(tcode), self.n_actors))
-        ok = tcode >= 0
-        out[ok] += self.log_type[:, tcode[ok]].T
-        ok = bcode >= 0
-        out[ok] += self.log_band[:, bcode[ok]].T
+        out = np.zeros((len(codes), self.n_actors))
+        for c, lp in enumerate(self.log_p):
+            code = codes[:, c]
+            ok = code >= 0
+            out[ok] += lp[:, code[ok]].T
+            marg = code <= -2
+            if marg.any():  # a type without its target: P(type | k)
+                p = np.exp(lp)
+                by_type = np.stack([p[:, self._kind_type == t].sum(1)
+                                    for t in range(len(self.types))], 1)
+                out[marg] += np.log(by_type[:, -2 - code[marg]]).T
         return out
 
     def log_prior(self) -> float:
-        return self.a * (float(self.log_type.sum()) + float(self.log_band.sum()))
+        return self.a * float(sum(lp.sum() for lp in self.log_p))
+
+    def table(self, actor: int) -> dict:
+        """P(category | actor) per channel, for explanations."""
+        names = {"kind": self.kinds, "fatalities": list(FATALITY_BANDS),
+                 "precision": list(PRECISION_CLASSES)}
+        return {ch: dict(zip(names[ch], np.exp(lp[actor]).round(6).tolist()))
+                for ch, lp in zip(self.channels, self.log_p)}
 
     def to_arrays(self) -> dict:
-        return {"marks_log_type": self.log_type, "marks_log_band": self.log_band}
+        return {f"marks_{ch}": lp for ch, lp in zip(self.channels, self.log_p)}
 
     def meta(self) -> dict:
-        return {"categories": self.categories, "pseudo_count": self.a}
+        return {"kinds": self.kinds, "channels": list(self.channels), "pseudo_count": self.a}
 
     @classmethod
     def from_saved(cls, meta: dict, arrays) -> "MarkModel":
-        lt = np.asarray(arrays["marks_log_type"])
-        m = cls(meta["categories"], lt.shape[0], meta["pseudo_count"])
-        m.log_type = lt
-        m.log_band = np.asarray(arrays["marks_log_band"])
+        channels = tuple(meta["channels"])
+        first = np.asarray(arrays[f"marks_{channels[0]}"])
+        m = cls(meta["kinds"], first.shape[0], meta["pseudo_count"], channels)
+        m.log_p = [np.asarray(arrays[f"marks_{ch}"]) for ch in channels]
         return m
