@@ -78,8 +78,9 @@ log-loss from 0.325/0.332/0.360 to 0.302/0.254/0.300; the kind mark alone, witho
 persistence, changed nothing (0.895/0.897/0.870).
 
 Persistence: :meth:`HawkesAttributor.save` writes one ``.npz`` holding plain arrays plus a JSON
-metadata blob (stored as bytes); :meth:`HawkesAttributor.load` reads it with
-``allow_pickle=False``. The fitted events needed for predictions are included.
+metadata blob (stored as bytes), compressed; :meth:`HawkesAttributor.load` reads it with
+``allow_pickle=False``. The fitted events needed for predictions are included; background rasters
+that repeat (an actor's quiet epochs) are stored once.
 
 Known limits (measured, see tests/test_model_recovery.py and benchmarks/bench_fit.py): where
 background hotspots are as narrow as the triggering spread, the adaptive KDE absorbs part of the
@@ -960,11 +961,11 @@ class HawkesAttributor:
             "lab": self._lab, "mcode": self._mcode, "Q": self._Q,
             "mark_persistence": self.mark_persistence_,
             "bg": self._bg, "kde_loo": self._kde_loo, "order": self.order_, "alpha": self.alpha_,
-            "rasters": self._spatial.rasters, "mu": self._temporal.mu,
+            **self._spatial.to_arrays(), "mu": self._temporal.mu,
             "mu_edges": self._temporal.edges, **self._marks.to_arrays(),
         }
         with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez_compressed(fh, **arrays)
         return path
 
     @classmethod
@@ -1019,7 +1020,8 @@ class HawkesAttributor:
         m._mk = m._marks.kind_codes(m._mcode)
         m._pers = (kr.persistence(m._mk, m._marks.kind_log_p(), m.mark_persistence_)
                    if m.mark_persistence_.any() else None)
-        m._spatial = SpatialBackground.from_saved(meta["spatial"], arr["rasters"])
+        m._spatial = SpatialBackground.from_saved(meta["spatial"],
+                                                  SpatialBackground.rasters_from_arrays(arr))
         m._temporal = TemporalBackground.from_saved(meta["temporal"], arr["mu_edges"], arr["mu"])
         m._pairs = m._w = m._grid = None
         m._set_public()
