@@ -365,7 +365,7 @@ class HawkesAttributor:
         marks = MarkModel.for_events(a["etype"], a["target"], K, self.mark_pseudo_count,
                                      self.mark_channels)
         mcode = marks.encode(a["etype"][order], a["target"][order], a["fat"][order],
-                             a["lprec_raw"][order])
+                             a["lprec_raw"][order], fitting=True)
 
         self.projection_ = proj
         self.actors_ = actors

@@ -100,10 +100,12 @@ class MarkModel:
         kinds = sorted(common | {f"{t}|{OTHER_TARGET}" for t in types})
         return cls(kinds, n_actors, pseudo_count, channels)
 
-    def encode(self, event_type, target, fatalities, precision_km) -> np.ndarray:
+    def encode(self, event_type, target, fatalities, precision_km,
+               fitting: bool = False) -> np.ndarray:
         """Codes (N x channels) from four arrays of length N (None: all unknown): a category
         index; -1 unknown; for ``kind``, ``-2 - t`` means "type t, target not given" (scored by
-        the type alone)."""
+        the type alone) — except for the events of a fit (``fitting``), where a missing target
+        is the category ``type|*``, so that data without targets still learns its types."""
         n = max(len(v) for v in (event_type, target, fatalities, precision_km) if v is not None)
         if fatalities is None:
             fatalities = np.full(n, np.nan)
@@ -116,10 +118,10 @@ class MarkModel:
             elif name == "precision":
                 out[:, c] = precision_class(precision_km)
             else:
-                out[:, c] = self._kind_codes(event_type, target, n)
+                out[:, c] = self._kind_codes(event_type, target, n, fitting)
         return out
 
-    def _kind_codes(self, event_type, target, n: int) -> np.ndarray:
+    def _kind_codes(self, event_type, target, n: int, fitting: bool) -> np.ndarray:
         lut = {k: i for i, k in enumerate(self.kinds)}
         t_index = {t: i for i, t in enumerate(self.types)}
         et = _texts(event_type, n)
@@ -128,10 +130,11 @@ class MarkModel:
         for i, (e, t) in enumerate(zip(et, tg)):
             if e is None or e not in t_index:
                 continue
-            if t is None:
+            if t is None and not fitting:
                 code[i] = -2 - t_index[e]
             else:
-                code[i] = lut.get(f"{e}|{t}", lut[f"{e}|{OTHER_TARGET}"])
+                code[i] = lut.get(f"{e}|{t if t is not None else OTHER_TARGET}",
+                                  lut[f"{e}|{OTHER_TARGET}"])
         return code
 
     def update(self, Q: np.ndarray, codes: np.ndarray, kind_weights=None) -> None:
