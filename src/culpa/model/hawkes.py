@@ -493,13 +493,15 @@ class HawkesAttributor:
 
         def get_theta():
             return (temporal.mu.copy(), st["alpha"].copy(), st["omega"],
-                    (st["space"][0].copy(), st["space"][1].copy()))
+                    (st["space"][0].copy(), st["space"][1].copy()), st["prho"].copy())
 
         def set_theta(th) -> None:
-            temporal.mu, st["alpha"], st["omega"], st["space"] = (
-                th[0].copy(), th[1].copy(), th[2], th[3])
+            temporal.mu, st["alpha"], st["omega"], st["space"], st["prho"] = (
+                th[0].copy(), th[1].copy(), th[2], th[3], th[4].copy())
             st["Ghat"] = self._ghat(t, st["omega"])
             st["B"] = temporal.rate(t) * st["bloo"]
+            if persist:
+                st["pers"] = kr.persistence(mk, marks.kind_log_p(), st["prho"])
 
         hist: list[float] = []
         n_m = 0
@@ -1029,12 +1031,17 @@ class HawkesAttributor:
 
 
 def _squarem(th0, th1, th2, amax: float):
-    """SQUAREM-3 extrapolation of (mu table, alpha, omega, spatial variances) in log space, or
-    None; the spatial mixture weights are taken from the last EM step."""
+    """SQUAREM-3 extrapolation of (mu table, alpha, omega, spatial variances) in log space and
+    of the mark persistence in logit space, or None; the spatial mixture weights are taken from
+    the last EM step. (Persistence near 0 is a mixture weight at the boundary, which plain EM
+    approaches very slowly.)"""
     live = (th0[1] > 0) & (th1[1] > 0) & (th2[1] > 0)
+    P = len(th0[4]) if (th0[4] > 0).all() and (th2[4] > 0).all() else 0
 
     def vec(th):
-        return np.concatenate([np.log(th[0]).ravel(), np.log(th[1][live]), [math.log(th[2])],
+        r = np.clip(th[4], 1e-12, 1 - 1e-12)
+        return np.concatenate([np.log(r / (1 - r))[:P],
+                               np.log(th[0]).ravel(), np.log(th[1][live]), [math.log(th[2])],
                                np.log(th[3][1])])
 
     v0, v1, v2 = vec(th0), vec(th1), vec(th2)
@@ -1048,6 +1055,10 @@ def _squarem(th0, th1, th2, amax: float):
     if a == -1.0:
         return None
     x = v0 - 2.0 * a * r + a * a * v
+    prho = th2[4].copy()
+    if P:
+        prho = 1.0 / (1.0 + np.exp(-np.clip(x[:P], -30, 30)))
+        x = x[P:]
     m = th0[0].size
     mu = np.exp(np.clip(x[:m], -700, 700)).reshape(th0[0].shape)
     alpha = th2[1].copy()
@@ -1056,7 +1067,7 @@ def _squarem(th0, th1, th2, amax: float):
     omega = float(np.clip(math.exp(min(x[-C - 1], 50.0)), 1e-4, 1e3))
     C = len(th0[3][1])
     sig2 = np.clip(np.exp(np.minimum(x[-C:], 50.0)), 1e-8, 1e8)
-    return mu, alpha, omega, (th2[3][0].copy(), sig2)
+    return mu, alpha, omega, (th2[3][0].copy(), sig2), prho
 
 
 def _target_column(df: pd.DataFrame) -> np.ndarray:
