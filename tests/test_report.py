@@ -22,7 +22,7 @@ from culpa.report import render_case_report, render_case_report_html
 CREDIT = ("Event data: UCDP Georeferenced Event Dataset (CC BY 4.0). Sundberg & Melander (2013), "
           "Introducing the UCDP Georeferenced Event Dataset, Journal of Peace Research 50(4).")
 INCIDENT = {"time": "2019-12-27", "lat": 35.52, "lon": 44.28, "precision_km": 5,
-            "event_type": "rocket attack",
+            "event_type": "rocket attack", "target": "US and Iraqi forces",
             "description": "About 30 rockets fired at K-1 air base; one US contractor killed."}
 HYPS = ["IS", "KH", "other"]
 
@@ -291,6 +291,7 @@ def test_header_states_the_answer_in_plain_words(page, doc):
             f"the evidence).") in page.text
     assert ("Without the undisclosed evidence IS still leads, at "
             f"{round(100 * doc['without_undisclosed']['posterior']['IS'])}%.") in page.text
+    assert "rocket attack against US and Iraqi forces" in page.text
 
 
 def test_header_says_when_the_undisclosed_evidence_decides(tmp_path):
