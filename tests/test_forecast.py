@@ -160,16 +160,16 @@ def test_the_background_rate_holds_after_the_last_event(model):
     assert rates.observed_end == pytest.approx(T)
     assert model.t_end_ > T + 90  # the fitted bins run on past the data ...
     k = model.actors_.index("IS")
-    assert model._temporal.rate([model.t_end_ - 1])[0, k] < 0.05  # ... holding only the prior
-    edges = model._temporal.edges
+    assert model.temporal_background_.rate([model.t_end_ - 1])[0, k] < 0.05  # ... holding only the prior
+    edges = model.temporal_background_.edges
     b = int(np.searchsorted(edges, T)) - 1
     observed = T - edges[b]
     assert observed >= 0.25 * model.background_bin_days  # a quarter of a bin: no merging
-    mass = model._temporal.mu[k, b] * (edges[b + 1] - edges[b])  # its events + prior, per bin
+    mass = model.temporal_background_.mu[k, b] * (edges[b + 1] - edges[b])  # its events + prior, per bin
     for later in (T + 3, T + 60, model.t_end_ + 100):
         assert rates.rate([later])[0, k] == pytest.approx(mass / observed)
     early = np.array([10.0, 100.0])  # well inside the data: the model's own rates ...
-    np.testing.assert_allclose(rates.rate(early), model._temporal.rate(early))
+    np.testing.assert_allclose(rates.rate(early), model.temporal_background_.rate(early))
     lat, lon = np.array([35.95, 36.2]), np.array([39.0, 37.1])  # ... and its own intensity
     bg, trig = model.intensity_parts(early, lat, lon)
     np.testing.assert_allclose(fc.intensity(model, early, lat, lon), bg + trig, rtol=1e-6)

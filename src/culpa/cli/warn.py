@@ -66,7 +66,7 @@ def _model_for(db: Path, model_path: Path | None, at: pd.Timestamp, json: bool):
 def _fitted_until(model) -> pd.Timestamp:
     """The day after the last fitted event began (``t_end_`` can lie months later: it is the
     latest end of an event's date range)."""
-    last = pd.Timestamp(np.max(np.asarray(model._start, dtype="datetime64[s]")))
+    last = pd.Timestamp(np.max(np.asarray(model.fitted_events_.start, dtype="datetime64[s]")))
     return last.normalize() + pd.Timedelta(days=1)
 
 

@@ -170,14 +170,14 @@ def history(model, extra: pd.DataFrame | None = None) -> History:
     """The model's fitted events plus ``extra`` events (same schema as ``fit``) that it has not
     seen, e.g. those between its fit and the forecast time. Rows of ``extra`` with a missing
     latitude or longitude, or an id the model was fitted on, are skipped."""
-    model._check_fitted()
-    lat, lon = model.projection_.inverse(model._x, model._y)
-    lab = np.asarray(model._lab)
-    Q = np.asarray(model._Q)
+    fe = model.fitted_events_
+    lat, lon = model.projection_.inverse(fe.x, fe.y)
+    lab = np.asarray(fe.labels)
+    Q = np.asarray(fe.label_proba)
     top = np.where(lab >= 0, lab, Q.argmax(1))
-    parts = [dict(t=model._t, u=model._u, x=model._x, y=model._y, s2=model._s2, Ex=model._Ex,
-                  lat=lat, lon=lon, ids=np.asarray(model._ids, dtype=object),
-                  date=np.asarray(model._start, dtype="datetime64[s]"), actor=top,
+    parts = [dict(t=fe.t, u=fe.u, x=fe.x, y=fe.y, s2=fe.s2, Ex=fe.excitation,
+                  lat=lat, lon=lon, ids=np.asarray(fe.ids, dtype=object),
+                  date=np.asarray(fe.start, dtype="datetime64[s]"), actor=top,
                   actor_probability=Q[np.arange(len(top)), top], labelled=lab >= 0,
                   fitted=np.ones(len(top), bool))]
     parts[0]["t_start"] = ((parts[0]["date"] - model.t0_).astype(np.float64) / 86400.0)
@@ -190,7 +190,7 @@ def history(model, extra: pd.DataFrame | None = None) -> History:
 def _extra_history(model, ev: pd.DataFrame) -> dict:
     K = len(model.actors_)
     ev = ev[ev["latitude"].notna() & ev["longitude"].notna()]
-    seen = set(map(str, model._ids))
+    seen = set(map(str, model.fitted_events_.ids))
     ev = ev[~ev["id"].astype(str).isin(seen)].reset_index(drop=True)
     n = len(ev)
     if n == 0:
@@ -300,9 +300,10 @@ class BackgroundRates:
 
     @classmethod
     def of(cls, model) -> "BackgroundRates":
-        tb = model._temporal
+        tb = model.temporal_background_
         edges, mu = np.asarray(tb.edges, float), np.asarray(tb.mu, float)
-        last = np.max(np.asarray(model._start, dtype="datetime64[s]")).astype("datetime64[D]")
+        last = np.max(np.asarray(model.fitted_events_.start, dtype="datetime64[s]")).astype(
+            "datetime64[D]")
         end = float(((last + np.timedelta64(1, "D")).astype("datetime64[s]") - model.t0_)
                     .astype(np.float64) / 86400.0)
         end = min(max(end, float(edges[0]) + 1e-9), float(edges[-1]))
@@ -358,7 +359,7 @@ def _kde_epoch(sb, x, y, e: int) -> np.ndarray:
 def background_density(model, t, x, y) -> np.ndarray:
     """b_k(x) at time t as forecasts use it, (n x K): the model's ground, held at the end of
     its data after it (like the rate, :class:`BackgroundRates`)."""
-    sb = model._spatial
+    sb = model.spatial_background_
     end = BackgroundRates.of(model).observed_end
     psi = _psi(sb, np.minimum(np.broadcast_to(np.asarray(t, float), np.shape(x)), end))
     kde = np.zeros((len(x), len(model.actors_)))
@@ -373,7 +374,7 @@ def background_weights(model, a: float, b: float) -> np.ndarray:
     epochs of the spatial ground (exact: mu is piecewise constant, psi piecewise linear, and
     both are held at the end of the data). With one epoch: int_a^b mu_k dt."""
     rates = BackgroundRates.of(model)
-    sb = model._spatial
+    sb = model.spatial_background_
     ep = _epochs(sb)
     inner = np.concatenate([rates.edges[1:-1], ep, [rates.observed_end]])
     cuts = np.unique(np.concatenate([[a], inner[(inner > a) & (inner < b)], [b]]))
@@ -460,7 +461,7 @@ def kernel_disc_mass(model, d, R: float, s2) -> np.ndarray:
 def disc_background(model, x: float, y: float, R: float) -> np.ndarray:
     """int_D b_ke(x) dx per epoch and actor, (E x K), for the disc of radius R about (x, y)
     (model frame): the raster on a lattice of points inside the disc plus the floor."""
-    sb = model._spatial
+    sb = model.spatial_background_
     h = min(sb.cell / 2.0, R / 20.0)
     n = int(math.ceil(R / h))
     g = (np.arange(-n, n) + 0.5) * h
@@ -542,17 +543,18 @@ def level_of(ratio, p_any) -> str:
 def long_run(model, x: float, y: float, R: float, H: float, bg_space=None) -> np.ndarray:
     """The model's expected count in the disc over its whole fitted period, scaled to H days."""
     rates = BackgroundRates.of(model)
-    begin = float(model._temporal.edges[0])
+    begin = float(model.temporal_background_.edges[0])
     span = rates.observed_end - begin
     if bg_space is None:
         bg_space = disc_background(model, x, y, R)
     bg = (background_weights(model, begin, rates.observed_end) * bg_space).sum(0)
     cutoff = float(model.radius_km)
-    d = np.hypot(model._x - x, model._y - y)
+    fe = model.fitted_events_
+    d = np.hypot(fe.x - x, fe.y - y)
     near = np.flatnonzero(d < R + cutoff)
-    ghat = _G(model.t_end_ - model._t[near], model.omega_, float(model.window_days))
-    P = kernel_disc_mass(model, d[near], R, model._s2[near])
-    exc = (model._Ex[near] * (ghat * P)[:, None]).sum(0)
+    ghat = _G(model.t_end_ - fe.t[near], model.omega_, float(model.window_days))
+    P = kernel_disc_mass(model, d[near], R, fe.s2[near])
+    exc = (fe.excitation[near] * (ghat * P)[:, None]).sum(0)
     return (bg + exc) * H / span
 
 
@@ -662,7 +664,7 @@ class CellGrid:
 
 def cell_background(model, grid: CellGrid) -> np.ndarray:
     """int_cell b_ke(x) dx, (E x n_cells x K): raster cells assigned by their centres."""
-    sb = model._spatial
+    sb = model.spatial_background_
     c = sb.cell
     gx = sb.x0 + (np.arange(sb.nx) + 0.5) * c
     gy = sb.y0 + (np.arange(sb.ny) + 0.5) * c

@@ -95,6 +95,7 @@ import json
 import math
 import time as _time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,25 @@ REQUIRED_COLUMNS = ("id", "time_start", "latitude", "longitude", "actor", "attri
 OPTIONAL_COLUMNS = {"time_end": None, "date_precision_days": 1.0, "location_precision_km": None,
                     "event_type": None, "target": None, "fatalities": np.nan,
                     "latent": False}
+
+
+@dataclass(frozen=True)
+class FittedEvents:
+    """A fitted model's events in time order: ``t`` days since ``t0_`` (midpoint of the date
+    range), ``u`` its half-width, ``x``/``y`` km in the model's projection, ``s2`` squared
+    location precision, ``excitation[j, k]`` = sum_l Q[j, l] alpha[l, k] (what event j excites in
+    actor k), ``label_proba`` Q (N x K), ``labels`` the known actor index or -1."""
+
+    ids: np.ndarray
+    start: np.ndarray
+    t: np.ndarray
+    u: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    s2: np.ndarray
+    excitation: np.ndarray
+    label_proba: np.ndarray
+    labels: np.ndarray
 
 
 class NotFittedError(AnalysisError, AttributeError):
@@ -607,6 +627,28 @@ class HawkesAttributor:
         self.background_proba_ = self._bg[inv]
         self.branching_ratio_ = self.alpha_.sum(1)
         self.event_ids_ = self._ids[inv]
+
+    # ---- fitted state, read-only, for forecasts and other faces ----------------------------
+
+    @property
+    def fitted_events_(self) -> "FittedEvents":
+        """The fitted events in time order as the model holds them (see :class:`FittedEvents`)."""
+        self._check_fitted()
+        return FittedEvents(ids=self._ids, start=self._start, t=self._t, u=self._u, x=self._x,
+                            y=self._y, s2=self._s2, excitation=self._Ex, label_proba=self._Q,
+                            labels=self._lab)
+
+    @property
+    def spatial_background_(self) -> SpatialBackground:
+        """Each actor's ground b_k(x) (per epoch), as rasters."""
+        self._check_fitted()
+        return self._spatial
+
+    @property
+    def temporal_background_(self) -> TemporalBackground:
+        """Each actor's background rate mu_k(t), piecewise constant."""
+        self._check_fitted()
+        return self._temporal
 
     # ---- pieces of the EM --------------------------------------------------------------------
 
