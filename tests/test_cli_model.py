@@ -20,6 +20,8 @@ def test_fit_saves_a_model_and_reports_what_it_learned(fitted):
     db, fit = fitted
     assert fit["n_events"] > 3000 and "IS" in fit["actors"]
     assert fit["decay_days"] > 0 and fit["sigma_km"] > 0
+    assert set(fit["mark_persistence"]) == set(fit["actors"])
+    assert all(0 < r < 1 for r in fit["mark_persistence"].values())
     assert (db.parent / "iraq.duckdb.model.npz").exists() or fit["model"]
 
 
@@ -33,6 +35,20 @@ def test_attribute_ranks_actors_and_names_its_reasons(fitted):
     reasons = actors[0]["top_events"]
     assert reasons and all(r["date"] < "2018-07-01" for r in reasons)
     assert 0 <= actors[0]["background_share"] <= 1
+
+
+def test_attribute_takes_the_event_type_and_target_as_evidence(fitted):
+    db, _ = fitted
+    where = ("--db", db, "--lat", "36.35", "--lon", "43.15", "--time", "2016-11-15")  # Mosul
+    plain = culpa_json("attribute", *where)
+    assert plain["marks"] == {"event_type": None, "target": None, "fatalities": None,
+                              "precision_km": None}
+    marked = culpa_json("attribute", *where, "--event-type", "one-sided", "--target",
+                        "Civilians")
+    assert marked["marks"]["target"] == "Civilians"
+    p = {a["actor"]: a["probability"] for a in plain["actors"]}
+    q = {a["actor"]: a["probability"] for a in marked["actors"]}
+    assert q != p and q["IS"] > 0.5  # IS killed civilians in Mosul; the mark says so too
 
 
 def test_attribute_prints_a_ranked_table_for_people(fitted):

@@ -85,7 +85,8 @@ def fit(
            "actors": list(model.actors_), "n_iter": int(model.n_iter_),
            "fit_seconds": round(seconds, 3), "log_likelihood": float(model.log_likelihood_[-1]),
            "decay_days": float(1.0 / model.omega_), "sigma_km": float(model.sigma_km_),
-           "branching_ratio": dict(zip(model.actors_, map(float, branching)))}
+           "branching_ratio": dict(zip(model.actors_, map(float, branching))),
+           "mark_persistence": dict(zip(model.actors_, map(float, model.mark_persistence_)))}
     if json:
         emit_json(doc)
         return
@@ -96,6 +97,9 @@ def fit(
     top = sorted(doc["branching_ratio"].items(), key=lambda kv: -kv[1])[:5]
     out.print("  branching ratio (events triggered per event): "
               + ", ".join(f"{a} {b:.2f}" for a, b in top))
+    big = [a for a, _ in top if a in doc["mark_persistence"]]
+    out.print("  triggered events repeating their trigger's type and target: "
+              + ", ".join(f"{a} {doc['mark_persistence'][a]:.0%}" for a in big))
 
 
 def _load_or_fit(db: Path, model_path: Path | None, json: bool):

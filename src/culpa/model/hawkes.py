@@ -863,6 +863,9 @@ class HawkesAttributor:
                                for i in best(contrib[:, k])]})
         overall = contrib @ fk
         return {"time": str(pd.Timestamp(time)), "latitude": float(lat), "longitude": float(lon),
+                "marks": {"event_type": event_type, "target": target,
+                          "fatalities": None if fatalities is None else float(fatalities),
+                          "precision_km": precision_km},
                 "total_intensity": total,
                 "background_share": float(bg[0] @ fk / total) if total > 0 else 1.0,
                 "actors": actors,
