@@ -63,3 +63,20 @@ def test_a_target_alone_moves_the_attribution():
     # without a target the type alone is scored: between the extremes
     p_none = m.predict_proba(q)[:, 0]
     assert np.all((p_none >= p_a.min(0) - 1e-9) & (p_none <= p_a.max(0) + 1e-9))
+
+
+def test_explain_and_predict_agree_when_kinds_persist():
+    ev = _with_targets(0.7, seed=13)
+    m = HawkesAttributor(max_iter=40).fit(ev)
+    r = ev.iloc[int(len(ev) * 0.7)]
+    q = pd.DataFrame({"time": [r["time_start"]], "latitude": [r["latitude"]],
+                      "longitude": [r["longitude"]], "event_type": [r["event_type"]],
+                      "target": [r["target"]]})
+    P = m.predict_proba(q)[0]
+    doc = m.explain(r["time_start"], r["latitude"], r["longitude"],
+                    event_type=r["event_type"], target=r["target"], top=10_000)
+    probs = {a["actor"]: a["probability"] for a in doc["actors"]}
+    np.testing.assert_allclose([probs[a] for a in m.actors_], P, rtol=1e-9)
+    for a in doc["actors"]:  # the terms, persistence included, add up to the intensity
+        assert a["background_share"] + sum(e["share"] for e in a["top_events"]) == \
+            pytest.approx(1.0, rel=1e-6)
