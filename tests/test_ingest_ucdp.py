@@ -10,6 +10,8 @@ import shutil
 import duckdb
 import pytest
 
+from culpa.events.schema import EVENT_COLUMNS
+from culpa.events.store import Store
 from helpers import UCDP_IRAQ, UCDP_SYRIA, culpa, culpa_json
 
 
@@ -72,7 +74,7 @@ def test_a_real_row_is_normalised_as_the_design_says(store):
     con = duckdb.connect(str(db), read_only=True)
     row = con.execute(
         "SELECT actor, attribution, location_precision_km, date_precision_days, event_type, "
-        "fatalities, actor_raw, other_raw, admin1, time_start::DATE::VARCHAR, record "
+        "fatalities, actor_raw, other_raw, admin1, time_start::DATE::VARCHAR "
         "FROM events WHERE id = 'ucdp:114064'").fetchone()
     # Government of Iraq - IS, state-based: the attributed party is the non-state side_b.
     assert row[0] == "IS" and row[1] == "attributed"
@@ -81,7 +83,46 @@ def test_a_real_row_is_normalised_as_the_design_says(store):
     assert row[4] == "state-based" and row[5] == 8
     assert (row[6], row[7]) == ("IS", "Government of Iraq")
     assert row[8] == "Al Anbār province" and row[9] == "2014-01-24"
-    assert json.loads(row[10])["dyad_name"] == "Government of Iraq - IS"
+    with Store(db, read_only=True) as st:
+        assert st.event("ucdp:114064")["record"]["dyad_name"] == "Government of Iraq - IS"
+
+
+def test_the_source_record_is_every_column_exactly_as_in_the_file(store):
+    db, _ = store
+    with open(UCDP_SYRIA, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    # Quotes, commas and line breaks inside cells must come back unchanged.
+    tricky = [r for r in rows if '"' in r["source_article"] or "\n" in r["source_article"]]
+    assert tricky
+    with Store(db, read_only=True) as st:
+        for row in [rows[0], rows[-1], *tricky[:20]]:
+            assert st.event(f"ucdp:{row['id']}")["record"] == row
+        # The same mapping, in SQL, through the event_records view.
+        [(text,)] = st.con.execute("SELECT record FROM event_records WHERE id = ?",
+                                   [f"ucdp:{tricky[0]['id']}"]).fetchall()
+        assert json.loads(text) == tricky[0]
+
+
+def test_a_record_stored_as_a_json_object_is_read_as_it_is(tmp_path):
+    # Stores written before records became arrays hold JSON objects: still read.
+    db = tmp_path / "old.duckdb"
+    with Store(db) as st:
+        cols = ", ".join(EVENT_COLUMNS)
+        values = ", ".join("?" if c in ("id", "record") else "NULL" for c in EVENT_COLUMNS)
+        st.con.execute(f"INSERT INTO events ({cols}) VALUES ({values})",
+                       ["ucdp:1", json.dumps({"id": "1", "side_a": "IS"})])
+        assert st.event("ucdp:1")["record"] == {"id": "1", "side_a": "IS"}
+        assert st.event("ucdp:2") is None
+
+
+def test_a_file_given_twice_in_one_ingest_adds_its_events_once(tmp_path):
+    db = tmp_path / "twice.duckdb"
+    report = culpa_json("ingest", UCDP_IRAQ, UCDP_IRAQ, "--db", db)
+    assert report["added"] == report["files"][0]["rows"] == counts(db)
+    assert report["files"][1]["added"] == 0
+    again = culpa_json("ingest", UCDP_SYRIA, UCDP_IRAQ, "--db", db)  # store not empty now
+    assert again["files"][1]["added"] == 0
+    assert again["added"] == again["files"][0]["rows"] == counts(db) - report["added"]
 
 
 def test_coalitions_become_one_actor_with_canonical_members(store):

@@ -55,7 +55,8 @@ def test_actor1_is_the_attributed_party_resolved_through_aliases(culpa_cli, read
 def test_the_source_record_is_kept_for_provenance(culpa_cli, readers_data, events_db, sql):
     culpa_cli("ingest", readers_data / NEW, "--db", events_db)
     [(record, source_file, source_row)] = sql(
-        events_db, "SELECT record, source_file, source_row FROM events WHERE id = ?",
+        events_db, "SELECT r.record, source_file, source_row "
+        "FROM events JOIN event_records r USING (id) WHERE id = ?",
         "acled:IRQ27300")
     record = json.loads(record)
     assert record["assoc_actor_1"] == "Popular Mobilization Forces"

@@ -143,12 +143,15 @@ def test_a_parquet_file_with_typed_columns(culpa_cli, events_db, sql, incidents_
     assert run.exit_code == 0, run.stderr
     assert run.json["files"][0]["format"] == "csv" and run.json["added"] == 3
     rows = sql(events_db, """
-        SELECT id, source, time_start::VARCHAR, latitude, actor, attribution, fatalities, record
-        FROM events ORDER BY source_row""")
+        SELECT id, source, time_start::VARCHAR, latitude, actor, attribution, fatalities, r.record
+        FROM events JOIN event_records r USING (id) ORDER BY source_row""")
     assert rows[0][:7] == ("ngo:incidents:1", "ngo", "2020-03-01 21:30:00", 35.4681, "IS",
                            "attributed", 2)
     assert rows[1][4:7] == (None, "unattributed", None)
     assert json.loads(rows[2][7])["group"] == "Asa'ib Ahl al-Haq"
+    # The record keeps Parquet's types: numbers as numbers, missing values as null.
+    assert json.loads(rows[1][7]) == {"when": "2020-03-02 00:00:00.000000", "lat": 35.3275,
+                                      "lon": 43.7803, "group": None, "killed": None}
     assert culpa_cli("ingest", path, *PARQUET_MAP, "--db", events_db, "--json").json["added"] == 0
 
 

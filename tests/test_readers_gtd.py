@@ -20,7 +20,8 @@ def gtd_store(culpa_cli, readers_data, events_db, sql):
     run = culpa_cli("ingest", readers_data / GTD, "--aliases", readers_data / ALIASES,
                     "--db", events_db, "--json")
     assert run.exit_code == 0, run.stderr
-    rows = sql(events_db, f"SELECT {COLUMNS} FROM events")
+    rows = sql(events_db, f"SELECT {COLUMNS} FROM (SELECT * EXCLUDE (record) FROM events) "
+                          "JOIN event_records USING (id)")
     names = [c.strip().split("::")[0] for c in COLUMNS.split(",")]
     return run.json, {r[0]: dict(zip(names, r)) for r in rows}
 

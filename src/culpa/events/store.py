@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from culpa.errors import InputError
 from culpa.events.actors import AliasTable
-from culpa.events.schema import EVENT_COLUMNS, duckdb_columns
+from culpa.events.schema import EVENT_COLUMNS, RECORD_COLUMNS_KEY, duckdb_columns, record_layout
 
-SCHEMA_VERSION = 1
-INGEST_MEMORY_LIMIT = "512MB"
+#: 2: records are JSON arrays led by a layout key (column names in record_layouts); stores of
+#: version 1 hold JSON objects, which are still read as they are.
+SCHEMA_VERSION = 2
+INGEST_MEMORY_LIMIT = "256MB"
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -37,6 +39,12 @@ CREATE TABLE IF NOT EXISTS aliases (alias_key VARCHAR PRIMARY KEY, actor VARCHAR
 CREATE TABLE IF NOT EXISTS cases (id VARCHAR, title VARCHAR, file VARCHAR, run_at TIMESTAMP,
                                   result JSON);
 CREATE TABLE IF NOT EXISTS audit (recorded_at TIMESTAMP, action VARCHAR, who VARCHAR, detail JSON);
+CREATE TABLE IF NOT EXISTS record_layouts (layout VARCHAR PRIMARY KEY, names VARCHAR[] NOT NULL);
+CREATE OR REPLACE VIEW event_records AS
+    SELECT e.id, CASE WHEN starts_with(e.record, '[')
+                      THEN to_json(map(l.names, (json_extract(e.record, '$[*]'))[2:]))::VARCHAR
+                      ELSE e.record END AS record
+    FROM events e LEFT JOIN record_layouts l ON l.layout = json_extract_string(e.record, '$[0]');
 CREATE OR REPLACE VIEW actors AS
     SELECT actor AS name, count(*) AS events, min(time_start) AS first_seen,
            max(time_start) AS last_seen, sum(fatalities) AS fatalities
@@ -120,6 +128,47 @@ def _prefetch(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]
         worker.join()
 
 
+class _Dedupe:
+    """Keeps the ids of one ingest unique and new: the first record of an id wins, as a
+    re-ingest would keep the stored one.
+
+    Ids met earlier in this ingest are kept in a set (a batch is checked in time proportional
+    to its own size). Ids stored before it began are looked up per batch through a second
+    connection, which sees only committed rows, and only when the store held events at all;
+    an anti-join against the events table inside the transaction grew slower with every batch.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.seen: set[str] = set()
+        has_events = con.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]
+        self.before = con.cursor() if has_events else None
+
+    def new_rows(self, table: pa.Table) -> pa.Table:
+        ids = table["id"].to_pylist()
+        seen = self.seen
+        if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
+            keep = None
+            seen.update(ids)
+        else:
+            keep = np.zeros(len(ids), dtype=bool)
+            for i, x in enumerate(ids):
+                if x not in seen:
+                    seen.add(x)
+                    keep[i] = True
+        if self.before is not None:
+            batch_ids = table.select(["id"])  # noqa: F841 - read by the SQL below
+            stored = {r[0] for r in self.before.execute(
+                "SELECT id FROM batch_ids SEMI JOIN events USING (id)").fetchall()}
+            if stored:
+                present = np.fromiter((x in stored for x in ids), dtype=bool, count=len(ids))
+                keep = ~present if keep is None else keep & ~present
+        return table if keep is None else table.filter(pa.array(keep))
+
+    def close(self) -> None:
+        if self.before is not None:
+            self.before.close()
+
+
 class Store:
     """A culpa store on disk. Open it, use it, close it (or use ``with``)."""
 
@@ -131,9 +180,10 @@ class Store:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise InputError(f"cannot open the store: {exc}", file=str(path)) from None
+        self._layouts_written: set[bytes] = set()
         if not read_only:
             self.con.execute(_DDL)
-            self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                              [str(SCHEMA_VERSION)])
 
     def __enter__(self) -> Store:
@@ -183,6 +233,9 @@ class Store:
         # Uncommitted rows would otherwise sit in DuckDB's buffer pool (up to 80% of RAM): with a
         # cap it writes them out as it goes (measured: 300k rows peak RSS 1.9 -> 1.2 GB, faster).
         self.con.execute(f"SET memory_limit='{INGEST_MEMORY_LIMIT}'")
+        self.con.execute("SET threads=1")
+        dedupe = _Dedupe(self.con)
+        self._layouts_written = set()  # per transaction: a rollback takes them back
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.save_aliases(alias_files)
@@ -198,7 +251,7 @@ class Store:
                 kwargs = {"mapping": mapping} if name == "csv" else {}
                 for table in _prefetch(module.read(p, aliases, progress, **kwargs)):
                     fr.rows += table.num_rows
-                    fr.added += self._insert_new(table)
+                    fr.added += self._insert_new(dedupe.new_rows(table))
                 if fr.rows == 0:
                     raise InputError("file holds a header but no events", file=str(p), line=2)
                 report.files.append(fr)
@@ -210,27 +263,26 @@ class Store:
             self.con.execute("ROLLBACK")
             raise
         finally:
+            dedupe.close()
             self.con.execute("RESET memory_limit")
+            self.con.execute("RESET threads")
         self.con.execute("CHECKPOINT")
         return report
 
     def _insert_new(self, table: pa.Table) -> int:
-        """Insert the batch's events whose id the store does not hold yet; returns how many."""
-        if pc.count_distinct(table["id"]).as_py() < table.num_rows:
-            # A file that repeats an id: keep its first record, as a re-ingest would.
-            ids = table["id"].combine_chunks()
-            first = pc.index_in(ids, value_set=ids)  # index of each id's first occurrence
-            keep = pc.equal(first, pa.array(range(table.num_rows), pa.int32()))
-            table = table.filter(keep)
-        cols = [c if c != "record" or not pa.types.is_struct(table.schema.field(c).type)
-                else "to_json(record)::VARCHAR" for c in EVENT_COLUMNS]
-        self.con.register("batch_in", table)
-        try:
-            return int(self.con.execute(
-                f"INSERT INTO events SELECT {', '.join(cols)} FROM batch_in "
-                "WHERE id NOT IN (SELECT id FROM events)").fetchone()[0])
-        finally:
-            self.con.unregister("batch_in")
+        """Insert a batch of new events (and its record layout, once); returns how many."""
+        if table.num_rows == 0:
+            return 0
+        names = (table.schema.metadata or {}).get(RECORD_COLUMNS_KEY)
+        if names is not None and names not in self._layouts_written:
+            names_list = json.loads(names)
+            self.con.execute("INSERT OR IGNORE INTO record_layouts VALUES (?, ?)",
+                             [record_layout(names_list), names_list])
+            self._layouts_written.add(names)
+        # Not `register`: a view dropped inside a transaction lives on until it commits, and
+        # with it every batch's arrow memory (peak RSS grew with the file).
+        self.con.from_arrow(table.select(list(EVENT_COLUMNS))).insert_into("events")
+        return table.num_rows
 
     def _count(self, table: str) -> int:
         return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
@@ -292,8 +344,23 @@ class Store:
         return self.con.execute(sql, args).df()
 
     def event(self, event_id: str) -> dict | None:
+        """One event, its ``record`` the full source record as a mapping of column -> value."""
         row = self.con.execute("SELECT * FROM events WHERE id = ?", [event_id]).fetchone()
         if row is None:
             return None
         names = [d[0] for d in self.con.description]
-        return dict(zip(names, row))
+        out = dict(zip(names, row))
+        out["record"] = self.source_record(out["record"])
+        return out
+
+    def source_record(self, text: str | None) -> dict | None:
+        """A stored record as a mapping of source column -> value, whichever layout holds it."""
+        if text is None:
+            return None
+        value = json.loads(text)
+        if isinstance(value, list) and value and isinstance(value[0], str):
+            found = self.con.execute("SELECT names FROM record_layouts WHERE layout = ?",
+                                     [value[0]]).fetchone()
+            if found is not None and len(found[0]) == len(value) - 1:
+                return dict(zip(found[0], value[1:]))
+        return value  # a store of schema version 1 keeps JSON objects

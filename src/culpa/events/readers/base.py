@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -126,21 +128,105 @@ class Batch:
 
     frame: pd.DataFrame
     first_row: int  # 0-based index of the batch's first data row in the file
-    raw: pa.RecordBatch | None = None  # the same rows as parsed, for provenance
+    raw: pa.RecordBatch | pa.Table | None = None  # the same rows as parsed, for provenance
 
     def rows(self) -> np.ndarray:
         """1-based record numbers of the batch's rows."""
         return np.arange(self.first_row + 1, self.first_row + 1 + len(self.frame), dtype=np.int64)
 
-    def records_json(self) -> pa.StructArray:
-        """Each source record with its original columns, for provenance.
-
-        Returned as a struct; the store serialises it to JSON inside its INSERT, which is
-        several times cheaper than building JSON strings here.
-        """
+    def records_json(self) -> Records:
+        """Each source record with its original columns, for provenance (see ``records_json``)."""
         raw = self.raw if self.raw is not None else pa.RecordBatch.from_pandas(
             self.frame, preserve_index=False)
-        return pa.StructArray.from_arrays(list(raw.columns), names=list(raw.schema.names))
+        return records_json(raw)
+
+
+class Records(NamedTuple):
+    """Source records as JSON arrays ``["<layout>", value, ...]``, and the layout's columns."""
+
+    json: pa.Array
+    columns: tuple[str, ...]
+
+
+def records_json(raw: pa.RecordBatch | pa.Table) -> Records:
+    """Every row of ``raw`` as a JSON array of its values, led by the key of its column layout.
+
+    Built with vectorised arrow string kernels (escape the few columns that need it, then one
+    join), which runs in the reader's thread, beside the store's inserts.
+    """
+    from culpa.events.schema import record_layout
+
+    columns = tuple(raw.schema.names)
+    head = "[" + json.dumps(record_layout(columns))
+    tokens = [_json_token(c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c)
+              for c in raw.columns]
+    if not tokens:
+        return Records(pa.array([head + "]"] * raw.num_rows, pa.string()), columns)
+    if all(quoted for _, quoted in tokens):
+        # Strings without nulls (any CSV): one join puts the quotes with the separators.
+        joined = pc.binary_join_element_wise(*[t for t, _ in tokens], '","')
+        return Records(pc.binary_join_element_wise(head + ',"', joined, '"]', ""), columns)
+    pieces: list = []
+    pending = head
+    for token, quoted in tokens:
+        pieces += [pending + (',"' if quoted else ","), token]
+        pending = '"' if quoted else ""
+    out = pc.binary_join_element_wise(*pieces, pending + "]", "")
+    return Records(out, columns)
+
+
+_JSON_ESCAPES = {0x5C: "\\\\", 0x22: '\\"', 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f",
+                 0x0D: "\\r"}
+_PLAIN_BYTES = bytes(b for b in range(256) if b >= 0x20 and b not in (0x22, 0x5C))
+
+
+def _escape_json(arr: pa.Array) -> pa.Array:
+    """String values escaped for the inside of a JSON string: backslash, quote, control chars.
+
+    Most columns hold none of these: a byte scan of the column finds out, and only the
+    characters actually present are replaced. (UTF-8 continuation bytes are >= 0x80, so a
+    byte scan cannot mistake part of a character for one of them.)
+    """
+    data = arr.buffers()[2]
+    if data is None or data.size == 0:
+        return arr
+    b = np.frombuffer(data, np.uint8)
+    if not ((b < 0x20).any() or (b == 0x22).any() or (b == 0x5C).any()):
+        return arr
+    present = set(data.to_pybytes().translate(None, _PLAIN_BYTES))
+    for byte in sorted(present, key=lambda c: c != 0x5C):  # backslashes first
+        arr = pc.replace_substring(arr, chr(byte), _JSON_ESCAPES.get(byte, f"\\u{byte:04x}"))
+    return arr
+
+
+def _json_token(col: pa.Array) -> tuple[pa.Array, bool]:
+    """The column's values as JSON text, and whether that text still needs quotes around it
+    (a string column without nulls: the quotes come with the separators, saving a pass)."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col, t = col.cast(t.value_type), t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        text = _escape_json(col.cast(pa.string()))
+        if col.null_count == 0:
+            return text, True
+        return pc.fill_null(pc.binary_join_element_wise('"', text, '"', ""), "null"), False
+    if pa.types.is_null(t):
+        return pa.array(["null"] * len(col), pa.string()), False
+    if pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t):
+        return pc.fill_null(col.cast(pa.string()), "null"), False
+    if pa.types.is_floating(t):
+        text = col.cast(pa.float64()).cast(pa.string())  # shortest repr that reads back the same
+        text = pc.if_else(pc.match_substring_regex(text, r"^-?[0-9]+$"),
+                          pc.binary_join_element_wise(text, ".0", ""), text)  # 2 -> 2.0
+        for bad, name in (("nan", "NaN"), ("inf", "Infinity"), ("-inf", "-Infinity")):
+            text = pc.if_else(pc.equal(text, bad), name, text)  # as Python's json writes them
+        return pc.fill_null(text, "null"), False
+    if pa.types.is_temporal(t):
+        text = _escape_json(col.cast(pa.string()))
+        return pc.fill_null(pc.binary_join_element_wise('"', text, '"', ""), "null"), False
+    # Nested or binary values (rare, and only from Parquet): Python writes them.
+    return pa.array([json.dumps(v, default=str, ensure_ascii=False) for v in col.to_pylist()],
+                    pa.string()), False
 
 
 class CsvSource:
@@ -320,16 +406,17 @@ def resolve_actors(raw: pd.Series, aliases, sep: str | None) -> tuple[pd.Series,
 
 def build_table(columns: dict[str, object], n: int) -> pa.Table:
     """Assemble one normalised batch; columns a reader does not give are null."""
-    from culpa.events.schema import EVENT_SCHEMA
+    from culpa.events.schema import EVENT_SCHEMA, RECORD_COLUMNS_KEY
 
-    arrays = []
+    arrays, metadata = [], {}
     for field in EVENT_SCHEMA:
         val = columns.get(field.name)
         if val is None:
             arrays.append(pa.nulls(n, type=field.type))
             continue
-        if field.name == "record" and isinstance(val, pa.StructArray):
-            arrays.append(val)  # serialised to JSON by the store on insert
+        if isinstance(val, Records):
+            arrays.append(val.json)
+            metadata[RECORD_COLUMNS_KEY] = json.dumps(list(val.columns)).encode()
             continue
         if isinstance(val, (pa.Array, pa.ChunkedArray)):
             arrays.append(val.cast(field.type))
@@ -353,7 +440,8 @@ def build_table(columns: dict[str, object], n: int) -> pa.Table:
             arrays.append(pa.array(val, mask=np.isnan(val), type=field.type))
             continue
         arrays.append(pa.array(val, type=field.type))
-    return pa.Table.from_arrays(arrays, names=EVENT_SCHEMA.names)
+    return pa.Table.from_arrays(
+        arrays, schema=EVENT_SCHEMA.with_metadata(metadata) if metadata else EVENT_SCHEMA)
 
 
 def check_coordinates(src: CsvSource, batch: Batch, lat_col: str, lon_col: str,

@@ -168,7 +168,7 @@ class ParquetSource:
                     if pa.types.is_dictionary(field.type):
                         table = table.set_column(i, field.name,
                                                  table.column(i).cast(field.type.value_type))
-                yield Batch(table.to_pandas(types_mapper=pd.ArrowDtype), row)
+                yield Batch(table.to_pandas(types_mapper=pd.ArrowDtype), row, table)
                 if self.progress is not None:
                     self.progress(size * rb.num_rows // total_rows)
                 row += rb.num_rows
