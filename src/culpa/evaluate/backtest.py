@@ -57,11 +57,24 @@ def collapse(proba: np.ndarray, actors: list[str], classes: list[str]) -> np.nda
     return out / out.sum(axis=1, keepdims=True)
 
 
-def run_backtest(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, seed: int = 0,
-                 min_events: int = 30, model=None, progress=None) -> BacktestResult:
-    """Mask, fit, score. ``model`` is an unfitted estimator (default HawkesAttributor())."""
-    from culpa.model.hawkes import HawkesAttributor
+@dataclass
+class Masking:
+    """Which events a backtest hides: ``events`` sorted by time, ``labelled`` (known actor),
+    ``masked`` (positions whose labels are hidden), ``latent`` (the same as a mask), and each
+    event's scoring class ``y`` among ``classes``."""
 
+    events: pd.DataFrame
+    labelled: np.ndarray
+    masked: np.ndarray
+    latent: np.ndarray
+    classes: list[str]
+    y: np.ndarray
+
+
+def mask_labels(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, seed: int = 0,
+                min_events: int = 30) -> Masking:
+    """Hide the labels of a seeded random ``mask_fraction`` of labelled events on or after
+    ``since``; actors with under ``min_events`` labelled events score as one class, "other"."""
     if not 0 < mask_fraction < 1:
         raise InputError(f"must be between 0 and 1, got {mask_fraction}", field="--mask-fraction")
     events = events.sort_values(["time_start", "id"]).reset_index(drop=True)
@@ -76,26 +89,18 @@ def run_backtest(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, s
     masked = np.sort(rng.choice(candidates, size=n_mask, replace=False))
     latent = np.zeros(len(events), dtype=bool)
     latent[masked] = True
-
     classes = scoring_classes(events, min_events)
     cls_index = {c: i for i, c in enumerate(classes)}
     y_all = events["actor"].map(lambda a: cls_index.get(a, cls_index[OTHER])).to_numpy()
+    return Masking(events, labelled, masked, latent, classes, y_all)
 
-    fitted = model if model is not None else HawkesAttributor()
-    t0 = time.perf_counter()
-    fitted.fit(events.assign(latent=latent))
-    fit_seconds = time.perf_counter() - t0
-    row_of = {eid: i for i, eid in enumerate(fitted.event_ids_)} \
-        if hasattr(fitted, "event_ids_") else None
-    rows = masked if row_of is None else np.array([row_of[e] for e in events["id"].iloc[masked]])
-    p_model = collapse(fitted.label_proba_[rows], list(fitted.actors_), classes)
-    if progress:
-        progress()
 
-    y = y_all[masked]
-    train_mask = labelled & ~latent
-    train, test = events[train_mask], events.iloc[masked]
-    y_train = y_all[train_mask]
+def baseline_proba(m: Masking, seed: int = 0) -> dict[str, np.ndarray]:
+    """Each baseline's probabilities for the masked events, from the labels the model sees."""
+    events = m.events
+    train_mask = m.labelled & ~m.latent
+    train, test = events[train_mask], events.iloc[m.masked]
+    y_train = m.y[train_mask]
     proj = LocalProjection.about(events["latitude"], events["longitude"])
     day0 = events["time_start"].min()
 
@@ -105,17 +110,38 @@ def run_backtest(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, s
         return np.column_stack([x, yy]), t
 
     (train_xy, train_t), (test_xy, test_t) = xy_t(train), xy_t(test)
-    k = len(classes)
-    p_base = {
+    k = len(m.classes)
+    return {
         "admin1_majority": baselines.admin1_majority(train, y_train, test, k),
         "knn": baselines.knn(train_xy, train_t, y_train, test_xy, test_t, k),
         "gbm": baselines.gbm(train, train_t, y_train, test, test_t, k, random_state=seed),
     }
+
+
+def run_backtest(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, seed: int = 0,
+                 min_events: int = 30, model=None, progress=None) -> BacktestResult:
+    """Mask, fit, score. ``model`` is an unfitted estimator (default HawkesAttributor())."""
+    from culpa.model.hawkes import HawkesAttributor
+
+    m = mask_labels(events, since, mask_fraction, seed, min_events)
+    fitted = model if model is not None else HawkesAttributor()
+    t0 = time.perf_counter()
+    fitted.fit(m.events.assign(latent=m.latent))
+    fit_seconds = time.perf_counter() - t0
+    row_of = {eid: i for i, eid in enumerate(fitted.event_ids_)} \
+        if hasattr(fitted, "event_ids_") else None
+    rows = m.masked if row_of is None else np.array(
+        [row_of[e] for e in m.events["id"].iloc[m.masked]])
+    p_model = collapse(fitted.label_proba_[rows], list(fitted.actors_), m.classes)
+    if progress:
+        progress()
+    y = m.y[m.masked]
+    p_base = baseline_proba(m, seed)
     return BacktestResult(
-        n_scored=len(masked), classes=classes, model=metrics.score(p_model, y),
+        n_scored=len(m.masked), classes=m.classes, model=metrics.score(p_model, y),
         baselines={name: metrics.score(p, y) for name, p in p_base.items()},
-        fit_seconds=fit_seconds, since=str(since_ts.date()), mask_fraction=mask_fraction,
-        seed=seed, proba={"model": p_model, **p_base}, y=y)
+        fit_seconds=fit_seconds, since=str(pd.Timestamp(since).date()),
+        mask_fraction=mask_fraction, seed=seed, proba={"model": p_model, **p_base}, y=y)
 
 
 def plot_reliability(result: BacktestResult, path) -> None:
