@@ -29,6 +29,7 @@ test: setup browser
 bench: setup
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_backtest.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache culpa.duckdb culpa-demo
