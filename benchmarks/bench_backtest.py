@@ -37,6 +37,7 @@ def main() -> None:
     params = json.loads(args.params)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     runs = results.setdefault("runs", {})
+    results["machine"] = {"python": platform.python_version(), "platform": platform.platform()}
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         with Store(db) as store:
@@ -54,8 +55,6 @@ def main() -> None:
                 print(f"{key}: model {m['top1']:.3f}/{m['log_loss']:.3f}/{m['ece']:.3f}  "
                       + "  ".join(f"{n} {s['top1']:.3f}/{s['log_loss']:.3f}/{s['ece']:.3f}"
                                   for n, s in b.items()), flush=True)
-                results["machine"] = {"python": platform.python_version(),
-                                      "platform": platform.platform()}
                 RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -60,15 +60,21 @@ def collapse(proba: np.ndarray, actors: list[str], classes: list[str]) -> np.nda
 @dataclass
 class Masking:
     """Which events a backtest hides: ``events`` sorted by time, ``labelled`` (known actor),
-    ``masked`` (positions whose labels are hidden), ``latent`` (the same as a mask), and each
-    event's scoring class ``y`` among ``classes``."""
+    ``masked`` (positions whose labels are hidden), and each event's scoring class ``y`` among
+    ``classes``."""
 
     events: pd.DataFrame
     labelled: np.ndarray
     masked: np.ndarray
-    latent: np.ndarray
     classes: list[str]
     y: np.ndarray
+
+    @property
+    def latent(self) -> np.ndarray:
+        """The masked events as a boolean mask over ``events``."""
+        out = np.zeros(len(self.events), dtype=bool)
+        out[self.masked] = True
+        return out
 
 
 def mask_labels(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, seed: int = 0,
@@ -87,18 +93,17 @@ def mask_labels(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, se
                             "too few to score")
     rng = np.random.default_rng(seed)
     masked = np.sort(rng.choice(candidates, size=n_mask, replace=False))
-    latent = np.zeros(len(events), dtype=bool)
-    latent[masked] = True
     classes = scoring_classes(events, min_events)
     cls_index = {c: i for i, c in enumerate(classes)}
     y_all = events["actor"].map(lambda a: cls_index.get(a, cls_index[OTHER])).to_numpy()
-    return Masking(events, labelled, masked, latent, classes, y_all)
+    return Masking(events, labelled, masked, classes, y_all)
 
 
 def baseline_proba(m: Masking, seed: int = 0) -> dict[str, np.ndarray]:
     """Each baseline's probabilities for the masked events, from the labels the model sees."""
     events = m.events
-    train_mask = m.labelled & ~m.latent
+    train_mask = m.labelled.copy()
+    train_mask[m.masked] = False
     train, test = events[train_mask], events.iloc[m.masked]
     y_train = m.y[train_mask]
     proj = LocalProjection.about(events["latitude"], events["longitude"])

@@ -69,10 +69,11 @@ def gbm_features(frame: pd.DataFrame, t_days: np.ndarray, categories: list[str])
 
 
 #: Settings of the gradient-boosted baseline. Regularised, so that it is a fair competitor: with
-#: scikit-learn's defaults (learning rate 0.1, leaves of 20 events, no L2) early stopping halts
-#: after 11 rounds on the Syria backtest, its rare classes' leaves already overfit, and its
-#: log-loss is 2.56; with these it runs ~120-200 rounds to log-loss 0.23 (top-1 0.92), better
-#: than the kNN baseline on every split tried. Fixed a priori, not tuned per split.
+#: the earlier settings (learning rate 0.1 and scikit-learn's default trees: leaves of 20 events,
+#: no L2) early stopping halted it after 11 rounds on the Syria backtest, its rare classes'
+#: leaves already overfit, at a log-loss of 2.56; with these it runs ~120-200 rounds to log-loss
+#: 0.23 (top-1 0.92), better than the kNN baseline on every split tried. Fixed a priori, not
+#: tuned per split.
 GBM_PARAMS = dict(max_iter=500, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
                   l2_regularization=1.0, early_stopping=True, validation_fraction=0.15,
                   n_iter_no_change=20)
