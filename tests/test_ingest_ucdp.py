@@ -79,7 +79,7 @@ def test_a_real_row_is_normalised_as_the_design_says(store):
     # Government of Iraq - IS, state-based: the attributed party is the non-state side_b.
     assert row[0] == "IS" and row[1] == "attributed"
     assert row[2] == 1.0  # where_prec 1: the exact place
-    assert row[3] == 6.0  # date_prec 2: a range of 2-6 days
+    assert row[3] == 2.0  # date_prec 2 ("2-6 days"), and the dates say 24-25 January
     assert row[4] == "state-based" and row[5] == 8
     assert (row[6], row[7]) == ("IS", "Government of Iraq")
     assert row[8] == "Al Anbār province" and row[9] == "2014-01-24"

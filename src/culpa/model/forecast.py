@@ -98,6 +98,7 @@ from scipy.stats import ncx2
 from culpa.errors import InputError
 from culpa.events.schema import LABELLED_STATUSES
 from culpa.model.geo import LocalProjection, haversine_km
+from culpa.model.hawkes import date_intervals
 
 #: Spectral radius allowed for the in-horizon cascade (``c alpha``).
 CASCADE_CAP = 0.9
@@ -200,8 +201,7 @@ def _extra_history(model, ev: pd.DataFrame) -> dict:
     s_d, e_d = days_since_t0(model, start), days_since_t0(model, end)
     dprec = (pd.to_numeric(ev["date_precision_days"], errors="coerce").fillna(1.0).to_numpy()
              if "date_precision_days" in ev else np.ones(n))
-    width = np.maximum(dprec, e_d - s_d)
-    t, u = s_d + 0.5 * width, 0.5 * width
+    t, u = date_intervals(s_d, e_d, dprec)
     lat = ev["latitude"].to_numpy(float)
     lon = ev["longitude"].to_numpy(float)
     x, y = model.projection_.forward(lat, lon)
@@ -221,7 +221,8 @@ def _extra_history(model, ev: pd.DataFrame) -> dict:
         q = ev[latent]
         Q[latent] = model.predict_proba(pd.DataFrame({
             "time": q["time_start"], "latitude": q["latitude"], "longitude": q["longitude"],
-            "location_precision_km": prec[latent], "date_precision_days": width[latent],
+            "location_precision_km": prec[latent], "date_precision_days": dprec[latent],
+            "time_end": end[latent],
             "event_type": q["event_type"] if "event_type" in q else None,
             "fatalities": q["fatalities"] if "fatalities" in q else np.nan}))
     top = Q.argmax(1)

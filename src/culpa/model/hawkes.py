@@ -142,6 +142,23 @@ class NotFittedError(AnalysisError, AttributeError):
     """The estimator is used before fit() (or load())."""
 
 
+def date_intervals(start_days, end_days, precision_days) -> tuple[np.ndarray, np.ndarray]:
+    """Midpoint and half-width (days) of when each event happened.
+
+    The stated range is ``[start, end + 1 day)`` for dates (precision >= 1 day; an exact time
+    when the precision is 0) and the event happened somewhere in it. A precision wider than the
+    stated range (a source that gives one date and says "that week") widens the range
+    symmetrically about the stated dates rather than shifting it: the event is no later or
+    earlier than the dates say, on average. (Before, the range was anchored at ``start`` with the
+    precision as its width: a UCDP event coded "within the year" but dated 21 Sep - 1 Nov sat in
+    next March, where nothing near it could trigger it or be triggered by it.)
+    """
+    s, e = np.asarray(start_days, float), np.asarray(end_days, float)
+    p = np.asarray(precision_days, float)
+    stated = (e - s) + np.minimum(p, 1.0)
+    return s + 0.5 * stated, 0.5 * np.maximum(p, stated)
+
+
 def _days(ts: pd.Series, t0: np.datetime64) -> np.ndarray:
     v = pd.to_datetime(ts).to_numpy(dtype="datetime64[s]")
     return (v - t0).astype(np.float64) / 86400.0
@@ -358,10 +375,7 @@ class HawkesAttributor:
                                 "(attribution claimed or attributed)")
         # ---- time: midpoint of the date range, half-width u -------------------------------
         t0 = pd.Timestamp(a["start"].min()).floor("D").to_datetime64().astype("datetime64[s]")
-        s_d, e_d = _days(a["start"], t0), _days(a["end"], t0)
-        width = np.maximum(a["dprec"], e_d - s_d)
-        t_all = s_d + 0.5 * width
-        u_all = 0.5 * width
+        t_all, u_all = date_intervals(_days(a["start"], t0), _days(a["end"], t0), a["dprec"])
         order = np.lexsort((np.arange(n), t_all))  # stable by time
         self.order_ = order
         self.t0_ = t0
@@ -736,12 +750,17 @@ class HawkesAttributor:
         codes = self._marks.encode(np.asarray(etype, dtype=object), _target_column(queries),
                                    np.asarray(fat), prec_raw)
         prec = np.where(np.isnan(prec_raw), self.min_bandwidth_km, prec_raw)
-        return ts, lat, lon, prec, dprec, codes
+        end = (self._times(queries, "time_end", "queries").fillna(ts)
+               if "time_end" in queries.columns else ts)
+        if (end < ts).any():
+            r = int(np.flatnonzero((end < ts).to_numpy())[0])
+            raise InputError(f"queries row {r}: time_end is before the time", field="time_end")
+        t, u = date_intervals(_days(ts, self.t0_), _days(end, self.t0_), dprec)
+        return t, lat, lon, prec, u, codes
 
-    def _intensities(self, t, x, y, prec, dprec, codes):
-        """(background, triggered, log marks), each (n x K)."""
-        u = 0.5 * dprec
-        tq = t + u
+    def _intensities(self, tq, u, x, y, prec, codes):
+        """(background, triggered, log marks), each (n x K), at midpoints ``tq`` of date ranges
+        of half-width ``u``."""
         trig = kr.query_intensity(self._grid_index(), self._x, self._y, self._s2, self._u,
                                   self._Ex, tq, x, y, prec ** 2, u, self.omega_,
                                   self.window_days, self._space, self.radius_km,
@@ -766,7 +785,7 @@ class HawkesAttributor:
         t = np.broadcast_to(np.asarray(t_days, float), lat.shape).astype(float)
         x, y = self.projection_.forward(lat, lon)
         n = len(lat)
-        bg, trig, _ = self._intensities(t, x, y, np.zeros(n), np.zeros(n),
+        bg, trig, _ = self._intensities(t, np.zeros(n), x, y, np.zeros(n),
                                         np.full((n, len(self._marks.channels)), -1, np.int32))
         return bg, trig
 
@@ -778,10 +797,9 @@ class HawkesAttributor:
         The history is every fitted event strictly before the query within ``window_days``.
         """
         self._check_fitted()
-        ts, lat, lon, prec, dprec, codes = self._query_arrays(queries)
-        t = _days(ts, self.t0_)
+        t, lat, lon, prec, u, codes = self._query_arrays(queries)
         x, y = self.projection_.forward(lat, lon)
-        bg, trig, logf = self._intensities(t, x, y, prec, dprec, codes)
+        bg, trig, logf = self._intensities(t, u, x, y, prec, codes)
         return _normalise(np.log(bg + trig) + logf)
 
     def predict(self, queries: pd.DataFrame) -> np.ndarray:
@@ -813,15 +831,14 @@ class HawkesAttributor:
                           "date_precision_days": [date_precision_days],
                           "event_type": [event_type], "target": [target],
                           "fatalities": [np.nan if fatalities is None else fatalities]})
-        ts, la, lo, prec, dprec, codes = self._query_arrays(q)
-        t = _days(ts, self.t0_)
+        t, la, lo, prec, uq, codes = self._query_arrays(q)
         x, y = self.projection_.forward(la, lo)
-        bg, trig, logf = self._intensities(t, x, y, prec, dprec, codes)
+        bg, trig, logf = self._intensities(t, uq, x, y, prec, codes)
         lam = (bg + trig)[0]
         post = _normalise((np.log(lam) + logf[0])[None, :])
-        u = 0.5 * dprec[0]
+        u = float(uq[0])
         idx, gh, d2 = kr.query_contributions(self._grid_index(), self._x, self._y, self._s2,
-                                             self._u, t[0] + u, x[0], y[0], prec[0] ** 2, u,
+                                             self._u, t[0], x[0], y[0], prec[0] ** 2, u,
                                              self.omega_, self.window_days,
                                              self._space, self.radius_km)
         contrib = self._Ex[idx] * gh[:, None]  # (m, K)
@@ -847,7 +864,7 @@ class HawkesAttributor:
             return {"id": str(self._ids[j]),
                     "date": str(pd.Timestamp(self._start[j]).date()),
                     "distance_km": float(math.sqrt(d2[i])),
-                    "days_before": float(t[0] + u - self._t[j]),
+                    "days_before": float(t[0] - self._t[j]),
                     "actor": self.actors_[k],
                     "actor_probability": float(self._Q[j, k]),
                     "labelled": la_ >= 0,

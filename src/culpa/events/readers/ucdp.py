@@ -25,6 +25,9 @@ REQUIRED = ("id", "type_of_violence", "side_a", "side_b", "date_start", "date_en
 #: 6 only the country, 7 international waters or airspace.
 WHERE_PREC_KM = {1: 1.0, 2: 25.0, 3: 50.0, 4: 100.0, 5: 100.0, 6: 300.0, 7: 300.0}
 #: date_prec -> days: 1 exact day, 2 a range of 2-6 days, 3 the week, 4 the month, 5 the year.
+#: Only used when date_start = date_end: otherwise those two are UCDP's earliest and latest
+#: possible dates and their span is the precision (code 5 means "between a month and a year",
+#: and on the shared Syria data its spans run from 32 to 366 days, median 65).
 DATE_PREC_DAYS = {1: 1.0, 2: 6.0, 3: 7.0, 4: 30.0, 5: 365.0}
 VIOLENCE_TYPES = {1: "state-based", 2: "non-state", 3: "one-sided"}
 
@@ -71,7 +74,7 @@ def read(path: Path, aliases, progress: Progress | None = None) -> Iterator[pa.T
         loc_km = _codes(src, batch, "where_prec", WHERE_PREC_KM)
         date_days = _codes(src, batch, "date_prec", DATE_PREC_DAYS)
         span = (end - start).astype("timedelta64[D]").astype(float) + 1.0
-        date_days = np.fmax(np.where(np.isnan(date_days), 1.0, date_days), span)
+        date_days = np.where(span > 1, span, np.where(np.isnan(date_days), 1.0, date_days))
 
         side_a, side_b = text(f["side_a"]), text(f["side_b"])
         gov_a = side_a.str.startswith("Government of").fillna(False).to_numpy(dtype=bool)
