@@ -159,7 +159,7 @@ def test_the_background_rate_holds_after_the_last_event(model):
     T = fc.days_since_t0(model, AT)[0]
     assert rates.observed_end == pytest.approx(T)
     assert model.t_end_ > T + 90  # the fitted bins run on past the data ...
-    k = model.actors_.index("IS")
+    k = model.processes_.index("IS|state-based")  # rates are per process (actor|type)
     assert model.temporal_background_.rate([model.t_end_ - 1])[0, k] < 0.05  # ... holding only the prior
     edges = model.temporal_background_.edges
     b = int(np.searchsorted(edges, T)) - 1
@@ -172,4 +172,5 @@ def test_the_background_rate_holds_after_the_last_event(model):
     np.testing.assert_allclose(rates.rate(early), model.temporal_background_.rate(early))
     lat, lon = np.array([35.95, 36.2]), np.array([39.0, 37.1])  # ... and its own intensity
     bg, trig = model.intensity_parts(early, lat, lon)
-    np.testing.assert_allclose(fc.intensity(model, early, lat, lon), bg + trig, rtol=1e-6)
+    np.testing.assert_allclose(fc.intensity(model, early, lat, lon), fc.by_actor(model, bg + trig),
+                               rtol=1e-6)

@@ -80,13 +80,17 @@ def fit(
     seconds = _time.perf_counter() - t0
     path = out_path or default_model_path(db)
     model.save(path)
-    branching = model.alpha_.sum(axis=1)
+    branching, persistence = model.actor_means(model.branching_ratio_), \
+        model.actor_means(model.mark_persistence_)
     doc = {"model": str(path), "n_events": len(events), "n_actors": len(model.actors_),
-           "actors": list(model.actors_), "n_iter": int(model.n_iter_),
+           "actors": list(model.actors_), "processes": list(model.processes_),
+           "n_iter": int(model.n_iter_),
            "fit_seconds": round(seconds, 3), "log_likelihood": float(model.log_likelihood_[-1]),
            "decay_days": float(1.0 / model.omega_), "sigma_km": float(model.sigma_km_),
            "branching_ratio": dict(zip(model.actors_, map(float, branching))),
-           "mark_persistence": dict(zip(model.actors_, map(float, model.mark_persistence_)))}
+           "mark_persistence": dict(zip(model.actors_, map(float, persistence))),
+           "process_branching_ratio": dict(zip(model.processes_,
+                                               map(float, model.branching_ratio_)))}
     if json:
         emit_json(doc)
         return

@@ -121,7 +121,8 @@ def days_since_t0(model, when) -> np.ndarray:
 
 
 def intensity(model, time, lat, lon) -> np.ndarray:
-    """``lambda_k(t, x)`` (n x K, events per day per km^2) at exact times and places, the way
+    """``lambda_k(t, x)`` (n x K actors, events per day per km^2; an actor's processes summed)
+    at exact times and places, the way
     ``predict_proba`` evaluates it (history strictly before each time, no mark term), with the
     background of :class:`BackgroundRates` and :func:`background_density` (the model's own up
     to the end of its data, held from then on).
@@ -135,7 +136,7 @@ def intensity(model, time, lat, lon) -> np.ndarray:
     x, y = model.projection_.forward(lat, lon)
     _, trig = model.intensity_parts(t, lat, lon)
     bg = BackgroundRates.of(model).rate(t) * background_density(model, t, x, y)
-    return bg + trig
+    return by_actor(model, bg + trig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +146,8 @@ def intensity(model, time, lat, lon) -> np.ndarray:
 @dataclass
 class History:
     """Events before the horizon that can excite it, in the model's frame (days since ``t0_``,
-    km in its projection). ``Ex[j, k]``: what event ``j`` triggers in actor ``k``."""
+    km in its projection). ``Ex[j, p]``: what event ``j`` triggers in process ``p`` (the
+    model's ``processes_``)."""
 
     t: np.ndarray
     u: np.ndarray
@@ -174,12 +176,11 @@ def history(model, extra: pd.DataFrame | None = None) -> History:
     fe = model.fitted_events_
     lat, lon = model.projection_.inverse(fe.x, fe.y)
     lab = np.asarray(fe.labels)
-    Q = np.asarray(fe.label_proba)
-    top = np.where(lab >= 0, lab, Q.argmax(1))
+    top, top_p = _top_actor(model, np.asarray(fe.label_proba), lab)
     parts = [dict(t=fe.t, u=fe.u, x=fe.x, y=fe.y, s2=fe.s2, Ex=fe.excitation,
                   lat=lat, lon=lon, ids=np.asarray(fe.ids, dtype=object),
                   date=np.asarray(fe.start, dtype="datetime64[s]"), actor=top,
-                  actor_probability=Q[np.arange(len(top)), top], labelled=lab >= 0,
+                  actor_probability=top_p, labelled=lab >= 0,
                   fitted=np.ones(len(top), bool))]
     parts[0]["t_start"] = ((parts[0]["date"] - model.t0_).astype(np.float64) / 86400.0)
     if extra is not None and len(extra):
@@ -188,8 +189,26 @@ def history(model, extra: pd.DataFrame | None = None) -> History:
     return History(**out)
 
 
+def _top_actor(model, Q: np.ndarray, lab: np.ndarray):
+    """Each event's actor (its label, else the most probable; indices into ``actors_``) and
+    that actor's probability, from process probabilities ``Q`` and process labels ``lab``."""
+    A = np.zeros((len(model.processes_), len(model.actors_)))
+    A[np.arange(len(model.processes_)), model.process_actor_] = 1.0
+    Qa = Q @ A
+    top = np.where(lab >= 0, model.process_actor_[np.maximum(lab, 0)], Qa.argmax(1))
+    return top, Qa[np.arange(len(top)), top] if len(top) else np.zeros(0)
+
+
+def by_actor(model, per_process: np.ndarray) -> np.ndarray:
+    """Sum the last axis (processes) into actors (see ``HawkesAttributor.ground_by_type``)."""
+    out = np.zeros(per_process.shape[:-1] + (len(model.actors_),))
+    for p, k in enumerate(model.process_actor_):
+        out[..., k] += per_process[..., p]
+    return out
+
+
 def _extra_history(model, ev: pd.DataFrame) -> dict:
-    K = len(model.actors_)
+    K = len(model.processes_)
     ev = ev[ev["latitude"].notna() & ev["longitude"].notna()]
     seen = set(map(str, model.fitted_events_.ids))
     ev = ev[~ev["id"].astype(str).isin(seen)].reset_index(drop=True)
@@ -208,28 +227,30 @@ def _extra_history(model, ev: pd.DataFrame) -> dict:
     prec = (pd.to_numeric(ev["location_precision_km"], errors="coerce").to_numpy(float)
             if "location_precision_km" in ev else np.full(n, np.nan))
     prec = np.where(np.isnan(prec), model.min_bandwidth_km, prec)
-    lut = {a: i for i, a in enumerate(model.actors_)}
+    lut = {a: i for i, a in enumerate(model.processes_)}
     actor = ev["actor"].astype(object).where(ev["actor"].notna(), None)
     status = ev["attribution"].astype(object) if "attribution" in ev else pd.Series([None] * n)
     labelled = (actor.notna() & status.isin(LABELLED_STATUSES)).to_numpy()
+    unit = model._unit_names(actor.to_numpy(), ev["event_type"].to_numpy(dtype=object)
+                             if "event_type" in ev else np.full(n, None, dtype=object))
     Q = np.zeros((n, K))
-    known = np.array([labelled[i] and actor.iloc[i] in lut for i in range(n)], bool)
-    Q[known, [lut[a] for a in actor[known]]] = 1.0
+    known = np.array([labelled[i] and unit[i] in lut for i in range(n)], bool)
+    Q[known, [lut[a] for a in unit[known]]] = 1.0
     # labelled by an actor the model does not know: excites none of its actors (Q row 0)
     latent = ~labelled
     if latent.any():
         q = ev[latent]
-        Q[latent] = model.predict_proba(pd.DataFrame({
+        Q[latent] = model.predict_process_proba(pd.DataFrame({
             "time": q["time_start"], "latitude": q["latitude"], "longitude": q["longitude"],
             "location_precision_km": prec[latent], "date_precision_days": dprec[latent],
             "time_end": end[latent],
             "event_type": q["event_type"] if "event_type" in q else None,
             "fatalities": q["fatalities"] if "fatalities" in q else np.nan}))
-    top = Q.argmax(1)
+    top, top_p = _top_actor(model, Q, np.full(n, -1))
     return dict(t=t, u=u, x=x, y=y, s2=prec ** 2, Ex=Q @ model.alpha_, lat=lat, lon=lon,
                 ids=ev["id"].astype(str).to_numpy(dtype=object),
                 date=start.to_numpy(dtype="datetime64[s]"), actor=top,
-                actor_probability=Q[np.arange(n), top], labelled=known,
+                actor_probability=top_p, labelled=known,
                 fitted=np.zeros(n, bool), t_start=s_d)
 
 
@@ -363,7 +384,7 @@ def background_density(model, t, x, y) -> np.ndarray:
     sb = model.spatial_background_
     end = BackgroundRates.of(model).observed_end
     psi = _psi(sb, np.minimum(np.broadcast_to(np.asarray(t, float), np.shape(x)), end))
-    kde = np.zeros((len(x), len(model.actors_)))
+    kde = np.zeros((len(x), len(model.processes_)))
     for e in range(psi.shape[1]):
         if np.any(psi[:, e] > 0):
             kde += psi[:, e:e + 1] * _kde_epoch(sb, x, y, e)
@@ -392,7 +413,7 @@ def background_time_integral(model, T: float, H: float) -> np.ndarray:
 
 def cascade_factor(model, H: float) -> np.ndarray:
     """(I - c alpha^T)^-1 with c = Fbar(H) / H and the spectral radius of c alpha capped."""
-    K = len(model.actors_)
+    K = len(model.processes_)
     c = float(_Fbar(H, model.omega_, float(model.window_days))) / H
     M = c * np.asarray(model.alpha_, float)
     rho = float(np.max(np.abs(np.linalg.eigvals(M)))) if K else 0.0
@@ -470,7 +491,7 @@ def disc_background(model, x: float, y: float, R: float) -> np.ndarray:
     keep = X * X + Y * Y <= R * R
     px, py = X[keep] + x, Y[keep] + y
     E = len(_epochs(sb))
-    kde = np.zeros((E, len(model.actors_)))
+    kde = np.zeros((E, len(model.processes_)))
     for e in range(E):
         for s in range(0, len(px), 200_000):
             kde[e] += _kde_epoch(sb, px[s:s + 200_000], py[s:s + 200_000], e).sum(0)
@@ -580,11 +601,12 @@ def forecast_site(model, site: Site, start, horizon_days: float = 7.0,
     cand, lo = cand[near], lo[near]
     tm = time_mass(lo, T + H, hist.t[cand], hist.u[cand], model.omega_, W)
     P = kernel_disc_mass(model, d[cand], R, hist.s2[cand])
-    contrib = hist.Ex[cand] * (tm * P)[:, None]  # (m, K) expected events each adds
+    contrib = hist.Ex[cand] * (tm * P)[:, None]  # (m, processes) expected events each adds
+    expected = by_actor(model, cascade_factor(model, H) @ (background + contrib.sum(0)))
+    baseline = by_actor(model, long_run(model, x, y, R, H, space_bg))
+    background, contrib = by_actor(model, background), by_actor(model, contrib)
     excitation = contrib.sum(0)
     first = background + excitation
-    expected = cascade_factor(model, H) @ first
-    baseline = long_run(model, x, y, R, H, space_bg)
     p_any = -np.expm1(-first)
     ratio = expected / baseline
     level, level_actor = NORMAL, None
@@ -729,8 +751,9 @@ def _cell_masses(grid: CellGrid, x, y, v, cutoff: float):
 
 def forecast_cells(model, grid: CellGrid, T: float, H: float, hist: History,
                    cell_bg: np.ndarray | None = None) -> np.ndarray:
-    """First-order expected counts ``Lambda0`` (n_cells x K) over ``[T, T + H]`` (days since the
-    model's ``t0_``). ``cell_bg``: :func:`cell_background` of this model and grid (cache it)."""
+    """First-order expected counts ``Lambda0`` (n_cells x K actors) over ``[T, T + H]`` (days
+    since the model's ``t0_``). ``cell_bg``: :func:`cell_background` of this model and grid
+    (cache it)."""
     if cell_bg is None:
         cell_bg = cell_background(model, grid)
     out = np.einsum("eck,ek->ck", cell_bg, background_weights(model, T, T + H))
@@ -747,7 +770,7 @@ def forecast_cells(model, grid: CellGrid, T: float, H: float, hist: History,
                                     cutoff)
             M = Mc if M is None else M + Mc
         out += np.asarray(M.T @ (hist.Ex[cand] * tm[:, None]))
-    return out
+    return by_actor(model, out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""An actor's ground by kind of violence (``ground_by_type``): each actor is fitted as one process
+per event type, and attributions sum its processes back into the actor. Real UCDP Syria data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from culpa.events.store import Store
+from culpa.model.hawkes import HawkesAttributor
+from helpers import UCDP_SYRIA
+
+
+@pytest.fixture(scope="module")
+def syria(tmp_path_factory) -> pd.DataFrame:
+    db = tmp_path_factory.mktemp("processes") / "syria.duckdb"
+    with Store(db) as store:
+        store.ingest([UCDP_SYRIA])
+        ev = store.events_frame(since="2017-01-01", until="2017-07-01")
+    rng = np.random.default_rng(0)
+    return ev.assign(latent=rng.uniform(size=len(ev)) < 0.2)
+
+
+@pytest.fixture(scope="module")
+def model(syria) -> HawkesAttributor:
+    return HawkesAttributor(max_iter=20).fit(syria)
+
+
+def test_each_actor_is_one_process_per_event_type(syria, model):
+    labelled = syria[~syria["latent"] & syria["actor"].notna()]
+    pairs = {f"{a}|{t}" for a, t in zip(labelled["actor"], labelled["event_type"])}
+    assert set(model.processes_) == pairs
+    assert set(model.actors_) == set(labelled["actor"])
+    for name, k in zip(model.processes_, model.process_actor_):
+        assert name.rsplit("|", 1)[0] == model.actors_[k]
+    # per process: the triggering; per actor: the answer
+    assert model.alpha_.shape == (len(model.processes_),) * 2
+    assert model.label_proba_.shape == (len(syria), len(model.actors_))
+    np.testing.assert_allclose(model.label_proba_.sum(1), 1.0)
+
+
+def test_an_attribution_sums_the_actors_processes(syria, model):
+    q = syria[syria["latent"]].head(50)
+    per_process = model.predict_process_proba(q)
+    by_actor = model.predict_proba(q)
+    for k in range(len(model.actors_)):
+        np.testing.assert_allclose(by_actor[:, k],
+                                   per_process[:, model.process_actor_ == k].sum(1))
+    # and the explanation says the same, its terms adding up to each actor's score
+    r = q.iloc[0]
+    doc = model.explain(r["time_start"], r["latitude"], r["longitude"],
+                        precision_km=r["location_precision_km"], event_type=r["event_type"],
+                        target=r["other_raw"], fatalities=r["fatalities"], top=10_000)
+    q1 = pd.DataFrame({"time": [r["time_start"]], "latitude": [r["latitude"]],
+                       "longitude": [r["longitude"]],
+                       "location_precision_km": [r["location_precision_km"]],
+                       "event_type": [r["event_type"]], "target": [r["other_raw"]],
+                       "fatalities": [r["fatalities"]]})
+    P = dict(zip(model.actors_, model.predict_proba(q1)[0]))
+    for a in doc["actors"]:
+        assert a["probability"] == pytest.approx(P[a["actor"]], rel=1e-9, abs=1e-15)
+        assert a["background_share"] + sum(e["share"] for e in a["top_events"]) == \
+            pytest.approx(1.0, rel=1e-6)
+
+
+def test_processes_survive_save_and_load(syria, model, tmp_path):
+    back = HawkesAttributor.load(model.save(tmp_path / "m.npz"))
+    assert back.processes_ == model.processes_ and back.actors_ == model.actors_
+    q = syria[syria["latent"]].head(20)
+    np.testing.assert_allclose(back.predict_proba(q), model.predict_proba(q))
+
+
+def test_one_process_per_actor_without_it(syria):
+    m = HawkesAttributor(max_iter=5, ground_by_type=False).fit(syria)
+    assert m.processes_ == m.actors_
