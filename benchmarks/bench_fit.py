@@ -5,8 +5,8 @@ shared between actors), 15 % diffuse background, self- and some cross-excitation
 events snapped to one of 300 town centroids (10 km precision), 5 % dated only to the week, 20 % of
 the labels masked (latent). Background rates are scaled so the expected total is N.
 Event types are drawn independently of place and trigger, so the model is fitted as the
-process simulated: one process per actor (``ground_by_type=False``; ``--ground-by-type``
-measures the default, five processes per actor here, on the same data).
+process simulated: one process per actor (``process_by="actor"``; ``--process-by type``
+or ``kind`` measures the others on the same data: five processes per actor here).
 
 Each size runs in a fresh subprocess so that peak memory (``ru_maxrss``) is that size's alone;
 numba's compiled functions are cached on disk, so compilation is not timed after a first run
@@ -62,7 +62,7 @@ def simulate_n(n: int, seed: int = 0):
     return sim, ev
 
 
-def run_one(n: int, max_iter: int, by_type: bool = False) -> dict:
+def run_one(n: int, max_iter: int, process_by: str = "actor") -> dict:
     import numpy as np
     import pandas as pd
 
@@ -78,7 +78,7 @@ def run_one(n: int, max_iter: int, by_type: bool = False) -> dict:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     model = HawkesAttributor(cross_excitation=True, max_iter=max_iter,
-                             ground_by_type=by_type).fit(ev)
+                             process_by=process_by).fit(ev)
     t_fit = time.perf_counter() - t
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -125,7 +125,7 @@ def run_one(n: int, max_iter: int, by_type: bool = False) -> dict:
         "explain_ms_mean": round(1e3 * t_explain, 3),
         "attribute_batch_us_per_query": round(1e6 * t_batch, 2),
         "latent_top1": round(acc, 4), "latent_logloss": round(logloss, 4),
-        "ground_by_type": by_type, "n_processes": len(model.processes_),
+        "process_by": process_by, "n_processes": len(model.processes_),
         "alpha_diag": [round(float(v), 3) for v in model.actor_means(np.diag(model.alpha_))],
         "alpha_diag_true": [ALPHA[k][k] for k in range(4)],
         "omega": round(model.omega_, 4), "omega_true": 0.15,
@@ -137,12 +137,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--max-iter", type=int, default=200)
-    ap.add_argument("--ground-by-type", action="store_true",
-                    help="fit the default model (one process per actor and event type)")
+    ap.add_argument("--process-by", default="actor", choices=["actor", "type", "kind"],
+                    help="how the model splits actors into processes (HawkesAttributor)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.max_iter, args.ground_by_type)))
+        print(json.dumps(run_one(args.one, args.max_iter, args.process_by)))
         return
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.setdefault("runs", {})
@@ -152,14 +152,14 @@ def main() -> None:
         print(f"fitting {n:,} events ...", file=sys.stderr, flush=True)
         out = subprocess.run([sys.executable, __file__, "--one", str(n), "--max-iter",
                               str(args.max_iter)]
-                             + (["--ground-by-type"] if args.ground_by_type else []),
+                             + ["--process-by", args.process_by],
                              capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr, file=sys.stderr)
             raise SystemExit(f"size {n} failed")
         res = json.loads(out.stdout.strip().splitlines()[-1])
         res["date"] = time.strftime("%Y-%m-%d %H:%M")
-        results["runs"][f"{n} by type" if args.ground_by_type else str(n)] = res
+        results["runs"][str(n) if args.process_by == "actor" else f"{n} by {args.process_by}"] = res
         print(json.dumps(res, indent=2), flush=True)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -159,7 +159,7 @@ def test_the_background_rate_holds_after_the_last_event(model):
     T = fc.days_since_t0(model, AT)[0]
     assert rates.observed_end == pytest.approx(T)
     assert model.t_end_ > T + 90  # the fitted bins run on past the data ...
-    k = model.processes_.index("IS|state-based")  # rates are per process (actor|type)
+    k = model.processes_.index("IS|state-based|Government of Syria")  # rates are per process
     assert model.temporal_background_.rate([model.t_end_ - 1])[0, k] < 0.05  # ... holding only the prior
     edges = model.temporal_background_.edges
     b = int(np.searchsorted(edges, T)) - 1

@@ -33,7 +33,7 @@ def sim():
 @pytest.fixture(scope="module")
 def model(sim):
     return HawkesAttributor(cross_excitation=True, max_iter=80, tol=0.0,
-                            ground_by_type=False).fit(sim)
+                            process_by="actor").fit(sim)
 
 
 def test_fit_sets_state(model, sim):

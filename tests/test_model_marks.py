@@ -33,7 +33,7 @@ def _with_targets(copy: float, seed: int) -> pd.DataFrame:
 @pytest.mark.parametrize("copy", [0.0, 0.7])
 def test_persistence_of_kinds_is_recovered(copy):
     ev = _with_targets(copy, seed=21)
-    m = HawkesAttributor(max_iter=60, ground_by_type=False).fit(ev)
+    m = HawkesAttributor(max_iter=60, process_by="actor").fit(ev)
     assert m.mark_persistence_ == pytest.approx(np.full(2, copy), abs=0.15)
 
 
@@ -45,7 +45,7 @@ def test_persistence_helps_attribute_a_kind_that_runs_in_a_chain():
     acc = {}
     for persist in (False, True):
         m = HawkesAttributor(max_iter=60, mark_persistence=persist,
-                             ground_by_type=False).fit(ev.assign(latent=latent))
+                             process_by="actor").fit(ev.assign(latent=latent))
         pred = np.asarray(m.actors_)[m.label_proba_[latent].argmax(1)]
         acc[persist] = float(np.mean(pred == truth))
     assert acc[True] >= acc[False]
@@ -53,7 +53,7 @@ def test_persistence_helps_attribute_a_kind_that_runs_in_a_chain():
 
 def test_a_target_alone_moves_the_attribution():
     ev = _with_targets(0.0, seed=8)
-    m = HawkesAttributor(max_iter=40, ground_by_type=False).fit(ev)
+    m = HawkesAttributor(max_iter=40, process_by="actor").fit(ev)
     q = ev[["time_start", "latitude", "longitude", "event_type"]].iloc[::5]
     p_a = np.stack([m.predict_proba(q.assign(target=tgt))[:, 0] for tgt in TARGETS])
     # who was attacked is evidence of who attacked: the answer moves with the target alone

@@ -1,5 +1,6 @@
-"""An actor's ground by kind of violence (``ground_by_type``): each actor is fitted as one process
-per event type, and attributions sum its processes back into the actor. Real UCDP Syria data."""
+"""An actor split into processes (``process_by``): by default one per event type and target
+("IS|state-based|Government of Syria"), each with its own ground, rate and triggering, and
+attributions sum an actor's processes back into the actor. Real UCDP Syria data."""
 
 from __future__ import annotations
 
@@ -27,13 +28,18 @@ def model(syria) -> HawkesAttributor:
     return HawkesAttributor(max_iter=20).fit(syria)
 
 
-def test_each_actor_is_one_process_per_event_type(syria, model):
+def test_each_actor_is_one_process_per_event_type_and_target(syria, model):
     labelled = syria[~syria["latent"] & syria["actor"].notna()]
-    pairs = {f"{a}|{t}" for a, t in zip(labelled["actor"], labelled["event_type"])}
-    assert set(model.processes_) == pairs
+    counts = syria["other_raw"].value_counts()
+    common = set(counts.index[counts >= HawkesAttributor.PROCESS_MIN_TARGET])
+    assert "Government of Syria" in common and "Civilians" not in common  # rarer: pooled
+    expected = {f"{a}|{t}|{g if g in common else '*'}"
+                for a, t, g in zip(labelled["actor"], labelled["event_type"], labelled["other_raw"])}
+    assert set(model.processes_) == expected
+    assert {"IS|state-based|Government of Syria", "IS|one-sided|*"} <= set(model.processes_)
     assert set(model.actors_) == set(labelled["actor"])
     for name, k in zip(model.processes_, model.process_actor_):
-        assert name.rsplit("|", 1)[0] == model.actors_[k]
+        assert name.split("|")[0] == model.actors_[k]
     # per process: the triggering; per actor: the answer
     assert model.alpha_.shape == (len(model.processes_),) * 2
     assert model.label_proba_.shape == (len(syria), len(model.actors_))
@@ -71,6 +77,10 @@ def test_processes_survive_save_and_load(syria, model, tmp_path):
     np.testing.assert_allclose(back.predict_proba(q), model.predict_proba(q))
 
 
-def test_one_process_per_actor_without_it(syria):
-    m = HawkesAttributor(max_iter=5, ground_by_type=False).fit(syria)
-    assert m.processes_ == m.actors_
+def test_coarser_processes_on_request(syria):
+    labelled = syria[~syria["latent"] & syria["actor"].notna()]
+    by_type = HawkesAttributor(max_iter=5, process_by="type").fit(syria)
+    assert set(by_type.processes_) == {f"{a}|{t}" for a, t in zip(labelled["actor"],
+                                                                  labelled["event_type"])}
+    by_actor = HawkesAttributor(max_iter=5, process_by="actor").fit(syria)
+    assert by_actor.processes_ == by_actor.actors_

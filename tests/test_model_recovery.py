@@ -10,7 +10,7 @@ triggering spread, the adaptive KDE background absorbs part of the triggered hal
 ratios and sigma come out somewhat low (here 5-15 %); day-resolution dates lower omega a little.
 
 The simulation is actor-level (event types drawn independently of place and of the trigger), so
-it is fitted as such (``ground_by_type=False``): one process per actor.
+it is fitted as such (``process_by="actor"``): one process per actor.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ OMEGA, SIGMA = 0.2, 3.0
 def test_recovers_branching_decay_and_spread(seed):
     sim = simulate(n_actors=3, mu=[2.0, 1.5, 1.0], alpha=ALPHA, omega=OMEGA, sigma_km=SIGMA,
                    days=730, region_km=200, hotspots_per_actor=6, shared_hotspots=2, seed=seed)
-    m = HawkesAttributor(cross_excitation=True, tol=1e-7, ground_by_type=False).fit(sim.events)
+    m = HawkesAttributor(cross_excitation=True, tol=1e-7, process_by="actor").fit(sim.events)
     assert m.converged_
     a = m.alpha_
     np.testing.assert_allclose(a.sum(1), ALPHA.sum(1), rtol=0.25)
@@ -46,6 +46,6 @@ def test_recovers_branching_decay_and_spread(seed):
 def test_diagonal_fit_has_no_cross_terms():
     sim = simulate(n_actors=2, mu=[1.5, 1.0], alpha=np.diag([0.4, 0.3]), days=400,
                    region_km=150, seed=3)
-    m = HawkesAttributor(cross_excitation=False, ground_by_type=False).fit(sim.events)
+    m = HawkesAttributor(cross_excitation=False, process_by="actor").fit(sim.events)
     assert m.alpha_[0, 1] == 0 and m.alpha_[1, 0] == 0
     np.testing.assert_allclose(np.diag(m.alpha_), [0.4, 0.3], rtol=0.3)

@@ -63,7 +63,7 @@ def gbm_features(frame: pd.DataFrame, t_days: np.ndarray, categories: list[str])
     etype = pd.Categorical(frame["event_type"].fillna("?"), categories=categories).codes
     return np.column_stack([
         frame["latitude"].to_numpy(float), frame["longitude"].to_numpy(float), t_days,
-        ts.dt.dayofyear.to_numpy(float), ts.dt.dayofweek.to_numpy(float),
+        ts.dt.day_of_year.to_numpy(float), ts.dt.day_of_week.to_numpy(float),
         etype.astype(float), np.log1p(frame["fatalities"].fillna(0).to_numpy(float)),
         frame["location_precision_km"].fillna(1).to_numpy(float)])
 

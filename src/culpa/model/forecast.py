@@ -200,7 +200,7 @@ def _top_actor(model, Q: np.ndarray, lab: np.ndarray):
 
 
 def by_actor(model, per_process: np.ndarray) -> np.ndarray:
-    """Sum the last axis (processes) into actors (see ``HawkesAttributor.ground_by_type``)."""
+    """Sum the last axis (processes) into actors (see ``HawkesAttributor.process_by``)."""
     out = np.zeros(per_process.shape[:-1] + (len(model.actors_),))
     for p, k in enumerate(model.process_actor_):
         out[..., k] += per_process[..., p]
@@ -231,8 +231,10 @@ def _extra_history(model, ev: pd.DataFrame) -> dict:
     actor = ev["actor"].astype(object).where(ev["actor"].notna(), None)
     status = ev["attribution"].astype(object) if "attribution" in ev else pd.Series([None] * n)
     labelled = (actor.notna() & status.isin(LABELLED_STATUSES)).to_numpy()
-    unit = model._unit_names(actor.to_numpy(), ev["event_type"].to_numpy(dtype=object)
-                             if "event_type" in ev else np.full(n, None, dtype=object))
+    none = np.full(n, None, dtype=object)
+    unit = model._unit_names(
+        actor.to_numpy(), ev["event_type"].to_numpy(dtype=object) if "event_type" in ev else none,
+        next((ev[c].to_numpy(dtype=object) for c in ("target", "other_raw") if c in ev), none))
     Q = np.zeros((n, K))
     known = np.array([labelled[i] and unit[i] in lut for i in range(n)], bool)
     Q[known, [lut[a] for a in unit[known]]] = 1.0
