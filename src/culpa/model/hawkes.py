@@ -85,8 +85,8 @@ Labels (latent events only): a Gauss–Seidel sweep over latent events, each upd
 Attribution of a new event (``predict_proba``): ``P(k) ∝ lambda_k(t, x, m) f_k(m)`` from the
 fitted history strictly before ``t`` (no offspring yet, by construction); with persistence, an
 earlier event of the same kind nearby counts more than one of another kind. Measured on the
-shared UCDP Syria data (``culpa backtest --since 2018-01-01 --mask-fraction 0.2``, seeds 0/1/2):
-the kind mark with persistence took top-1 from 0.897/0.893/0.870 to 0.910/0.913/0.904 and
+shared UCDP Syria data (``culpa backtest --since 2018-01-01 --mask-fraction 0.2``, seeds 0/1/2,
+one process per actor, before the date fix): the kind mark with persistence took top-1 from 0.897/0.893/0.870 to 0.910/0.913/0.904 and
 log-loss from 0.325/0.332/0.360 to 0.302/0.254/0.300; the kind mark alone, without
 persistence, changed nothing (0.895/0.897/0.870).
 
