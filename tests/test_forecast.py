@@ -172,5 +172,5 @@ def test_the_background_rate_holds_after_the_last_event(model):
     np.testing.assert_allclose(rates.rate(early), model.temporal_background_.rate(early))
     lat, lon = np.array([35.95, 36.2]), np.array([39.0, 37.1])  # ... and its own intensity
     bg, trig = model.intensity_parts(early, lat, lon)
-    np.testing.assert_allclose(fc.intensity(model, early, lat, lon), fc.by_actor(model, bg + trig),
+    np.testing.assert_allclose(fc.intensity(model, early, lat, lon), model.by_actor(bg + trig),
                                rtol=1e-6)

@@ -33,8 +33,8 @@ def test_each_actor_is_one_process_per_event_type_and_target(syria, model):
     counts = syria["other_raw"].value_counts()
     common = set(counts.index[counts >= HawkesAttributor.PROCESS_MIN_TARGET])
     assert "Government of Syria" in common and "Civilians" not in common  # rarer: pooled
-    expected = {f"{a}|{t}|{g if g in common else '*'}"
-                for a, t, g in zip(labelled["actor"], labelled["event_type"], labelled["other_raw"])}
+    expected = {f"{a}|{t}|{g if g in common else '*'}" for a, t, g in
+                zip(labelled["actor"], labelled["event_type"], labelled["other_raw"])}
     assert set(model.processes_) == expected
     assert {"IS|state-based|Government of Syria", "IS|one-sided|*"} <= set(model.processes_)
     assert set(model.actors_) == set(labelled["actor"])

@@ -98,7 +98,7 @@ from scipy.stats import ncx2
 from culpa.errors import InputError
 from culpa.events.schema import LABELLED_STATUSES
 from culpa.model.geo import LocalProjection, haversine_km
-from culpa.model.hawkes import date_intervals
+from culpa.model.hawkes import _target_column, date_intervals
 
 #: Spectral radius allowed for the in-horizon cascade (``c alpha``).
 CASCADE_CAP = 0.9
@@ -136,7 +136,7 @@ def intensity(model, time, lat, lon) -> np.ndarray:
     x, y = model.projection_.forward(lat, lon)
     _, trig = model.intensity_parts(t, lat, lon)
     bg = BackgroundRates.of(model).rate(t) * background_density(model, t, x, y)
-    return by_actor(model, bg + trig)
+    return model.by_actor(bg + trig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def history(model, extra: pd.DataFrame | None = None) -> History:
     fe = model.fitted_events_
     lat, lon = model.projection_.inverse(fe.x, fe.y)
     lab = np.asarray(fe.labels)
-    top, top_p = _top_actor(model, np.asarray(fe.label_proba), lab)
+    top, top_p = model.event_actors(fe.label_proba, lab)
     parts = [dict(t=fe.t, u=fe.u, x=fe.x, y=fe.y, s2=fe.s2, Ex=fe.excitation,
                   lat=lat, lon=lon, ids=np.asarray(fe.ids, dtype=object),
                   date=np.asarray(fe.start, dtype="datetime64[s]"), actor=top,
@@ -187,24 +187,6 @@ def history(model, extra: pd.DataFrame | None = None) -> History:
         parts.append(_extra_history(model, extra))
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return History(**out)
-
-
-def _top_actor(model, Q: np.ndarray, lab: np.ndarray):
-    """Each event's actor (its label, else the most probable; indices into ``actors_``) and
-    that actor's probability, from process probabilities ``Q`` and process labels ``lab``."""
-    A = np.zeros((len(model.processes_), len(model.actors_)))
-    A[np.arange(len(model.processes_)), model.process_actor_] = 1.0
-    Qa = Q @ A
-    top = np.where(lab >= 0, model.process_actor_[np.maximum(lab, 0)], Qa.argmax(1))
-    return top, Qa[np.arange(len(top)), top] if len(top) else np.zeros(0)
-
-
-def by_actor(model, per_process: np.ndarray) -> np.ndarray:
-    """Sum the last axis (processes) into actors (see ``HawkesAttributor.process_by``)."""
-    out = np.zeros(per_process.shape[:-1] + (len(model.actors_),))
-    for p, k in enumerate(model.process_actor_):
-        out[..., k] += per_process[..., p]
-    return out
 
 
 def _extra_history(model, ev: pd.DataFrame) -> dict:
@@ -231,10 +213,9 @@ def _extra_history(model, ev: pd.DataFrame) -> dict:
     actor = ev["actor"].astype(object).where(ev["actor"].notna(), None)
     status = ev["attribution"].astype(object) if "attribution" in ev else pd.Series([None] * n)
     labelled = (actor.notna() & status.isin(LABELLED_STATUSES)).to_numpy()
-    none = np.full(n, None, dtype=object)
-    unit = model._unit_names(
-        actor.to_numpy(), ev["event_type"].to_numpy(dtype=object) if "event_type" in ev else none,
-        next((ev[c].to_numpy(dtype=object) for c in ("target", "other_raw") if c in ev), none))
+    unit = model._unit_names(actor.to_numpy(), ev["event_type"].to_numpy(dtype=object)
+                             if "event_type" in ev else np.full(n, None, dtype=object),
+                             _target_column(ev))
     Q = np.zeros((n, K))
     known = np.array([labelled[i] and unit[i] in lut for i in range(n)], bool)
     Q[known, [lut[a] for a in unit[known]]] = 1.0
@@ -248,7 +229,7 @@ def _extra_history(model, ev: pd.DataFrame) -> dict:
             "time_end": end[latent],
             "event_type": q["event_type"] if "event_type" in q else None,
             "fatalities": q["fatalities"] if "fatalities" in q else np.nan}))
-    top, top_p = _top_actor(model, Q, np.full(n, -1))
+    top, top_p = model.event_actors(Q, np.full(n, -1))
     return dict(t=t, u=u, x=x, y=y, s2=prec ** 2, Ex=Q @ model.alpha_, lat=lat, lon=lon,
                 ids=ev["id"].astype(str).to_numpy(dtype=object),
                 date=start.to_numpy(dtype="datetime64[s]"), actor=top,
@@ -604,9 +585,9 @@ def forecast_site(model, site: Site, start, horizon_days: float = 7.0,
     tm = time_mass(lo, T + H, hist.t[cand], hist.u[cand], model.omega_, W)
     P = kernel_disc_mass(model, d[cand], R, hist.s2[cand])
     contrib = hist.Ex[cand] * (tm * P)[:, None]  # (m, processes) expected events each adds
-    expected = by_actor(model, cascade_factor(model, H) @ (background + contrib.sum(0)))
-    baseline = by_actor(model, long_run(model, x, y, R, H, space_bg))
-    background, contrib = by_actor(model, background), by_actor(model, contrib)
+    expected = model.by_actor(cascade_factor(model, H) @ (background + contrib.sum(0)))
+    baseline = model.by_actor(long_run(model, x, y, R, H, space_bg))
+    background, contrib = model.by_actor(background), model.by_actor(contrib)
     excitation = contrib.sum(0)
     first = background + excitation
     p_any = -np.expm1(-first)
@@ -772,7 +753,7 @@ def forecast_cells(model, grid: CellGrid, T: float, H: float, hist: History,
                                     cutoff)
             M = Mc if M is None else M + Mc
         out += np.asarray(M.T @ (hist.Ex[cand] * tm[:, None]))
-    return by_actor(model, out)
+    return model.by_actor(out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -86,9 +86,10 @@ Attribution of a new event (``predict_proba``): ``P(k) ∝ lambda_k(t, x, m) f_k
 fitted history strictly before ``t`` (no offspring yet, by construction); with persistence, an
 earlier event of the same kind nearby counts more than one of another kind. Measured on the
 shared UCDP Syria data (``culpa backtest --since 2018-01-01 --mask-fraction 0.2``, seeds 0/1/2,
-one process per actor, before the date fix): the kind mark with persistence took top-1 from 0.897/0.893/0.870 to 0.910/0.913/0.904 and
-log-loss from 0.325/0.332/0.360 to 0.302/0.254/0.300; the kind mark alone, without
-persistence, changed nothing (0.895/0.897/0.870).
+one process per actor, before the date fix): the kind mark with persistence took top-1 from
+0.897/0.893/0.870 to 0.910/0.913/0.904 and log-loss from 0.325/0.332/0.360 to
+0.302/0.254/0.300; the kind mark alone, without persistence, changed nothing
+(0.895/0.897/0.870).
 
 Persistence: :meth:`HawkesAttributor.save` writes one ``.npz`` holding plain arrays plus a JSON
 metadata blob (stored as bytes), compressed; :meth:`HawkesAttributor.load` reads it with
@@ -121,7 +122,7 @@ from culpa.model import kernels as kr
 from culpa.model.background import (CrossFitKDE, SpatialBackground, TemporalBackground,
                                      knn_bandwidths)
 from culpa.model.geo import LocalProjection
-from culpa.model.marks import MARK_CHANNELS, MarkModel
+from culpa.model.marks import MARK_CHANNELS, MarkModel, clean_texts
 from culpa.model.pairs import BYTES_PER_PAIR, GridIndex, build_pairs, reverse_index
 
 FORMAT_VERSION = 3
@@ -342,6 +343,15 @@ class HawkesAttributor:
             ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
         return ts
 
+    def _date_range(self, df, start_col: str, what: str) -> tuple[pd.Series, pd.Series]:
+        """``start_col`` and ``time_end`` (default: the start), the end never before the start."""
+        start = self._times(df, start_col, what)
+        end = self._times(df, "time_end", what) if "time_end" in df.columns else start
+        if (end < start).any():
+            r = int(np.flatnonzero((end < start).to_numpy())[0])
+            raise InputError(f"{what} row {r}: time_end is before {start_col}", field="time_end")
+        return start, end
+
     def _event_arrays(self, df: pd.DataFrame) -> dict:
         self._validate_frame(df, REQUIRED_COLUMNS, "events")
         ids = df["id"].astype(object)
@@ -352,11 +362,7 @@ class HawkesAttributor:
         if len(set(ids)) != len(ids):
             dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
             raise InputError(f"events: id {dup!r} occurs more than once", field="id")
-        start = self._times(df, "time_start")
-        end = self._times(df, "time_end") if "time_end" in df.columns else start
-        if (end < start).any():
-            r = int(np.flatnonzero((end < start).to_numpy())[0])
-            raise InputError(f"events row {r}: time_end is before time_start", field="time_end")
+        start, end = self._date_range(df, "time_start", "events")
         lat = self._floats(df, "latitude", lo=-90, hi=90)
         lon = self._floats(df, "longitude", lo=-180, hi=180)
         n = len(df)
@@ -384,13 +390,9 @@ class HawkesAttributor:
     #: With ``process_by="kind"``, targets with fewer events in the fit are pooled as "*".
     PROCESS_MIN_TARGET = 100
 
-    @staticmethod
-    def _text(v) -> str | None:
-        return v.strip() if isinstance(v, str) and v.strip() else None
-
     def _process_targets(self, target) -> list[str]:
         """The targets that get processes of their own (``process_by="kind"``)."""
-        vc = pd.Series([self._text(v) for v in target], dtype=object).dropna().value_counts()
+        vc = pd.Series(clean_texts(target, len(target)), dtype=object).dropna().value_counts()
         return sorted(vc.index[vc >= self.PROCESS_MIN_TARGET])
 
     def _unit_names(self, actor, etype, target=None) -> np.ndarray:
@@ -400,12 +402,12 @@ class HawkesAttributor:
         act = [None if v is None else str(v) for v in actor]
         if self.process_by == "actor":
             return np.array(act, dtype=object)
-        et = [self._text(e) or "?" for e in etype]
+        et = [e or "?" for e in clean_texts(etype, n)]
         if self.process_by == "type":
             return np.array([None if v is None else f"{v}|{e}" for v, e in zip(act, et)],
                             dtype=object)
         common = set(self._targets)
-        tg = [None] * n if target is None else [self._text(v) for v in target]
+        tg = clean_texts(target, n)
         return np.array([None if v is None else f"{v}|{e}|{g if g in common else '*'}"
                          for v, e, g in zip(act, et, tg)], dtype=object)
 
@@ -415,6 +417,20 @@ class HawkesAttributor:
         A = np.zeros((len(self.processes_), len(self.actors_)))
         A[np.arange(len(self.processes_)), self.process_actor_] = 1.0
         return A
+
+    def by_actor(self, per_process) -> np.ndarray:
+        """Sum the last axis of a per-process array (probabilities, intensities, counts) into
+        actors (columns = ``actors_``)."""
+        return np.asarray(per_process, float) @ self._to_actors
+
+    def event_actors(self, Q, labels) -> tuple[np.ndarray, np.ndarray]:
+        """Each event's actor (index into ``actors_``: its label, else the most probable) and
+        that actor's probability, from process probabilities ``Q`` (n x processes) and process
+        labels (-1 where latent)."""
+        qa = self.by_actor(Q)
+        lab = np.asarray(labels)
+        k = np.where(lab >= 0, self.process_actor_[np.maximum(lab, 0)], qa.argmax(1))
+        return k, qa[np.arange(len(k)), k]
 
     # -----------------------------------------------------------------------------------------
     # fit
@@ -708,7 +724,7 @@ class HawkesAttributor:
         inv = np.empty_like(self.order_)
         inv[self.order_] = np.arange(len(self.order_))
         self._inv = inv
-        self.label_proba_ = self._Q[inv] @ self._to_actors
+        self.label_proba_ = self.by_actor(self._Q[inv])
         self.background_proba_ = self._bg[inv]
         self.branching_ratio_ = self.alpha_.sum(1)
         self.event_ids_ = self._ids[inv]
@@ -804,7 +820,7 @@ class HawkesAttributor:
     def _query_arrays(self, queries: pd.DataFrame):
         tcol = "time" if "time" in queries.columns else "time_start"
         self._validate_frame(queries, (tcol, "latitude", "longitude"), "queries")
-        ts = self._times(queries, tcol, "queries")
+        ts, end = self._date_range(queries, tcol, "queries")
         n = len(queries)
         lat = self._floats(queries, "latitude", lo=-90, hi=90, what="queries")
         lon = self._floats(queries, "longitude", lo=-180, hi=180, what="queries")
@@ -821,11 +837,6 @@ class HawkesAttributor:
         codes = self._marks.encode(np.asarray(etype, dtype=object), _target_column(queries),
                                    np.asarray(fat), prec_raw)
         prec = np.where(np.isnan(prec_raw), self.min_bandwidth_km, prec_raw)
-        end = (self._times(queries, "time_end", "queries").fillna(ts)
-               if "time_end" in queries.columns else ts)
-        if (end < ts).any():
-            r = int(np.flatnonzero((end < ts).to_numpy())[0])
-            raise InputError(f"queries row {r}: time_end is before the time", field="time_end")
         t, u = date_intervals(_days(ts, self.t0_), _days(end, self.t0_), dprec)
         return t, lat, lon, prec, u, codes
 
@@ -868,7 +879,7 @@ class HawkesAttributor:
         The history is every fitted event strictly before the query within ``window_days``.
         """
         self._check_fitted()
-        return self.predict_process_proba(queries) @ self._to_actors
+        return self.by_actor(self.predict_process_proba(queries))
 
     def predict_process_proba(self, queries: pd.DataFrame) -> np.ndarray:
         """As :meth:`predict_proba`, per process (columns = ``processes_``)."""
@@ -926,11 +937,10 @@ class HawkesAttributor:
         fk = np.exp(logf[0])
         total = float(lam @ fk)
         # per actor: the sums over its processes (one process per actor with process_by="actor")
-        A = self._to_actors
-        score = (lam * fk) @ A  # lambda_k f_k
-        lam_a = lam @ A
+        score = self.by_actor(lam * fk)  # lambda_k f_k
+        lam_a = self.by_actor(lam)
         f_a = np.divide(score, lam_a, out=np.zeros_like(score), where=lam_a > 0)
-        contrib_a = (contrib * fk) @ A  # each earlier event's part of lambda_k f_k
+        contrib_a = self.by_actor(contrib * fk)  # each earlier event's part of lambda_k f_k
         post = score / score.sum() if score.sum() > 0 else np.full(len(score), 1 / len(score))
 
         def best(v):  # positions of the `top` largest positive values, largest first
@@ -952,7 +962,7 @@ class HawkesAttributor:
                     "labelled": la_ >= 0,
                     "contribution": float(c), "share": float(share)}
 
-        bg_a, bgf_a = bg[0] @ A, (bg[0] * fk) @ A
+        bg_a, bgf_a = self.by_actor(bg[0]), self.by_actor(bg[0] * fk)
         actors = []
         for k in np.argsort(-post, kind="stable"):
             sk, fa = float(score[k]), float(f_a[k])
@@ -1077,15 +1087,12 @@ class HawkesAttributor:
         mean over its processes weighted by their events."""
         self._check_fitted()
         w = self._Q.sum(0) + 1e-12
-        A = self._to_actors
-        return (np.asarray(per_process, float) * w) @ A / (w @ A)
+        return self.by_actor(np.asarray(per_process, float) * w) / self.by_actor(w)
 
     def _event_actor(self, j: int) -> tuple[int, float]:
-        """A fitted event's actor (its label, else the most probable) and its probability."""
-        qa = self._Q[j] @ self._to_actors
-        la_ = int(self._lab[j])
-        k = int(self.process_actor_[la_]) if la_ >= 0 else int(np.argmax(qa))
-        return k, float(qa[k])
+        """A fitted event's actor and its probability (see :meth:`event_actors`)."""
+        k, p = self.event_actors(self._Q[j:j + 1], self._lab[j:j + 1])
+        return int(k[0]), float(p[0])
 
     def _id_pos(self) -> dict:
         if getattr(self, "_id_lut", None) is None:

@@ -56,7 +56,8 @@ def precision_class(precision_km) -> np.ndarray:
     return code
 
 
-def _texts(values, n: int) -> np.ndarray:
+def clean_texts(values, n: int) -> np.ndarray:
+    """Stripped strings, None for missing or blank values (all None when ``values`` is None)."""
     if values is None:
         return np.full(n, None, dtype=object)
     s = pd.Series(values, dtype=object)
@@ -66,8 +67,8 @@ def _texts(values, n: int) -> np.ndarray:
 
 def kind_labels(event_type, target) -> np.ndarray:
     """``"type|target"`` per event (``"type|*"`` without a target, None without a type)."""
-    et = _texts(event_type, len(event_type))
-    tg = _texts(target, len(et))
+    et = clean_texts(event_type, len(event_type))
+    tg = clean_texts(target, len(et))
     return np.array([None if e is None else f"{e}|{t if t is not None else OTHER_TARGET}"
                      for e, t in zip(et, tg)], dtype=object)
 
@@ -124,8 +125,8 @@ class MarkModel:
     def _kind_codes(self, event_type, target, n: int, fitting: bool) -> np.ndarray:
         lut = {k: i for i, k in enumerate(self.kinds)}
         t_index = {t: i for i, t in enumerate(self.types)}
-        et = _texts(event_type, n)
-        tg = _texts(target, n)
+        et = clean_texts(event_type, n)
+        tg = clean_texts(target, n)
         code = np.full(n, -1, np.int32)
         for i, (e, t) in enumerate(zip(et, tg)):
             if e is None or e not in t_index:
