@@ -210,6 +210,33 @@ def test_background_raster_integrates_to_one_and_matches_exact_kde():
     assert sb.density(np.array([1e6]), np.array([1e6]))[0, 0] == pytest.approx(sb.eps / sb.area)
 
 
+def test_background_update_survives_switching_between_cross_fit_and_leave_one_out():
+    # An actor with weight in both folds gets cross-fitted KDEs; once the labels move its
+    # weight into one fold, a leave-one-out KDE. Each fold of a cross-fit looks up only its
+    # own events' precision levels, leave-one-out all of them: mixing the new proposal into
+    # the old must blur the levels the old one never needed.
+    from culpa.model.background import CrossFitKDE
+
+    rng = np.random.default_rng(3)
+    n = 400
+    x, y = rng.uniform(20, 80, n), rng.uniform(20, 80, n)
+    t = np.sort(rng.uniform(0, 120, n))
+    fold = (t >= 60).astype(np.int8)
+    prec = np.where((fold == 1) & (rng.random(n) < 0.5), 25.0, 1.0)  # fold 0: all exact
+    sb = SpatialBackground(0.0, 0.0, 1.0, 100, 100, 1)
+    sb.set_levels(prec)
+    lvl = sb.level_of(prec)
+    kde = CrossFitKDE(sb, x, y, t, np.full((n, 1), 5.0), lvl, fold)
+    spread = np.ones(n)
+    kde.accept(0, kde.propose(0, spread), 1.0)
+    one_fold = np.where(fold == 1, 1.0, 0.0)
+    kde.accept(0, kde.propose(0, one_fold), 0.5)
+    np.testing.assert_allclose(kde.values[:, 0], 0.5 * kde.propose(0, spread)[2]
+                               + 0.5 * kde.propose(0, one_fold)[2])
+    kde.finalize()
+    assert np.all(np.isfinite(sb.kde(x, y, prec)))
+
+
 def test_temporal_background_never_zero():
     tb = TemporalBackground(0.0, 365.0, 90.0, 2)
     phi = np.zeros((10, 2))

@@ -646,9 +646,22 @@ class CrossFitKDE:
             self.combined[k] = [c.astype(np.float32) for c in comb]
             self.values[:, k] = values
             return
+        def mix(old, new):
+            # a level the new proposal leaves out is not looked up by this fold; one the old
+            # bundle lacks (the proposal switched between cross-fitting and leave-one-out,
+            # which need different levels) is blurred from the old base raster
+            out = []
+            for level, (o, a) in enumerate(zip(old, new)):
+                if a is None:
+                    out.append(None)
+                    continue
+                if o is None:
+                    o = self.sb.blur(old[0].astype(np.float64), level)
+                out.append(((1 - eta) * o + eta * a).astype(np.float32))
+            return out
+
         for f in range(2):
-            self.bundles[k][f] = [[None if a is None else ((1 - eta) * o + eta * a).astype(
-                                   np.float32) for o, a in zip(old, new)]
+            self.bundles[k][f] = [mix(old, new)
                                   for old, new in zip(self.bundles[k][f], bundles[f])]
         self.combined[k] = [((1 - eta) * o + eta * c).astype(np.float32)
                             for o, c in zip(self.combined[k], comb)]
