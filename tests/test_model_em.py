@@ -191,6 +191,10 @@ def test_bad_values_and_states():
     with pytest.raises(InputError) as e:
         HawkesAttributor(window_days=-1).fit(_tiny())
     assert e.value.field == "window_days"
+    for bad in (dict(ground_shrink=-1.0), dict(crossfit_block_days=0)):
+        with pytest.raises(InputError) as e:
+            HawkesAttributor(**bad).fit(_tiny())
+        assert e.value.field == next(iter(bad))
     nolab = _tiny().assign(attribution="suspected")
     with pytest.raises(AnalysisError):
         HawkesAttributor().fit(nolab)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from culpa.events.store import Store
-from culpa.model.hawkes import HawkesAttributor
+from culpa.model.hawkes import HawkesAttributor, _days
 from helpers import UCDP_SYRIA
 
 
@@ -84,3 +84,23 @@ def test_coarser_processes_on_request(syria):
                                                                   labelled["event_type"])}
     by_actor = HawkesAttributor(max_iter=5, process_by="actor").fit(syria)
     assert by_actor.processes_ == by_actor.actors_
+
+
+def test_a_process_with_few_events_keeps_the_shape_of_its_actors_ground(syria, model):
+    # The insurgents killed civilians 10 times in these six months (in the labels), and fought
+    # the army 1,076 times. Without shrinkage, the one-sided ground is a wide blur around
+    # the 10; shrunk towards the actor's ground, it follows where the insurgents are.
+    flat = HawkesAttributor(max_iter=20, ground_shrink=0.0).fit(syria)
+    labelled = syria[~syria["latent"] & syria["actor"].notna()]
+    fights = labelled[(labelled["actor"] == "Syrian insurgents")
+                      & (labelled["event_type"] != "one-sided")]
+    name = "Syrian insurgents|one-sided|*"
+
+    def mean_log_ground(m):
+        x, y = m.projection_.forward(fights["latitude"].to_numpy(),
+                                     fights["longitude"].to_numpy())
+        t = _days(fights["time_start"], m.t0_)
+        density = m.spatial_background_.density(x, y, None, t)
+        return np.log(density[:, m.processes_.index(name)]).mean()
+
+    assert mean_log_ground(model) > mean_log_ground(flat) + 1.0

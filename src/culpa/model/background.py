@@ -528,7 +528,8 @@ class SpatialBackground:
 class CrossFitKDE:
     """Fit-time background of every actor, cross-fitted over alternating time blocks.
 
-    Events fall in two folds by alternating blocks of ``block_days`` (the triggering window).
+    Events fall in two folds by alternating time blocks (``crossfit_block_days`` of the model,
+    15 days: a few triggering decay times, 1/omega being about 9 days on the UCDP data).
     The background density at an event of fold f comes from the KDE of the *other* fold's
     events: a cluster of triggered events (siblings close in space and time) cannot raise the
     background at its own members, which a KDE with bandwidths narrower than the triggering
@@ -543,14 +544,23 @@ class CrossFitKDE:
     ``b_ke = (W_ke KDE_ke + shrink KDE_k) / (W_ke + shrink)``, so an actor quiet in an epoch keeps
     its usual ground there, and one with many events follows where it acts now.
 
+    Groups: when actors are split into processes (``group[k]`` = the actor of process k), a
+    process's KDE also counts its actor's background events as ``group_shrink`` pseudo-events
+    in all (each kernel at the actor-level bandwidth ``H_group``): ``b_k = (W_k KDE_k +
+    s KDE_actor) / (W_k + s)``. A process with few events (the SDF killing civilians) keeps
+    the shape of where its actor is, instead of a bandwidth as wide as its scattered events.
+
     Each update proposes new KDEs (weights = background responsibilities) and mixes them in
     with the step ``eta`` chosen by the caller; everything mixes linearly.
     """
 
     MIN_SHARE = 0.02
 
-    def __init__(self, spatial: SpatialBackground, x, y, t, H, lvl, fold, shrink: float = 10.0):
+    def __init__(self, spatial: SpatialBackground, x, y, t, H, lvl, fold, shrink: float = 10.0,
+                 group=None, H_group=None, group_shrink: float = 0.0):
         self.sb, self.x, self.y, self.H, self.lvl = spatial, x, y, H, lvl
+        self.group, self.H_group, self.group_shrink = group, H_group, float(group_shrink)
+        self.group_weights = None
         self.fold = fold.astype(bool)
         self.psi = spatial.psi(t)  # (N, E)
         self.shrink = float(shrink)
@@ -598,9 +608,21 @@ class CrossFitKDE:
             out.append((R, We, own))
         return out
 
+    def set_group_weights(self, P) -> None:
+        """The background weights of each group (N x groups), for the groups' grounds that
+        the members' grounds are shrunk towards (see the class doc)."""
+        self.group_weights = P
+
     def propose(self, k: int, p: np.ndarray):
         sb, x, y, lvl, f1 = self.sb, self.x, self.y, self.lvl, self.fold
         h = np.nan_to_num(self.H[:, k], nan=1.0)
+        if self.group_shrink > 0 and self.group_weights is not None:
+            g = int(self.group[k])
+            pg = self.group_weights[:, g]
+            Wg = float(pg.sum())
+            if Wg > 0:  # the group's events, as group_shrink pseudo-events in all
+                h = np.where(p > 0, h, np.nan_to_num(self.H_group[:, g], nan=1.0))
+                p = p + (self.group_shrink / Wg) * pg
         E = self.psi.shape[1]
         W = float(p.sum())
         W1 = float(p[f1].sum())

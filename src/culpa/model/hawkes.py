@@ -69,7 +69,8 @@ M-step (conditional maximisations of the surrogate, in this order):
   - ``sigma^2 = Sdd / (2 Sw)`` (variance-component EM step for the imprecise locations; per
     component, with weights ``rho_c = Sc / Sw``, when the spatial kernel is a mixture).
   The background rendered at the fitted events is cross-fitted over alternating time blocks
-  (:class:`culpa.model.background.CrossFitKDE`) so that a cluster cannot explain itself.
+  (:class:`culpa.model.background.CrossFitKDE`) so that a cluster cannot explain itself; a
+  process's ground is shrunk towards its actor's (``ground_shrink`` pseudo-events).
 Acceleration: SQUAREM (Varadhan & Roland 2008) extrapolates (mu, alpha, omega, sigma) from two
   EM steps; the extrapolated state is kept only if ``J`` does not drop, else the plain EM state
   is used — so the recorded ``J`` stays monotone. EM alone crawls along the ridge where
@@ -215,6 +216,13 @@ class HawkesAttributor:
         ``mark_persistence_``, the backgrounds and ``fitted_events_`` are per process,
         ``predict_proba``, ``label_proba_``, ``explain`` and ``chain`` per actor
         (``actor_means`` averages a per-process quantity per actor).
+    ground_shrink : when actors are split into processes, each process's spatial ground is
+        shrunk towards its actor's with this many pseudo-events: a process with a handful of
+        events keeps the shape of where its actor is (see :class:`CrossFitKDE`).
+    crossfit_block_days : the background is cross-fitted over alternating time blocks this
+        long (None: ``window_days``), so that a burst of triggered events cannot explain
+        itself as background; longer blocks also hide the weeks around an event from its
+        own background, which is where the actors nearby are best known.
     accelerate : SQUAREM extrapolation of the global parameters between EM steps (kept only when
         the objective does not drop, so EM stays monotone). Plain EM crawls along the ridge
         where background and triggering trade off; this reaches the optimum in far fewer passes.
@@ -229,6 +237,7 @@ class HawkesAttributor:
                  background_epoch_days: float | None = 365.0,
                  accelerate: bool = True, mark_channels: tuple = MARK_CHANNELS,
                  mark_persistence: bool = True, process_by: str = "kind",
+                 ground_shrink: float = 10.0, crossfit_block_days: float | None = 15.0,
                  verbose: bool = False):
         self.window_days = window_days
         self.radius_km = radius_km
@@ -248,6 +257,8 @@ class HawkesAttributor:
         self.mark_channels = mark_channels
         self.mark_persistence = mark_persistence
         self.process_by = process_by
+        self.ground_shrink = ground_shrink
+        self.crossfit_block_days = crossfit_block_days
         self.verbose = verbose
 
     # -----------------------------------------------------------------------------------------
@@ -257,7 +268,8 @@ class HawkesAttributor:
                "min_bandwidth_km", "n_neighbors", "background_bin_days", "random_state",
                "max_pair_memory_mb", "background_floor", "mark_pseudo_count",
                "spatial_components", "background_epoch_days", "accelerate", "mark_channels",
-               "mark_persistence", "process_by", "verbose")
+               "mark_persistence", "process_by", "ground_shrink", "crossfit_block_days",
+               "verbose")
 
     def get_params(self, deep: bool = True) -> dict:
         return {p: getattr(self, p) for p in self._PARAMS}
@@ -279,10 +291,13 @@ class HawkesAttributor:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise InputError(f"must be a positive number, got {v!r}", field=name)
-        ep = self.background_epoch_days
-        if ep is not None and not (isinstance(ep, (int, float)) and np.isfinite(ep) and ep > 0):
-            raise InputError(f"must be a positive number or None, got {ep!r}",
-                             field="background_epoch_days")
+        for name in ("background_epoch_days", "crossfit_block_days"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise InputError(f"must be a positive number or None, got {v!r}", field=name)
+        gs = self.ground_shrink
+        if not (isinstance(gs, (int, float)) and np.isfinite(gs) and gs >= 0):
+            raise InputError(f"must be a number >= 0, got {gs!r}", field="ground_shrink")
         if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
             raise InputError(f"must be a positive integer, got {self.max_iter!r}",
                              field="max_iter")
@@ -538,8 +553,18 @@ class HawkesAttributor:
         marks.update(Q, mcode)  # from the labelled events only
         spatial.set_levels(prec)
         lvl = spatial.level_of(prec)
-        fold = (np.floor((t - t_begin) / W) % 2).astype(np.int8)
-        kde = CrossFitKDE(spatial, x, y, t, H, lvl, fold)
+        block = W if self.crossfit_block_days is None else float(self.crossfit_block_days)
+        fold = (np.floor((t - t_begin) / block) % 2).astype(np.int8)
+        # processes' grounds shrunk towards their actors' (only when actors are split)
+        shrink = float(self.ground_shrink) if len(actors) < K else 0.0
+        H_actor = None
+        if shrink > 0:
+            alab = np.where(lab >= 0, self.process_actor_[np.maximum(lab, 0)], -1)
+            H_actor = knn_bandwidths(x, y, alab, len(actors), self.n_neighbors, prec,
+                                     self.min_bandwidth_km, default_bw=R)
+        kde = CrossFitKDE(spatial, x, y, t, H, lvl, fold, group=self.process_actor_,
+                          H_group=H_actor, group_shrink=shrink)
+        kde.set_group_weights(self.by_actor(Q))  # the labels, at the start
         for k in range(K):
             kde.accept(k, kde.propose(k, (lab == k).astype(float)), 1.0)
         bloo = spatial.with_floor(kde.values)
@@ -590,6 +615,7 @@ class HawkesAttributor:
             st["logf"] = marks.loglik(mcode)
             temporal.update(r.Phi, bins)
             if refresh:
+                kde.set_group_weights(self.by_actor(r.Phi))
                 self._update_spatial(kde, r.Phi)
                 st["bloo"] = spatial.with_floor(kde.values)
             D = Q.T @ st["Ghat"]
