@@ -104,3 +104,20 @@ def test_a_process_with_few_events_keeps_the_shape_of_its_actors_ground(syria, m
         return np.log(density[:, m.processes_.index(name)]).mean()
 
     assert mean_log_ground(model) > mean_log_ground(flat) + 1.0
+
+
+def test_an_actor_is_present_where_others_fought_it(syria):
+    # The government is the actor of a handful of events here (it killed civilians 5 times)
+    # but the target of 1,876: where it was fought, it was. With ground_presence its one-sided
+    # ground follows its front lines, not just its five killings.
+    fronts = syria[syria["other_raw"] == "Government of Syria"]
+    name = "Government of Syria|one-sided|*"
+
+    def mean_log_ground(presence):
+        m = HawkesAttributor(max_iter=20, ground_presence=presence).fit(syria)
+        x, y = m.projection_.forward(fronts["latitude"].to_numpy(),
+                                     fronts["longitude"].to_numpy())
+        density = m.spatial_background_.density(x, y, None, _days(fronts["time_start"], m.t0_))
+        return np.log(density[:, m.processes_.index(name)]).mean()
+
+    assert mean_log_ground(True) > mean_log_ground(False) + 1.0

@@ -88,6 +88,33 @@ def knn_bandwidths(x, y, lab, n_actors: int, n_neighbors: int, precision_km, min
     return np.where(np.isnan(h), np.nan, np.maximum(h, min_bw))
 
 
+def member_bandwidths(x, y, members, query, n_neighbors: int, precision_km, min_bw: float,
+                      default_bw: float) -> np.ndarray:
+    """As :func:`knn_bandwidths` for overlapping groups: h[i, g] for every member of group g
+    (``members``, N x G bool) and every ``query`` event, from the group's members."""
+    n, G = members.shape
+    h = np.full((n, G), np.nan)
+    pts = np.column_stack([x, y])
+    floor = np.maximum(np.asarray(precision_km, float), min_bw)
+    q = np.flatnonzero(query)
+    for g in range(G):
+        own = np.flatnonzero(members[:, g])
+        if len(own) < 2:
+            h[own, g] = default_bw
+            h[q, g] = default_bw
+            continue
+        kk = min(n_neighbors, len(own) - 1)
+        tree = cKDTree(pts[own])
+        d, _ = tree.query(pts[own], k=kk + 1)
+        h[own, g] = d[:, -1]
+        rest = q[~members[q, g]]
+        if len(rest):
+            d, _ = tree.query(pts[rest], k=kk)
+            h[rest, g] = d if kk == 1 else d[:, -1]
+    h = np.fmax(h, floor[:, None])
+    return np.where(np.isnan(h), np.nan, np.maximum(h, min_bw))
+
+
 # ---------------------------------------------------------------------------------------------
 # numba helpers
 
@@ -549,6 +576,7 @@ class CrossFitKDE:
     in all (each kernel at the actor-level bandwidth ``H_group``): ``b_k = (W_k KDE_k +
     s KDE_actor) / (W_k + s)``. A process with few events (the SDF killing civilians) keeps
     the shape of where its actor is, instead of a bandwidth as wide as its scattered events.
+    The group weights are the caller's (the model adds where each actor was fought).
 
     Each update proposes new KDEs (weights = background responsibilities) and mixes them in
     with the step ``eta`` chosen by the caller; everything mixes linearly.

@@ -121,7 +121,7 @@ from culpa.errors import AnalysisError, InputError
 from culpa.events.schema import LABELLED_STATUSES
 from culpa.model import kernels as kr
 from culpa.model.background import (CrossFitKDE, SpatialBackground, TemporalBackground,
-                                     knn_bandwidths)
+                                     knn_bandwidths, member_bandwidths)
 from culpa.model.geo import LocalProjection
 from culpa.model.marks import MARK_CHANNELS, MarkModel, clean_texts
 from culpa.model.pairs import BYTES_PER_PAIR, GridIndex, build_pairs, reverse_index
@@ -219,6 +219,10 @@ class HawkesAttributor:
     ground_shrink : when actors are split into processes, each process's spatial ground is
         shrunk towards its actor's with this many pseudo-events: a process with a handful of
         events keeps the shape of where its actor is (see :class:`CrossFitKDE`).
+    ground_presence : an actor's ground (the one its processes are shrunk towards) also counts
+        the events where it was the target, one pseudo-event each: where others fought the
+        army or the SDF, the army or the SDF was. A target counts when its text is the
+        actor's canonical name exactly.
     crossfit_block_days : the background is cross-fitted over alternating time blocks this
         long (None: ``window_days``), so that a burst of triggered events cannot explain
         itself as background; longer blocks also hide the weeks around an event from its
@@ -237,7 +241,8 @@ class HawkesAttributor:
                  background_epoch_days: float | None = 365.0,
                  accelerate: bool = True, mark_channels: tuple = MARK_CHANNELS,
                  mark_persistence: bool = True, process_by: str = "kind",
-                 ground_shrink: float = 10.0, crossfit_block_days: float | None = 15.0,
+                 ground_shrink: float = 10.0, ground_presence: bool = True,
+                 crossfit_block_days: float | None = 15.0,
                  verbose: bool = False):
         self.window_days = window_days
         self.radius_km = radius_km
@@ -258,6 +263,7 @@ class HawkesAttributor:
         self.mark_persistence = mark_persistence
         self.process_by = process_by
         self.ground_shrink = ground_shrink
+        self.ground_presence = ground_presence
         self.crossfit_block_days = crossfit_block_days
         self.verbose = verbose
 
@@ -268,8 +274,8 @@ class HawkesAttributor:
                "min_bandwidth_km", "n_neighbors", "background_bin_days", "random_state",
                "max_pair_memory_mb", "background_floor", "mark_pseudo_count",
                "spatial_components", "background_epoch_days", "accelerate", "mark_channels",
-               "mark_persistence", "process_by", "ground_shrink", "crossfit_block_days",
-               "verbose")
+               "mark_persistence", "process_by", "ground_shrink", "ground_presence",
+               "crossfit_block_days", "verbose")
 
     def get_params(self, deep: bool = True) -> dict:
         return {p: getattr(self, p) for p in self._PARAMS}
@@ -558,13 +564,23 @@ class HawkesAttributor:
         # processes' grounds shrunk towards their actors' (only when actors are split)
         shrink = float(self.ground_shrink) if len(actors) < K else 0.0
         H_actor = None
+        fought = np.zeros((n, len(actors)))  # where each actor was the target
         if shrink > 0:
             alab = np.where(lab >= 0, self.process_actor_[np.maximum(lab, 0)], -1)
-            H_actor = knn_bandwidths(x, y, alab, len(actors), self.n_neighbors, prec,
-                                     self.min_bandwidth_km, default_bw=R)
+            members = np.zeros((n, len(actors)), bool)
+            members[labelled, alab[labelled]] = True
+            if self.ground_presence:
+                tg = clean_texts(a["target"][order], n)
+                a_lut = {v: i for i, v in enumerate(actors)}
+                rows = np.array([i for i, v in enumerate(tg) if v in a_lut], int)
+                if len(rows):
+                    fought[rows, [a_lut[tg[i]] for i in rows]] = 1.0
+                members |= fought > 0
+            H_actor = member_bandwidths(x, y, members, lab < 0, self.n_neighbors, prec,
+                                        self.min_bandwidth_km, default_bw=R)
         kde = CrossFitKDE(spatial, x, y, t, H, lvl, fold, group=self.process_actor_,
                           H_group=H_actor, group_shrink=shrink)
-        kde.set_group_weights(self.by_actor(Q))  # the labels, at the start
+        kde.set_group_weights(self.by_actor(Q) + fought)  # the labels, at the start
         for k in range(K):
             kde.accept(k, kde.propose(k, (lab == k).astype(float)), 1.0)
         bloo = spatial.with_floor(kde.values)
@@ -615,7 +631,7 @@ class HawkesAttributor:
             st["logf"] = marks.loglik(mcode)
             temporal.update(r.Phi, bins)
             if refresh:
-                kde.set_group_weights(self.by_actor(r.Phi))
+                kde.set_group_weights(self.by_actor(r.Phi) + fought)
                 self._update_spatial(kde, r.Phi)
                 st["bloo"] = spatial.with_floor(kde.values)
             D = Q.T @ st["Ghat"]
