@@ -66,32 +66,18 @@ TRUNCATE = 4.0
 def knn_bandwidths(x, y, lab, n_actors: int, n_neighbors: int, precision_km, min_bw: float,
                    default_bw: float) -> np.ndarray:
     """h[i, k] for every labelled event of actor k and every latent event (NaN elsewhere)."""
-    n = len(x)
-    h = np.full((n, n_actors), np.nan)
-    pts = np.column_stack([x, y])
-    latent = np.flatnonzero(lab < 0)
-    floor = np.maximum(np.asarray(precision_km, float), min_bw)
-    for k in range(n_actors):
-        own = np.flatnonzero(lab == k)
-        if len(own) < 2:
-            h[own, k] = default_bw
-            h[latent, k] = default_bw
-            continue
-        kk = min(n_neighbors, len(own) - 1)
-        tree = cKDTree(pts[own])
-        d, _ = tree.query(pts[own], k=kk + 1)  # includes itself at distance 0
-        h[own, k] = d[:, -1]
-        if len(latent):
-            d, _ = tree.query(pts[latent], k=kk)
-            h[latent, k] = d if kk == 1 else d[:, -1]
-    h = np.fmax(h, floor[:, None])
-    return np.where(np.isnan(h), np.nan, np.maximum(h, min_bw))
+    lab = np.asarray(lab)
+    members = lab[:, None] == np.arange(n_actors)[None, :]
+    return member_bandwidths(x, y, members, lab < 0, n_neighbors, precision_km, min_bw,
+                             default_bw)
 
 
 def member_bandwidths(x, y, members, query, n_neighbors: int, precision_km, min_bw: float,
                       default_bw: float) -> np.ndarray:
-    """As :func:`knn_bandwidths` for overlapping groups: h[i, g] for every member of group g
-    (``members``, N x G bool) and every ``query`` event, from the group's members."""
+    """h[i, g] for every member of group g (``members``, N x G bool; groups may overlap) and
+    every ``query`` event: the distance to the ``n_neighbors``-th nearest member of g (no
+    less than the event's precision or ``min_bw``; ``default_bw`` for a group of one), NaN
+    elsewhere."""
     n, G = members.shape
     h = np.full((n, G), np.nan)
     pts = np.column_stack([x, y])

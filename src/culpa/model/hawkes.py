@@ -561,23 +561,7 @@ class HawkesAttributor:
         lvl = spatial.level_of(prec)
         block = W if self.crossfit_block_days is None else float(self.crossfit_block_days)
         fold = (np.floor((t - t_begin) / block) % 2).astype(np.int8)
-        # processes' grounds shrunk towards their actors' (only when actors are split)
-        shrink = float(self.ground_shrink) if len(actors) < K else 0.0
-        H_actor = None
-        fought = np.zeros((n, len(actors)))  # where each actor was the target
-        if shrink > 0:
-            alab = np.where(lab >= 0, self.process_actor_[np.maximum(lab, 0)], -1)
-            members = np.zeros((n, len(actors)), bool)
-            members[labelled, alab[labelled]] = True
-            if self.ground_presence:
-                tg = clean_texts(a["target"][order], n)
-                a_lut = {v: i for i, v in enumerate(actors)}
-                rows = np.array([i for i, v in enumerate(tg) if v in a_lut], int)
-                if len(rows):
-                    fought[rows, [a_lut[tg[i]] for i in rows]] = 1.0
-                members |= fought > 0
-            H_actor = member_bandwidths(x, y, members, lab < 0, self.n_neighbors, prec,
-                                        self.min_bandwidth_km, default_bw=R)
+        shrink, H_actor, fought = self._actor_grounds(x, y, lab, a["target"][order], prec, R)
         kde = CrossFitKDE(spatial, x, y, t, H, lvl, fold, group=self.process_actor_,
                           H_group=H_actor, group_shrink=shrink)
         kde.set_group_weights(self.by_actor(Q) + fought)  # the labels, at the start
@@ -831,6 +815,28 @@ class HawkesAttributor:
         if res.fun <= neg(math.log(omega)):
             return float(math.exp(res.x))
         return omega
+
+    def _actor_grounds(self, x, y, lab, target, prec, R):
+        """What the processes' grounds are shrunk towards (only when actors are split): the
+        shrinkage, the actor-level bandwidths, and where each actor was the target (n x
+        actors, 1 there: ``ground_presence``)."""
+        n, A = len(lab), len(self.actors_)
+        fought = np.zeros((n, A))
+        if not (self.ground_shrink > 0 and A < len(self.processes_)):
+            return 0.0, None, fought
+        members = np.zeros((n, A), bool)
+        own = np.flatnonzero(lab >= 0)
+        members[own, self.process_actor_[lab[own]]] = True
+        if self.ground_presence:
+            index = {v: i for i, v in enumerate(self.actors_)}
+            tg = clean_texts(target, n)
+            rows = np.array([i for i, v in enumerate(tg) if v in index], int)
+            if len(rows):
+                fought[rows, [index[tg[i]] for i in rows]] = 1.0
+            members |= fought > 0
+        H = member_bandwidths(x, y, members, lab < 0, self.n_neighbors, prec,
+                              self.min_bandwidth_km, default_bw=R)
+        return float(self.ground_shrink), H, fought
 
     @staticmethod
     def _update_spatial(kde: CrossFitKDE, Phi) -> None:
