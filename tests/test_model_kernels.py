@@ -247,6 +247,16 @@ def test_temporal_background_never_zero():
     assert tb.integral()[1] == pytest.approx(tb.tau * len(tb.lengths))
 
 
+def test_temporal_background_with_a_prior_per_bin():
+    # pseudo-counts spread over the bins (as an actor's activity): a quiet bin keeps a rate
+    tb = TemporalBackground(0.0, 360.0, 90.0, 1)
+    extra = np.array([[0.0, 0.0, 4.0, 0.0]])
+    tb.add_prior(extra)
+    tb.update(np.ones((3, 1)), np.array([0, 0, 1]))
+    np.testing.assert_allclose(tb.mu[0] * tb.lengths, [2.1, 1.1, 4.1, 0.1])
+    assert tb.log_prior() == pytest.approx(float(np.sum((0.1 + extra) * np.log(tb.mu))))
+
+
 def test_marks_weighted_counts_and_missing_marks():
     band = fatality_band([0, 1, 4, 5, 24, 25, np.nan, -1])
     assert band.tolist() == [0, 1, 1, 2, 2, 3, -1, -1]

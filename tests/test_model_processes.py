@@ -44,6 +44,9 @@ def test_each_actor_is_one_process_per_event_type_and_target(syria, model):
     assert model.alpha_.shape == (len(model.processes_),) * 2
     assert model.label_proba_.shape == (len(syria), len(model.actors_))
     np.testing.assert_allclose(model.label_proba_.sum(1), 1.0)
+    # the shrinkage towards the actors (in space and in time) keeps EM monotone
+    J = np.asarray(model.log_likelihood_)
+    assert np.all(np.diff(J) >= -1e-9 * np.abs(J[1:]))
 
 
 def test_an_attribution_sums_the_actors_processes(syria, model):

@@ -718,7 +718,9 @@ class CrossFitKDE:
 
 
 class TemporalBackground:
-    """mu_k(t): piecewise-constant rates per bin, MAP with a pseudo-count ``tau`` per bin."""
+    """mu_k(t): piecewise-constant rates per bin, MAP under Gamma priors: a pseudo-count
+    ``tau`` per bin, plus any fixed per-actor, per-bin pseudo-counts from :meth:`add_prior`
+    (the model's shrinkage of a process's rate towards its actor's activity)."""
 
     def __init__(self, t_start: float, t_end: float, bin_days: float, n_actors: int,
                  tau: float = 0.1):
@@ -747,14 +749,24 @@ class TemporalBackground:
         K, nbins = self.mu.shape
         for k in range(K):
             s = np.bincount(bins, weights=phi[:, k], minlength=nbins)
-            self.mu[k] = (s + self.tau) / self.lengths
+            self.mu[k] = (s + self.pseudo[k]) / self.lengths
 
     def integral(self) -> np.ndarray:
         """int mu_k dt over the fitted period, per actor."""
         return self.mu @ self.lengths
 
     def log_prior(self) -> float:
-        return self.tau * float(np.sum(np.log(self.mu)))
+        return float(np.sum(self.pseudo * np.log(self.mu)))
+
+    @property
+    def pseudo(self) -> np.ndarray:
+        """Gamma pseudo-counts per actor and bin (``tau``, plus any set by :meth:`add_prior`)."""
+        extra = getattr(self, "_extra", None)
+        return self.tau + (0.0 if extra is None else extra) + np.zeros_like(self.mu)
+
+    def add_prior(self, extra: np.ndarray) -> None:
+        """Further pseudo-counts (K x bins), fixed for the fit."""
+        self._extra = np.asarray(extra, float)
 
     def meta(self) -> dict:
         return {"tau": self.tau, "t_start": self.t_start, "t_end": self.t_end}

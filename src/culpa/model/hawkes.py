@@ -218,7 +218,9 @@ class HawkesAttributor:
         (``actor_means`` averages a per-process quantity per actor).
     ground_shrink : when actors are split into processes, each process's spatial ground is
         shrunk towards its actor's with this many pseudo-events: a process with a handful of
-        events keeps the shape of where its actor is (see :class:`CrossFitKDE`).
+        events keeps the shape of where its actor is (see :class:`CrossFitKDE`). Its rate
+        ``mu_k(t)`` gets as many background pseudo-events, spread over time as its actor's
+        activity: the SDF rarely kills civilians, but more likely when it is fighting nearby.
     ground_presence : an actor's ground (the one its processes are shrunk towards) also counts
         the events where it was the target, one pseudo-event each: where others fought the
         army or the SDF, the army or the SDF was. A target counts when its text is the
@@ -565,6 +567,13 @@ class HawkesAttributor:
         kde = CrossFitKDE(spatial, x, y, t, H, lvl, fold, group=self.process_actor_,
                           H_group=H_actor, group_shrink=shrink)
         kde.set_group_weights(self.by_actor(Q) + fought)  # the labels, at the start
+        if shrink > 0:  # the rates too: pseudo-events spread as the actor's activity in time
+            presence = self.by_actor(Q) + fought
+            nb = temporal.mu.shape[1]
+            profile = np.stack([np.bincount(bins, weights=presence[:, g], minlength=nb)
+                                for g in range(presence.shape[1])])
+            profile /= np.maximum(profile.sum(1, keepdims=True), 1e-12)
+            temporal.add_prior(shrink * profile[self.process_actor_])
         for k in range(K):
             kde.accept(k, kde.propose(k, (lab == k).astype(float)), 1.0)
         bloo = spatial.with_floor(kde.values)
