@@ -57,7 +57,9 @@ M-step (conditional maximisations of the surrogate, in this order):
     MAP under a Beta(2, 2) prior whose log density is part of ``J``;
   - marks: ``P(c|k) ∝ sum_i Q[i,k] [m_i = c] + a`` (for the kind channel, ``Q[i,k]`` less the
     share of ``i`` whose kind was copied from its trigger);
-  - ``mu_kb = (sum_{i in bin b} phi_ik + tau) / L_b`` with ``phi_ik`` the background resp.;
+  - ``mu_kb = (sum_{i in bin b} phi_ik + tau + s_kb) / L_b`` with ``phi_ik`` the background
+    resp. and ``s_kb`` the fixed pseudo-counts that shrink a process's rate towards its
+    actor's activity (``ground_shrink``; 0 with one process per actor);
   - ``b_k``: a new weighted KDE of the background responsibilities (Zhuang-style declustering)
     is *proposed* and mixed in as ``(1 - eta) b_old + eta b_new`` with ``eta`` in [0, 1]
     maximising the background part of the surrogate, ``sum_i phi_ik log b_k(x_i)`` (concave in
