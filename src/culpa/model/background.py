@@ -732,6 +732,7 @@ class TemporalBackground:
             self.edges = np.delete(self.edges, -2)  # fold a sliver into the previous bin
         self.tau = float(tau)
         self.mu = np.ones((n_actors, len(self.edges) - 1))
+        self.extra = 0.0  # further pseudo-counts per actor and bin (add_prior)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -747,9 +748,10 @@ class TemporalBackground:
     def update(self, phi: np.ndarray, bins: np.ndarray) -> None:
         """MAP update from background responsibilities phi (N x K) of events in ``bins``."""
         K, nbins = self.mu.shape
+        pseudo = self.pseudo
         for k in range(K):
             s = np.bincount(bins, weights=phi[:, k], minlength=nbins)
-            self.mu[k] = (s + self.pseudo[k]) / self.lengths
+            self.mu[k] = (s + pseudo[k]) / self.lengths
 
     def integral(self) -> np.ndarray:
         """int mu_k dt over the fitted period, per actor."""
@@ -761,12 +763,11 @@ class TemporalBackground:
     @property
     def pseudo(self) -> np.ndarray:
         """Gamma pseudo-counts per actor and bin (``tau``, plus any set by :meth:`add_prior`)."""
-        extra = getattr(self, "_extra", None)
-        return self.tau + (0.0 if extra is None else extra) + np.zeros_like(self.mu)
+        return np.broadcast_to(self.tau + self.extra, self.mu.shape)
 
     def add_prior(self, extra: np.ndarray) -> None:
         """Further pseudo-counts (K x bins), fixed for the fit."""
-        self._extra = np.asarray(extra, float)
+        self.extra = np.asarray(extra, float)
 
     def meta(self) -> dict:
         return {"tau": self.tau, "t_start": self.t_start, "t_end": self.t_end}
@@ -777,4 +778,5 @@ class TemporalBackground:
         tb.t_start, tb.t_end, tb.tau = meta["t_start"], meta["t_end"], meta["tau"]
         tb.edges = np.asarray(edges, float)
         tb.mu = np.asarray(mu, float)
+        tb.extra = 0.0  # a fit-time prior: not needed to predict
         return tb

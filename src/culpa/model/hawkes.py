@@ -568,9 +568,9 @@ class HawkesAttributor:
         shrink, H_actor, fought = self._actor_grounds(x, y, lab, a["target"][order], prec, R)
         kde = CrossFitKDE(spatial, x, y, t, H, lvl, fold, group=self.process_actor_,
                           H_group=H_actor, group_shrink=shrink)
-        kde.set_group_weights(self.by_actor(Q) + fought)  # the labels, at the start
+        presence = self.by_actor(Q) + fought  # the labels (and targets), at the start
+        kde.set_group_weights(presence)
         if shrink > 0:  # the rates too: pseudo-events spread as the actor's activity in time
-            presence = self.by_actor(Q) + fought
             nb = temporal.mu.shape[1]
             profile = np.stack([np.bincount(bins, weights=presence[:, g], minlength=nb)
                                 for g in range(presence.shape[1])])
