@@ -81,3 +81,29 @@ def test_explain_and_predict_agree_when_kinds_persist():
     for a in doc["actors"]:  # the terms, persistence included, add up to the intensity
         assert a["background_share"] + sum(e["share"] for e in a["top_events"]) == \
             pytest.approx(1.0, rel=1e-6)
+
+
+def test_nobody_attacks_itself():
+    ev = _with_targets(0.5, seed=8)
+    # the two actors fight each other some of the time (as in the UCDP non-state dyads)
+    rng = np.random.default_rng(3)
+    other = {"actor_A": "actor_B", "actor_B": "actor_A"}
+    duel = rng.uniform(size=len(ev)) < 0.2
+    ev.loc[duel, "target"] = ev.loc[duel, "true_actor"].map(other)
+    ev.loc[duel, "event_type"] = "non-state"
+    for process_by in ("actor", "kind"):
+        m = HawkesAttributor(max_iter=30, process_by=process_by).fit(ev)
+        q = ev[["time_start", "latitude", "longitude"]].iloc[::7]
+        P = m.predict_proba(q.assign(event_type="non-state", target="actor_A"))
+        assert np.all(P[:, m.actors_.index("actor_A")] < 1e-200)
+        assert np.allclose(P.sum(1), 1.0)
+        J = np.asarray(m.log_likelihood_)
+        assert np.all(np.isfinite(J)) and np.all(np.diff(J) >= -1e-6 * abs(J[-1]))  # monotone
+        # a latent event against actor_A is never actor_A's
+        lat = ev.assign(latent=duel & (ev["target"] == "actor_A").to_numpy()
+                        & (np.arange(len(ev)) % 2 == 0))
+        m2 = HawkesAttributor(max_iter=30, process_by=process_by).fit(lat)
+        rows = np.flatnonzero(lat["latent"].to_numpy())
+        pos = {e: i for i, e in enumerate(m2.event_ids_)}
+        Q = m2.label_proba_[[pos[e] for e in lat["id"].iloc[rows]]]
+        assert np.all(Q[:, m2.actors_.index("actor_A")] < 1e-200)

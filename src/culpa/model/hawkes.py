@@ -515,6 +515,7 @@ class HawkesAttributor:
         self.processes_ = units
         a_lut = {k: i for i, k in enumerate(actors)}
         self.process_actor_ = np.array([a_lut[str(owner[v])] for v in units], np.int32)
+        marks.forbid_self_targets([actors[g] for g in self.process_actor_])
         self.n_events_ = n
         self._t, self._u, self._x, self._y, self._prec, self._s2 = t, u, x, y, prec, s2
         self._lab, self._mcode = lab, mcode

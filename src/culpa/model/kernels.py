@@ -84,6 +84,7 @@ import math
 import numba as nb
 import numpy as np
 
+from culpa.model.marks import LOG_ZERO
 from culpa.model.pairs import _lower_bound
 
 TWO_PI = 2.0 * math.pi
@@ -470,7 +471,10 @@ def persistence(kind, log_f, rho):
     Bm = np.zeros((n, K))
     ok = kind >= 0
     A[ok] = 1.0 - rho[None, :]
-    Bm[ok] = rho[None, :] / np.exp(log_f[:, kind[ok]].T)
+    lf = log_f[:, kind[ok]].T
+    # a kind an actor cannot have (marks.LOG_ZERO) is never copied into it either
+    Bm[ok] = np.where(lf > 0.5 * LOG_ZERO, rho[None, :] / np.exp(np.maximum(lf, 0.5 * LOG_ZERO)),
+                      0.0)
     return kind, A, Bm
 
 

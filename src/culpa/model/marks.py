@@ -23,6 +23,12 @@ Channels (``MARK_CHANNELS``):
   (``culpa attribute`` without ``--precision-km``), where it is not an observation.
 
 A missing mark (no event type, unknown fatalities) contributes nothing (f = 1 for every actor).
+
+Structural zeros: no actor fights itself, so a kind whose target is the actor's own name has
+probability zero for that actor's processes (:meth:`MarkModel.forbid_self_targets`; the
+Dirichlet pseudo-counts go to the other kinds only). Without it the uniform pseudo-count gave
+the SDF a share of the IS attacks on the SDF: Syria backtest log-loss 0.2312 / 0.2234 / 0.2383
+(seeds 0 / 1 / 2) before, 0.2297 / 0.2232 / 0.2371 with it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ _BAND_EDGES = np.array([0.5, 4.5, 24.5])
 PRECISION_CLASSES = ("<=1 km", "<=25 km", "<=50 km", ">50 km")
 _PRECISION_EDGES = np.array([1.0, 25.0, 50.0])
 OTHER_TARGET = "*"
+#: log P of a kind that cannot happen (finite, so that 0 x log P stays 0 in the sums).
+LOG_ZERO = -700.0
 
 
 def fatality_band(fatalities) -> np.ndarray:
@@ -88,6 +96,16 @@ class MarkModel:
         sizes = {"kind": max(len(self.kinds), 1), "fatalities": len(FATALITY_BANDS),
                  "precision": len(PRECISION_CLASSES)}
         self.log_p = [np.full((n_actors, sizes[c]), -np.log(sizes[c])) for c in self.channels]
+        self.forbidden = None  # (n_actors x kinds) bool: kinds an actor cannot have
+
+    def forbid_self_targets(self, actor_names) -> None:
+        """Each actor (process) ``k`` of actor ``actor_names[k]`` never has a kind whose target
+        is that name (exact text): nobody attacks or fights itself."""
+        targets = [k.split("|", 1)[1] for k in self.kinds]
+        self.forbidden = np.array([[t == a for t in targets] for a in actor_names], bool)
+        if "kind" in self.channels:
+            c = self.channels.index("kind")
+            self.log_p[c] = self._renormalise(np.exp(self.log_p[c]))
 
     @classmethod
     def for_events(cls, event_type, target, n_actors: int, pseudo_count: float = 1.0,
@@ -143,7 +161,7 @@ class MarkModel:
         ``Q`` for the kind channel: the share of each event whose kind was drawn afresh rather
         than copied from its trigger (mark persistence, see :mod:`culpa.model.hawkes`)."""
         self.log_p = [self._fit(kind_weights if (ch == "kind" and kind_weights is not None)
-                                else Q, codes[:, c], lp.shape[1])
+                                else Q, codes[:, c], lp.shape[1], ch == "kind")
                       for c, (ch, lp) in enumerate(zip(self.channels, self.log_p))]
 
     def kind_log_p(self):
@@ -157,14 +175,22 @@ class MarkModel:
         k = codes[:, self.channels.index("kind")]
         return np.where(k >= 0, k, -1).astype(np.int32)
 
-    def _fit(self, Q, code, C):
+    def _fit(self, Q, code, C, kind: bool = False):
         K = Q.shape[1]
         counts = np.zeros((K, C))
         ok = code >= 0
         for k in range(K):
             counts[k] = np.bincount(code[ok], weights=Q[ok, k], minlength=C)[:C]
+        if kind and self.forbidden is not None:
+            return self._renormalise(counts + self.a)
         p = (counts + self.a) / (counts.sum(1, keepdims=True) + C * self.a)
         return np.log(p)
+
+    def _renormalise(self, w):
+        """log of ``w`` normalised per actor over the kinds it can have (LOG_ZERO elsewhere)."""
+        w = np.where(self.forbidden, 0.0, w)
+        with np.errstate(divide="ignore"):
+            return np.maximum(np.log(w / w.sum(1, keepdims=True)), LOG_ZERO)
 
     def loglik(self, codes: np.ndarray) -> np.ndarray:
         """log f_k(m_i), (N x K)."""
@@ -182,7 +208,11 @@ class MarkModel:
         return out
 
     def log_prior(self) -> float:
-        return self.a * float(sum(lp.sum() for lp in self.log_p))
+        total = 0.0
+        for ch, lp in zip(self.channels, self.log_p):
+            allowed = ~self.forbidden if (ch == "kind" and self.forbidden is not None) else True
+            total += float(np.sum(lp, where=allowed))
+        return self.a * total
 
     def table(self, actor: int) -> dict:
         """P(category | actor) per channel, for explanations."""
