@@ -43,6 +43,7 @@ zero. Outside the fitted period the nearest bin's rate is used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -539,6 +540,12 @@ class SpatialBackground:
         return sb
 
 
+@functools.lru_cache(maxsize=1)
+def _fold_pool() -> ThreadPoolExecutor:
+    """Two threads for the two folds' renders, started once."""
+    return ThreadPoolExecutor(2, thread_name_prefix="culpa-kde")
+
+
 class CrossFitKDE:
     """Fit-time background of every actor, cross-fitted over alternating time blocks.
 
@@ -649,10 +656,9 @@ class CrossFitKDE:
                 r = self._epoch_rasters(h, np.where(f1 == on, p, 0.0), False)
                 return r, [sb.bundle(r[e][0], self.needed[seen_by][e]) for e in range(E)]
 
-            with ThreadPoolExecutor(2) as pool:
-                job0 = pool.submit(fold, False, 1)
-                job1 = pool.submit(fold, True, 0)
-                (r0, b0), (r1, b1) = job0.result(), job1.result()
+            job0 = _fold_pool().submit(fold, False, 1)
+            job1 = _fold_pool().submit(fold, True, 0)
+            (r0, b0), (r1, b1) = job0.result(), job1.result()
             bundles = [b1, b0]  # fold 0 sees fold 1's KDE and vice versa
             for f, sel in ((0, ~f1), (1, f1)):
                 idx = np.flatnonzero(sel)

@@ -471,10 +471,12 @@ def persistence(kind, log_f, rho):
     Bm = np.zeros((n, K))
     ok = kind >= 0
     A[ok] = 1.0 - rho[None, :]
-    lf = log_f[:, kind[ok]].T
-    # a kind an actor cannot have (marks.LOG_ZERO) is never copied into it either
-    Bm[ok] = np.where(lf > 0.5 * LOG_ZERO, rho[None, :] / np.exp(np.maximum(lf, 0.5 * LOG_ZERO)),
-                      0.0)
+    # per kind first (kinds x K), then gathered per event; a kind an actor cannot have
+    # (marks.LOG_ZERO) is never copied into it either
+    lf = log_f.T
+    table = np.where(lf > 0.5 * LOG_ZERO, rho[None, :] / np.exp(np.maximum(lf, 0.5 * LOG_ZERO)),
+                     0.0)
+    Bm[ok] = table[kind[ok]]
     return kind, A, Bm
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 MARK_CHANNELS = ("kind", "fatalities", "precision")
 #: Fatality bands: 0, 1-4, 5-24, 25+.
@@ -176,11 +177,10 @@ class MarkModel:
         return np.where(k >= 0, k, -1).astype(np.int32)
 
     def _fit(self, Q, code, C, kind: bool = False):
-        K = Q.shape[1]
-        counts = np.zeros((K, C))
-        ok = code >= 0
-        for k in range(K):
-            counts[k] = np.bincount(code[ok], weights=Q[ok, k], minlength=C)[:C]
+        ok = np.flatnonzero((code >= 0) & (code < C))
+        # counts[k, c] = sum_i Q[i, k] [code_i = c], as one sparse product (K x N by N x C)
+        onehot = sparse.csr_matrix((np.ones(len(ok)), (code[ok], ok)), shape=(C, len(code)))
+        counts = np.asarray((onehot @ Q).T)
         if kind and self.forbidden is not None:
             return self._renormalise(counts + self.a)
         p = (counts + self.a) / (counts.sum(1, keepdims=True) + C * self.a)
