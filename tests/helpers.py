@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-UCDP_IRAQ = SHARED_DATA / "ucdp" / "ged_iraq_1989_2018_hdx.csv"
-UCDP_SYRIA = SHARED_DATA / "ucdp" / "ged_syria_2016_2018.csv"
+TEST_DATA = REPO / "tests" / "data"
+
+
+def _plain(gz: Path) -> Path:
+    """The uncompressed copy of a gzipped test file (made once per machine, atomically)."""
+    stat = gz.stat()
+    cache = Path(tempfile.gettempdir()) / f"culpa-test-data-{stat.st_size}-{int(stat.st_mtime)}"
+    out = cache / gz.name.removesuffix(".gz")
+    if not out.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        part = out.with_name(f"{out.name}.{os.getpid()}.part")
+        part.write_bytes(gzip.decompress(gz.read_bytes()))
+        os.replace(part, out)
+    return out
+
+
+# Real UCDP GED extracts (CC BY 4.0, credited in README.md): Iraq as distributed on HDX (with its
+# HXL hashtag row) is the package's own sample; the Syria release ships under tests/data.
+UCDP_IRAQ = _plain(REPO / "src" / "culpa" / "data" / "ucdp_ged_iraq_1989_2018.csv.gz")
+UCDP_SYRIA = _plain(TEST_DATA / "ucdp_ged_syria_2016_2018.csv.gz")
 
 
 def culpa(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
