@@ -15,6 +15,9 @@ from culpa.cli import modelling as _modelling  # noqa: F401,E402
 from culpa.cli import case as _case  # noqa: F401,E402
 from culpa.cli import demo as _demo  # noqa: F401,E402
 from culpa.cli import warn as _warn  # noqa: F401,E402
+from culpa.cli import serve as _serve  # noqa: F401,E402
+from culpa.cli import user as _user  # noqa: F401,E402
+from culpa.cli import audit as _audit  # noqa: F401,E402
 
 
 def main() -> None:
