@@ -10,7 +10,7 @@ import pytest
 
 from culpa.errors import InputError
 from culpa.events.store import Store
-from culpa.model.forecast import parse_sites
+from culpa.sites import parse_sites
 from culpa.model.hawkes import HawkesAttributor
 from helpers import REPO, UCDP_SYRIA, culpa, culpa_json
 

@@ -104,8 +104,9 @@ def warn(
     and P >= 0.05; else normal (ratio = expected / the site's long-run count for as many days).
     """
     from culpa.model import forecast as fc
+    from culpa.sites import load_sites
 
-    sites = fc.load_sites(sites_file)
+    sites = load_sites(sites_file)
     when = parse_day(at, "--at")
     horizon = _positive(horizon_days, "--horizon-days")
     db = resolve_db(db)

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from culpa import yamldoc
 from culpa.errors import InputError
 from culpa.inputs import read_text
 from culpa.evidence import ach, grading
@@ -125,31 +124,9 @@ def load_case(path: str | Path) -> Case:
 
 def parse_case(text: str, file: str | None = None) -> Case:
     """Validate case YAML given as a string; ``file`` only labels error messages."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"YAML syntax error: {problem}", file=file,
-                         line=None if mark is None else mark.line + 1) from None
-    lines: dict[str, int] = {}
-    if node is not None:
-        _index_lines(node, "", lines)
-    return _Validator(file, lines).case(doc, default_title=Path(file).stem if file else None)
-
-
-def _index_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
-    """Record the 1-based line of every key path, so errors can point into the file."""
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = f"{path}.{key.value}" if path else str(key.value)
-            _index_lines(value, sub, out)
-            out[sub] = key.start_mark.line + 1  # a key's own line reads best in messages
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _index_lines(value, f"{path}[{i}]", out)
+    doc = yamldoc.load(text, file)
+    return _Validator(file, doc.lines).case(doc.data,
+                                            default_title=Path(file).stem if file else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,10 +146,7 @@ class _Validator:
         self.file, self.lines = file, lines
 
     def fail(self, path: str, message: str) -> InputError:
-        probe = path
-        while probe not in self.lines and probe:  # nearest enclosing key that has a line
-            probe = probe[: max(probe.rfind("."), probe.rfind("["), 0)]
-        return InputError(message, file=self.file, line=self.lines.get(probe), path=path or None)
+        return yamldoc.Document(None, self.lines, self.file).fail(path, message)
 
     # -- shapes --------------------------------------------------------------------------------
 

@@ -87,7 +87,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,7 +94,6 @@ from scipy import sparse
 from scipy.special import ndtr
 from scipy.stats import ncx2
 
-from culpa.errors import InputError
 from culpa.events.schema import LABELLED_STATUSES
 from culpa.model.geo import LocalProjection, haversine_km
 from culpa.model.hawkes import _target_column, date_intervals
@@ -754,104 +752,3 @@ def forecast_cells(model, grid: CellGrid, T: float, H: float, hist: History,
             M = Mc if M is None else M + Mc
         out += np.asarray(M.T @ (hist.Ex[cand] * tm[:, None]))
     return model.by_actor(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# the sites file
-
-
-_TOP_KEYS = {"sites", "title", "description"}
-_SITE_KEYS = {"name", "lat", "lon", "radius_km", "horizon_days", "description"}
-
-
-def load_sites(path) -> list[Site]:
-    """Read and validate a watch-list YAML (see ``examples/sites_syria.yaml``)."""
-    from culpa.inputs import read_text
-
-    return parse_sites(read_text(path, "sites file"), file=str(path))
-
-
-def parse_sites(text: str, file: str | None = None) -> list[Site]:
-    """Validate watch-list YAML given as a string. Errors name the key path, e.g.
-    ``sites[2].radius_km: must be a number > 0 and <= 1000, not -5``."""
-    import yaml
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"YAML syntax error: {getattr(exc, 'problem', None) or exc}",
-                         file=file, line=None if mark is None else mark.line + 1) from None
-    lines: dict[str, int] = {}
-    if node is not None:
-        _index_lines(node, "", lines)
-
-    def fail(path: str, message: str) -> InputError:
-        probe = path
-        while probe and probe not in lines:
-            probe = probe[: max(probe.rfind("."), probe.rfind("["), 0)]
-        return InputError(message, file=file, line=lines.get(probe), path=path or None)
-
-    if isinstance(doc, list):  # a bare list of sites is accepted too
-        doc = {"sites": doc}
-        lines = {f"sites{k}": v for k, v in lines.items()}
-    if not isinstance(doc, dict):
-        raise fail("", "must be a mapping with a 'sites' list")
-    for key in doc:
-        if key not in _TOP_KEYS:
-            raise fail(str(key), f"unknown key (expected one of: {', '.join(sorted(_TOP_KEYS))})")
-    sites_doc = doc.get("sites")
-    if not isinstance(sites_doc, list) or not sites_doc:
-        raise fail("sites", "must be a non-empty list of sites")
-    out: list[Site] = []
-    names: set[str] = set()
-    for i, s in enumerate(sites_doc):
-        p = f"sites[{i}]"
-        if not isinstance(s, dict):
-            raise fail(p, f"must be a mapping with name, lat, lon, radius_km, not {s!r}")
-        for key in s:
-            if key not in _SITE_KEYS:
-                raise fail(f"{p}.{key}",
-                           f"unknown key (expected one of: {', '.join(sorted(_SITE_KEYS))})")
-        for key in ("name", "lat", "lon", "radius_km"):
-            if s.get(key) is None:
-                raise fail(f"{p}.{key}", "missing (required)")
-        name = s["name"]
-        if not isinstance(name, str) or not name.strip():
-            raise fail(f"{p}.name", f"must be a non-empty string, not {name!r}")
-        if name in names:
-            raise fail(f"{p}.name", f"{name!r} is already the name of another site")
-        names.add(name)
-        lat = _number(s["lat"], -90, 90, f"{p}.lat", fail)
-        lon = _number(s["lon"], -180, 180, f"{p}.lon", fail)
-        radius = _number(s["radius_km"], 0, 1000, f"{p}.radius_km", fail, open_low=True)
-        hz = s.get("horizon_days")
-        if hz is not None:
-            hz = _number(hz, 0, 366, f"{p}.horizon_days", fail, open_low=True)
-        out.append(Site(name.strip(), lat, lon, radius, hz))
-    return out
-
-
-def _number(v: Any, lo: float, hi: float, path: str, fail, open_low: bool = False) -> float:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if ok:
-        ok = (v > lo if open_low else v >= lo) and v <= hi
-    if not ok:
-        rel = ">" if open_low else ">="
-        raise fail(path, f"must be a number {rel} {lo:g} and <= {hi:g}, not {v!r}")
-    return float(v)
-
-
-def _index_lines(node, path: str, out: dict[str, int]) -> None:
-    import yaml
-
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = f"{path}.{key.value}" if path else str(key.value)
-            _index_lines(value, sub, out)
-            out[sub] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _index_lines(value, f"{path}[{i}]", out)
