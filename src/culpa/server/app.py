@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="culpa", version=_version(), lifespan=lifespan,
                   summary="Evidence-based attribution: events, model, team cases.",
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.limiter = auth.LoginLimiter(settings.login_failures, settings.login_window)
     app.add_middleware(SecurityHeaders, csp=CSP)
@@ -77,8 +77,20 @@ def create_app(settings: Settings) -> FastAPI:
     install_errors(app)
     for module in (routes_session, routes_events, routes_cases, routes_admin):
         app.include_router(module.router)
+    install_schema(app)
     install_web(app)
     return app
+
+
+def install_schema(app: FastAPI) -> None:
+    """The OpenAPI schema at /api/openapi.json, for accounts only like everything else."""
+    from fastapi import Depends
+
+    from culpa.server import auth
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(who=Depends(auth.viewer)) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
 
 def open_state(app: FastAPI, settings: Settings) -> None:

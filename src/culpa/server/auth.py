@@ -21,8 +21,9 @@ How a client authenticates
 * ``POST /api/logout`` ends the session and clears both cookies.
 * Sessions expire (``expires_at``, unix seconds; 8 hours by default, ``culpa serve
   --session-hours``); an expired or unknown token gets 401. Failed logins are rate-limited per
-  user name and per client address: after ``LOGIN_FAILURES`` failures within ``LOGIN_WINDOW``
-  seconds, further attempts get 429 with ``Retry-After`` until the window has passed.
+  user name (``LOGIN_FAILURES``) and per client address (``ADDRESS_FAILURES``, over all names)
+  within ``LOGIN_WINDOW`` seconds; past that, attempts get 429 with ``Retry-After`` until the
+  window has passed.
 
 Roles
 -----
@@ -47,6 +48,7 @@ SESSION_COOKIE = "culpa_session"
 CSRF_COOKIE = "culpa_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 LOGIN_FAILURES = 5
+ADDRESS_FAILURES = 20
 LOGIN_WINDOW = 300.0
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -54,8 +56,9 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 class LoginLimiter:
     """Counts failed logins per key (user name, client address) in a sliding window."""
 
-    def __init__(self, failures: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW):
-        self.failures, self.window = failures, window
+    def __init__(self, failures: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW,
+                 address_failures: int = ADDRESS_FAILURES):
+        self.failures, self.window, self.address_failures = failures, window, address_failures
         self._seen: dict[str, deque] = {}
         self._lock = threading.Lock()
 
@@ -68,7 +71,8 @@ class LoginLimiter:
                 q = self._seen.get(key)
                 while q and q[0] <= now - self.window:
                     q.popleft()
-                if q is not None and len(q) >= self.failures:
+                most = self.address_failures if key.startswith("addr:") else self.failures
+                if q is not None and len(q) >= most:
                     wait = max(wait, q[0] + self.window - now)
         return wait
 
