@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo test browser bench clean
+.PHONY: setup demo test browser postgres bench clean
 
 setup: $(VENV)/.installed
 
@@ -23,13 +23,22 @@ browser:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
+# PostgreSQL for the team-store tests (Debian's package; the tests start a private server from
+# it, or use $$CULPA_TEST_POSTGRES_URL as .ci/run sets it).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+test: setup browser postgres
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_backtest.py
+	$(BIN)/python benchmarks/bench_server.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache culpa.duckdb culpa-demo
