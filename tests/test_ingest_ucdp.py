@@ -34,7 +34,7 @@ def counts(db) -> int:
 def test_both_files_are_ingested_with_every_event(store):
     _db, report = store
     per_file = {f["path"].split("/")[-1]: f["events"] for f in report["files"]}
-    assert per_file == {"ged_iraq_1989_2018_hdx.csv": 7473, "ged_syria_2016_2018.csv": 14522}
+    assert per_file == {"ucdp_ged_iraq_1989_2018.csv": 7473, "ucdp_ged_syria_2016_2018.csv": 14522}
     assert report["added"] == 7473 + 14522
     assert all(f["format"] == "ucdp" for f in report["files"])
 
