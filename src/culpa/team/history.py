@@ -40,8 +40,9 @@ def verify(rows, head: tuple[int, str] | None) -> Verdict:
         n += 1
         where = f"entry {r.seq} (case {r.case_id}, version {r.version})"
         if r.seq != expected_seq:
-            return Verdict(False, n, r.seq, f"{where}: expected entry {expected_seq} here; "
-                                            "entries were removed or reordered")
+            return Verdict(False, n, expected_seq,
+                           f"entry {expected_seq}: missing (found {where} in its place); "
+                           "entries were removed or reordered")
         if r.prev_hash != prev:
             return Verdict(False, n, r.seq, f"{where}: does not chain to the entry before it")
         h = entry_hash(r.seq, r.case_id, r.version, r.username, r.at, r.change, r.before,
