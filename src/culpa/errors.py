@@ -28,6 +28,11 @@ class InputError(CulpaError):
         self.detail = message
 
 
+class ParameterError(InputError, ValueError):
+    """A parameter of an estimator or a call is out of range: bad input (exit 2) and, as
+    scikit-learn expects of bad parameters, a ``ValueError``."""
+
+
 class AnalysisError(CulpaError):
     """The input was fine but the analysis could not be carried out (e.g. too little data)."""
 

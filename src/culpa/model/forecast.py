@@ -387,11 +387,6 @@ def background_weights(model, a: float, b: float) -> np.ndarray:
     return psi.T @ w
 
 
-def background_time_integral(model, T: float, H: float) -> np.ndarray:
-    """int_T^{T+H} mu_k(t) dt per actor (:class:`BackgroundRates`)."""
-    return BackgroundRates.of(model).integral(T, T + H)
-
-
 def cascade_factor(model, H: float) -> np.ndarray:
     """(I - c alpha^T)^-1 with c = Fbar(H) / H and the spectral radius of c alpha capped."""
     K = len(model.processes_)

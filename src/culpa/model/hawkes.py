@@ -118,8 +118,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-from culpa.errors import AnalysisError, InputError
+from culpa.errors import AnalysisError, InputError, ParameterError
 from culpa.events.schema import LABELLED_STATUSES
 from culpa.model import kernels as kr
 from culpa.model.background import (CrossFitKDE, SpatialBackground, TemporalBackground,
@@ -155,8 +157,8 @@ class FittedEvents:
     labels: np.ndarray
 
 
-class NotFittedError(AnalysisError, AttributeError):
-    """The estimator is used before fit() (or load())."""
+class NotFittedError(AnalysisError, SklearnNotFittedError):
+    """The estimator is used before fit() (or load()); scikit-learn's NotFittedError too."""
 
 
 def date_intervals(start_days, end_days, precision_days) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +183,7 @@ def _days(ts: pd.Series, t0: np.datetime64) -> np.ndarray:
     return (v - t0).astype(np.float64) / 86400.0
 
 
-class HawkesAttributor:
+class HawkesAttributor(BaseEstimator):
     """Multi-actor spatio-temporal Hawkes process with latent labels (EM / stochastic declustering).
 
     Parameters
@@ -193,7 +195,6 @@ class HawkesAttributor:
     min_bandwidth_km : smallest background kernel (also the background raster's cell).
     n_neighbors : the background bandwidth of an event is the distance to this nearest neighbour.
     background_bin_days : width of the piecewise-constant background rate ``mu_k(t)``.
-    random_state : accepted for scikit-learn compatibility; the fit is deterministic.
     max_pair_memory_mb : memory the candidate pairs may take (12 bytes a pair); beyond it each
         event keeps only its nearest candidates in space and time (a warning says so).
     background_floor : share ``eps`` of every actor's spatial density spread over the region.
@@ -239,7 +240,7 @@ class HawkesAttributor:
 
     def __init__(self, window_days: float = 60.0, radius_km: float = 50.0, max_iter: int = 200,
                  tol: float = 1e-6, cross_excitation: bool = False, min_bandwidth_km: float = 1.0,
-                 n_neighbors: int = 15, background_bin_days: float = 90.0, random_state=None,
+                 n_neighbors: int = 15, background_bin_days: float = 90.0,
                  max_pair_memory_mb: float = 1024.0, background_floor: float = 1e-3,
                  mark_pseudo_count: float = 1.0, spatial_components: int = 1,
                  background_epoch_days: float | None = 365.0,
@@ -256,7 +257,6 @@ class HawkesAttributor:
         self.min_bandwidth_km = min_bandwidth_km
         self.n_neighbors = n_neighbors
         self.background_bin_days = background_bin_days
-        self.random_state = random_state
         self.max_pair_memory_mb = max_pair_memory_mb
         self.background_floor = background_floor
         self.mark_pseudo_count = mark_pseudo_count
@@ -272,63 +272,50 @@ class HawkesAttributor:
         self.verbose = verbose
 
     # -----------------------------------------------------------------------------------------
-    # scikit-learn style plumbing
-
-    _PARAMS = ("window_days", "radius_km", "max_iter", "tol", "cross_excitation",
-               "min_bandwidth_km", "n_neighbors", "background_bin_days", "random_state",
-               "max_pair_memory_mb", "background_floor", "mark_pseudo_count",
-               "spatial_components", "background_epoch_days", "accelerate", "mark_channels",
-               "mark_persistence", "process_by", "ground_shrink", "ground_presence",
-               "crossfit_block_days", "verbose")
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {p: getattr(self, p) for p in self._PARAMS}
-
-    def set_params(self, **params) -> "HawkesAttributor":
-        for k, v in params.items():
-            if k not in self._PARAMS:
-                raise ValueError(f"unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        diff = {p: getattr(self, p) for p in self._PARAMS
-                if getattr(self, p) != HawkesAttributor().get_params()[p]}
-        return f"HawkesAttributor({', '.join(f'{k}={v!r}' for k, v in diff.items())})"
+    # parameters and fitted state
 
     def _check_params(self) -> None:
         for name in ("window_days", "radius_km", "min_bandwidth_km", "background_bin_days"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
-                raise InputError(f"must be a positive number, got {v!r}", field=name)
+                raise ParameterError(f"must be a positive number, got {v!r}", field=name)
         for name in ("background_epoch_days", "crossfit_block_days"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
-                raise InputError(f"must be a positive number or None, got {v!r}", field=name)
+                raise ParameterError(f"must be a positive number or None, got {v!r}", field=name)
         gs = self.ground_shrink
         if not (isinstance(gs, (int, float)) and np.isfinite(gs) and gs >= 0):
-            raise InputError(f"must be a number >= 0, got {gs!r}", field="ground_shrink")
+            raise ParameterError(f"must be a number >= 0, got {gs!r}", field="ground_shrink")
         if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
-            raise InputError(f"must be a positive integer, got {self.max_iter!r}",
+            raise ParameterError(f"must be a positive integer, got {self.max_iter!r}",
                              field="max_iter")
         for name in ("n_neighbors", "spatial_components"):
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and v >= 1):
-                raise InputError(f"must be a positive integer, got {v!r}", field=name)
+                raise ParameterError(f"must be a positive integer, got {v!r}", field=name)
         if not (self.tol >= 0):
-            raise InputError(f"must be >= 0, got {self.tol!r}", field="tol")
+            raise ParameterError(f"must be >= 0, got {self.tol!r}", field="tol")
         ch = tuple(self.mark_channels)
         if len(set(ch)) != len(ch) or not set(ch) <= set(MARK_CHANNELS):
-            raise InputError(f"must be distinct names from {MARK_CHANNELS}, got {ch!r}",
+            raise ParameterError(f"must be distinct names from {MARK_CHANNELS}, got {ch!r}",
                              field="mark_channels")
         if self.process_by not in self.PROCESS_BY:
-            raise InputError(f"must be one of {self.PROCESS_BY}, got {self.process_by!r}",
+            raise ParameterError(f"must be one of {self.PROCESS_BY}, got {self.process_by!r}",
                              field="process_by")
         if not (0 < self.background_floor < 1):
-            raise InputError("must be in (0, 1)", field="background_floor")
+            raise ParameterError("must be in (0, 1)", field="background_floor")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "actors_")
+
+    def _clear_fitted(self) -> None:
+        """Forget everything a fit learned or cached: all but the parameters."""
+        params = self.get_params(deep=False)
+        for name in [k for k in vars(self) if k not in params]:
+            delattr(self, name)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "actors_"):
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError("this HawkesAttributor is not fitted yet: call fit() or load()")
 
     # -----------------------------------------------------------------------------------------
@@ -471,6 +458,7 @@ class HawkesAttributor:
         actor is set, its attribution is claimed/attributed and it is not ``latent``.
         """
         self._check_params()
+        self._clear_fitted()
         tick = _time.perf_counter()
         a = self._event_arrays(events)
         n = len(a["ids"])
@@ -1224,7 +1212,8 @@ class HawkesAttributor:
                 raise InputError(f"model format {meta.get('version')} was written by an older "
                                  f"culpa: fit it again (culpa fit)", file=str(path))
             arr = {k: z[k] for k in z.files}
-        params = dict(meta["params"])
+        known = cls().get_params()
+        params = {k: v for k, v in meta["params"].items() if k in known}
         params["mark_channels"] = tuple(params.get("mark_channels", MARK_CHANNELS))
         m = cls(**params)
         m.actors_ = list(meta["actors"])

@@ -197,14 +197,6 @@ def _fill(t, x, y, u, s2, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct
                     d2_out[o + a] = bd2[b]
 
 
-def count_candidates(t, x, y, window_days: float, radius_km: float, u=None,
-                     grid: GridIndex | None = None) -> np.ndarray:
-    """Number of candidate parents of every event (no pair is stored)."""
-    grid = grid or GridIndex.build(t, x, y, radius_km)
-    u = np.zeros(len(t)) if u is None else np.ascontiguousarray(u, dtype=np.float64)
-    return _count(t, x, y, u, float(window_days), float(radius_km) ** 2, *grid.arrays())
-
-
 def build_pairs(t: np.ndarray, x: np.ndarray, y: np.ndarray, window_days: float,
                 radius_km: float, *, u: np.ndarray | None = None,
                 s2: np.ndarray | None = None, max_pairs: int | None = None,
