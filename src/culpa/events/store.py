@@ -128,9 +128,15 @@ def _prefetch(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]
         worker.join()
 
 
+#: The columns that say what an event is (not where in which file it was read).
+_CONTENT = [c for c in EVENT_COLUMNS if c not in ("source_file", "source_row", "record")]
+
+
 class _Dedupe:
     """Keeps the ids of one ingest unique and new: the first record of an id wins, as a
-    re-ingest would keep the stored one.
+    re-ingest would keep the stored one. Within one ingest a later record may repeat an id
+    only with the same content (the same file given twice); different content is refused,
+    naming both records, rather than dropped without a word.
 
     Ids met earlier in this ingest are kept in a set (a batch is checked in time proportional
     to its own size). Ids stored before it began are looked up per batch through a second
@@ -139,34 +145,82 @@ class _Dedupe:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
         self.seen: set[str] = set()
+        self.stored: set[str] = set()  # ids held before this ingest began
         has_events = con.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]
         self.before = con.cursor() if has_events else None
 
     def new_rows(self, table: pa.Table) -> pa.Table:
         ids = table["id"].to_pylist()
         seen = self.seen
+        repeats: list[tuple[int, str, int | None]] = []  # (row, id, earlier row in this batch)
         if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
             keep = None
             seen.update(ids)
         else:
             keep = np.zeros(len(ids), dtype=bool)
+            here: dict[str, int] = {}
             for i, x in enumerate(ids):
                 if x not in seen:
                     seen.add(x)
                     keep[i] = True
+                    here[x] = i
+                elif x not in self.stored:
+                    repeats.append((i, x, here.get(x)))
         if self.before is not None:
             batch_ids = table.select(["id"])  # noqa: F841 - read by the SQL below
             stored = {r[0] for r in self.before.execute(
                 "SELECT id FROM batch_ids SEMI JOIN events USING (id)").fetchall()}
             if stored:
+                self.stored |= stored
+                repeats = [r for r in repeats if r[1] not in stored]
                 present = np.fromiter((x in stored for x in ids), dtype=bool, count=len(ids))
                 keep = ~present if keep is None else keep & ~present
+        if repeats:
+            self._check_same(table, repeats)
         return table if keep is None else table.filter(pa.array(keep))
+
+    def _check_same(self, table: pa.Table, repeats: list[tuple[int, str, int | None]]) -> None:
+        """Refuse a repeated id whose content differs from its first record's."""
+        cols = [*_CONTENT, "source_file", "source_row"]
+        rows = table.select(cols).to_pylist()
+        earlier_ids = pa.table({"id": [x for _, x, j in repeats if j is None]})  # noqa: F841
+        earlier = {r["id"]: r for r in self.con.execute(
+            f"SELECT {', '.join(cols)} FROM events SEMI JOIN earlier_ids USING (id)")
+            .to_arrow_table().to_pylist()}
+        for i, x, j in repeats:
+            first = rows[j] if j is not None else earlier.get(x)
+            if first is None:
+                continue
+            again = rows[i]
+            diff = next((c for c in _CONTENT if not _same(first[c], again[c])), None)
+            if diff is not None:
+                raise InputError(
+                    f"event id {x!r} appears twice with different content ({diff}: "
+                    f"{_short(first[diff])} at {first['source_file']} line "
+                    f"{_line(first)}, {_short(again[diff])} here); fix one of them",
+                    file=again["source_file"], line=_line(again), field=diff)
 
     def close(self) -> None:
         if self.before is not None:
             self.before.close()
+
+
+def _same(a, b) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _line(row: dict) -> int | None:
+    """The physical line of a stored record (its record number, for a Parquet file)."""
+    from culpa.events.readers.base import locate_record
+
+    return locate_record(Path(row["source_file"]), int(row["source_row"]))
 
 
 class Store:

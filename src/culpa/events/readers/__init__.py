@@ -36,5 +36,5 @@ def detect_format(path: Path) -> str:
     raise InputError(
         "cannot tell the format from the header; it is none of "
         f"{', '.join(n for n in READERS if n != 'csv')} — for any other layout give a column "
-        "mapping (--map FIELD=COLUMN or --mapping FILE)",
+        "mapping (the csv format with FIELD=COLUMN pairs or a mapping file)",
         file=str(path), line=1)

@@ -39,8 +39,8 @@ import pandas as pd
 import pyarrow as pa
 
 from culpa.events.readers.base import (
-    Batch, CsvSource, Progress, blank, build_table, check_coordinates, resolve_actors, text,
-    to_date, to_float)
+    Batch, CsvSource, Progress, blank, build_table, check_coordinates, check_counts,
+    resolve_actors, text, to_date, to_float)
 
 FORMAT = "acled"
 REQUIRED = ("event_id_cnty", "event_date", "event_type", "actor1", "latitude", "longitude")
@@ -92,9 +92,7 @@ def whole_numbers(src: CsvSource, batch: Batch, col: str, what: str) -> np.ndarr
         return np.full(len(batch.frame), np.nan)
     val, bad = to_float(batch.frame[col])
     src.fail(batch, bad, col, f"{what} is not a number")
-    with np.errstate(invalid="ignore"):
-        src.fail(batch, (val < 0) | ((val != np.floor(val)) & ~np.isnan(val)), col,
-                 f"{what} must be a whole number >= 0")
+    check_counts(src, batch, val, col, what)
     return val
 
 

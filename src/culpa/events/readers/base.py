@@ -8,10 +8,13 @@ physical line (quoted fields may span lines, so row + 2 is not always the line).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import json
+import stat
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,10 +30,38 @@ import pyarrow.csv as pacsv
 from culpa.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = codecs.BOM_UTF8
 BLOCK_SIZE = 1 << 23  # 8 MiB of text per batch: memory stays flat whatever the file size
+MAX_BLOCK_SIZE = 1 << 30  # a record longer than this (1 GiB) is refused
+#: A count (fatalities) above this is no real event: refused rather than stored.
+MAX_COUNT = 10_000_000
+#: Dates outside these years are refused (a typo such as 20188-01-01 or year -1).
+MIN_YEAR, MAX_YEAR = 1000, 9999
+
+# The csv module (used to name lines) must take any field pyarrow takes.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 #: Progress callback: called with the number of bytes read from disk since the last call.
 Progress = Callable[[int], None]
+
+
+def check_regular_file(path: Path) -> None:
+    """An InputError unless ``path`` is a regular file that can be opened for reading."""
+    try:
+        mode = Path(path).stat().st_mode
+    except FileNotFoundError:
+        raise InputError("no such file", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=str(path)) from None
+    if stat.S_ISDIR(mode):
+        raise InputError("is a directory, not a file", file=str(path))
+    if not stat.S_ISREG(mode):
+        raise InputError("not a regular file (a device, pipe or socket)", file=str(path))
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=str(path)) from None
 
 
 def is_gzip(path: Path) -> bool:
@@ -69,26 +100,83 @@ def open_binary(path: Path, progress: Progress | None = None) -> io.BufferedIOBa
     return buffered
 
 
-def read_header(path: Path) -> list[str]:
-    """The column names on the first line, for format detection."""
+def read_header(path: Path, encoding: str | None = None) -> list[str]:
+    """The column names of the first record (quoted names may hold commas or line breaks).
+
+    The first bytes are checked first, so that a file that is not CSV text in ``encoding``
+    (gzip inside gzip, UTF-16, binary) is refused with what it is rather than misread.
+    ``encoding`` None (format detection) reads UTF-8 and replaces what does not decode.
+    """
+    check_regular_file(path)
+    _check_prefix(path)
     try:
         with open_binary(path) as fh:
-            first = fh.readline()
+            _skip_bom(fh)
+            # (the decoder reads ahead of the header: only the header's own bytes must decode)
+            text = io.TextIOWrapper(fh, encoding=python_encoding(encoding or "utf8"),
+                                    errors="surrogateescape" if encoding else "replace",
+                                    newline="")
+            first = next(csv.reader(text), None)
+    except csv.Error as exc:
+        raise InputError(f"cannot parse the header: {exc}", file=str(path), line=1) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read file: {exc}", file=str(path)) from None
-    if not first.strip():
+    if not first or not any(c.strip() for c in first):
         raise InputError("file is empty (no header line)", file=str(path), line=1)
-    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    return next(csv.reader([text]))
+    for name in first:
+        bad = next((c for c in name if "\udc80" <= c <= "\udcff"), None)
+        if bad is not None:
+            raise InputError(f"the header is not valid {python_encoding(encoding).upper()} text "
+                             f"(byte 0x{ord(bad) - 0xDC00:02x} in column name "
+                             f"{name.encode('utf-8', 'replace')!r})", file=str(path), line=1)
+    return first
+
+
+def python_encoding(encoding: str) -> str:
+    """The codec name Python knows for a reader's encoding name."""
+    return {"utf8": "utf-8"}.get(encoding, encoding)
+
+
+def _skip_bom(fh) -> None:
+    """Move past a UTF-8 byte order mark at the start of a binary stream (peek, don't eat)."""
+    if fh.peek(3)[:3] == UTF8_BOM:
+        fh.read(3)
+
+
+def _check_prefix(path: Path) -> None:
+    """Refuse what is plainly not CSV text, from its first bytes."""
+    try:
+        with open_binary(path) as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"file is truncated or corrupt ({exc}); nothing was ingested",
+                         file=str(path), line=1) from None
+    if head.startswith(GZIP_MAGIC):
+        raise InputError("gzip inside gzip: decompress it once and ingest the result",
+                         file=str(path))
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if head.startswith(bom):
+            raise InputError(f"the file is {name} text; save it as UTF-8", file=str(path))
+    first_line = head.split(b"\n", 1)[0]
+    if b"\x00" in first_line:
+        raise InputError("the header line holds NUL bytes: not a CSV text file (UTF-16?)",
+                         file=str(path), line=1)
+    if head.startswith((b"PAR1", b"SQLite format 3", b"PK\x03\x04")):
+        raise InputError("not a CSV text file (binary data)", file=str(path))
 
 
 def has_hxl_row(path: Path) -> bool:
-    """True when the second line is an HXL hashtag row (#date+start, ...), as in HDX exports."""
-    with open_binary(path) as fh:
-        fh.readline()
-        second = fh.readline().decode("utf-8", errors="replace")
-    cells = [c.strip() for c in next(csv.reader([second]), [])] if second else []
-    tagged = [c for c in cells if c]
+    """True when the second record is an HXL hashtag row (#date+start, ...), as in HDX exports."""
+    try:
+        with open_binary(path) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+            reader = csv.reader(text)
+            next(reader, None)
+            second = next(reader, None)
+    except (OSError, EOFError, zlib.error, csv.Error):
+        return False  # the batches will say what is wrong, and where
+    tagged = [c.strip() for c in second or [] if c.strip()]
     return bool(tagged) and all(c.startswith("#") for c in tagged)
 
 
@@ -139,6 +227,20 @@ class Batch:
         raw = self.raw if self.raw is not None else pa.RecordBatch.from_pandas(
             self.frame, preserve_index=False)
         return records_json(raw)
+
+
+class _BlockTooSmall(Exception):
+    """pyarrow met a record longer than its block: read again with larger blocks."""
+
+
+def check_unique_columns(columns: list[str], file: str) -> None:
+    """Refuse a header that names one column twice (which of the two would be read?)."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(columns, start=1):
+        if name in first:
+            raise InputError(f"column {name!r} appears twice (columns {first[name]} and {i})",
+                             file=file, line=1, field=name)
+        first[name] = i
 
 
 class Records(NamedTuple):
@@ -237,7 +339,8 @@ class CsvSource:
         self.path = Path(path)
         self.progress = progress
         self.encoding = encoding  # of the file's text; see sniff_encoding for files of unknown one
-        self.columns = read_header(self.path)
+        self.columns = read_header(self.path, encoding)
+        check_unique_columns(self.columns, str(self.path))
         missing = [c for c in required if c not in self.columns]
         if missing:
             raise InputError(
@@ -246,27 +349,58 @@ class CsvSource:
         self.skip_hxl = has_hxl_row(self.path)
 
     def batches(self) -> Iterator[Batch]:
+        """The file's records in string batches. A record longer than a block (one huge field)
+        makes pyarrow stop; the file is then read again with larger blocks, past the rows
+        already given."""
+        block, done = BLOCK_SIZE, 0
+        while True:
+            try:
+                for batch in self._batches(block, done):
+                    done = batch.first_row + len(batch.frame)
+                    yield batch
+                return
+            except _BlockTooSmall:
+                if block >= MAX_BLOCK_SIZE:
+                    raise InputError(f"a record is longer than {MAX_BLOCK_SIZE >> 20} MiB",
+                                     file=str(self.path), line=self.line_of_row(done)) from None
+                block *= 8
+
+    def _batches(self, block: int, skip: int) -> Iterator[Batch]:
         read_opts = pacsv.ReadOptions(
-            block_size=BLOCK_SIZE, skip_rows_after_names=1 if self.skip_hxl else 0,
-            encoding=self.encoding)
+            block_size=block, skip_rows_after_names=1 if self.skip_hxl else 0,
+            encoding=self.encoding, column_names=[f"c{i}" for i in range(len(self.columns))],
+            skip_rows=1)
+        names = [f"c{i}" for i in range(len(self.columns))]
         convert = pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in self.columns}, strings_can_be_null=False,
+            column_types={c: pa.string() for c in names}, strings_can_be_null=False,
             quoted_strings_can_be_null=False)
         row = 0
         stream = open_binary(self.path, self.progress)
         try:
+            _skip_bom(stream)
             reader = pacsv.open_csv(stream, read_options=read_opts, convert_options=convert,
                                     parse_options=pacsv.ParseOptions(newlines_in_values=True))
             for record_batch in reader:
                 if record_batch.num_rows == 0:
                     continue
-                frame = record_batch.to_pandas(types_mapper=pd.ArrowDtype)
-                yield Batch(frame, row, record_batch)
+                start = row
                 row += record_batch.num_rows
+                if row <= skip:
+                    continue
+                if start < skip:
+                    record_batch = record_batch.slice(skip - start)
+                    start = skip
+                record_batch = record_batch.rename_columns(self.columns)
+                frame = record_batch.to_pandas(types_mapper=pd.ArrowDtype)
+                yield Batch(frame, start, record_batch)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise self._truncated(exc) from None
         except pa.ArrowInvalid as exc:
+            if "straddling" in str(exc):
+                raise _BlockTooSmall from None
             raise self._parse_error(exc, row) from None
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc}", file=str(self.path)) from None
         finally:
             stream.close()
 
@@ -275,6 +409,8 @@ class CsvSource:
         msg = str(exc)
         if "truncated" in msg.lower() or "compressed" in msg.lower() or "gzip" in msg.lower():
             return self._truncated(exc)
+        if "invalid utf8" in msg.lower() or "utf-8" in msg.lower():
+            return self._bad_text(msg)
         line, width = self._first_ragged_line()
         if line is not None:
             return InputError(f"expected {len(self.columns)} columns, found {width}",
@@ -291,6 +427,31 @@ class CsvSource:
             pass
         return InputError(f"file is truncated or corrupt after this line ({exc}); "
                           "nothing was ingested", file=str(self.path), line=line)
+
+    def _bad_text(self, msg: str) -> InputError:
+        """Name the line (and, when pyarrow says it, the column) of the first invalid byte."""
+        import re
+
+        m = re.search(r"CSV column #(\d+)", msg)
+        col = self.columns[int(m.group(1))] if m and int(m.group(1)) < len(self.columns) else None
+        decoder = codecs.getincrementaldecoder(python_encoding(self.encoding))()
+        line, offset = 1, 0
+        try:
+            with open_binary(self.path) as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError as e:
+                        line += chunk.count(b"\n", 0, max(e.start, 0))
+                        bad = chunk[max(e.start, 0):max(e.start, 0) + 1]
+                        return InputError(f"not valid UTF-8 text (byte {bad!r} at offset "
+                                          f"{offset + max(e.start, 0)})", file=str(self.path),
+                                          line=line, field=col)
+                    line += chunk.count(b"\n")
+                    offset += len(chunk)
+        except (OSError, EOFError, zlib.error):
+            pass
+        return InputError("not valid UTF-8 text", file=str(self.path), field=col)
 
     def _rows_with_lines(self) -> Iterator[tuple[int, list[str]]]:
         with open_binary(self.path) as fh:
@@ -313,11 +474,17 @@ class CsvSource:
         return None, 0
 
     def line_of_row(self, row: int) -> int | None:
-        """Physical 1-based line where data row ``row`` (0-based) begins."""
+        """Physical 1-based line where data row ``row`` (0-based) begins (empty lines, which
+        pyarrow skips, are not rows)."""
         skip = 2 if self.skip_hxl else 1
+        last = None
         try:
-            for i, (line, _rec) in enumerate(self._rows_with_lines()):
-                if i == row + skip:
+            k = -1
+            for i, (line, rec) in enumerate(self._rows_with_lines()):
+                if i >= skip and not rec:
+                    continue
+                k += 1
+                if k == row + skip:
                     return line
                 last = line
         except (EOFError, zlib.error, gzip.BadGzipFile, csv.Error):
@@ -331,8 +498,31 @@ class CsvSource:
             return
         i = int(np.argmax(mask))
         value = batch.frame[field].iloc[i] if field in batch.frame.columns else None
-        raise InputError(f"{problem} (value {value!r})", file=str(self.path),
+        raise InputError(f"{problem} (value {show_value(value)})", file=str(self.path),
                          line=self.line_of_row(batch.first_row + i), field=field)
+
+
+def show_value(value, limit: int = 80) -> str:
+    """A cell's value for a message: its repr, shortened when long."""
+    if value is pd.NA:
+        value = None
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value)):,} characters)"
+
+
+def locate_record(path: Path, record: int) -> int | None:
+    """The line where record ``record`` (1-based) of a source file begins; for a Parquet file
+    (no lines) the record number itself."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) == b"PAR1":
+                return record
+        src = CsvSource.__new__(CsvSource)
+        src.path, src.columns = Path(path), []
+        src.skip_hxl = has_hxl_row(src.path)
+        return src.line_of_row(record - 1)
+    except (OSError, InputError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,37 +543,83 @@ def _arrow(s: pd.Series) -> pa.Array | None:
 
 
 def to_float(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers as floats (NaN where blank); bad = present but not a number ("nan" included)."""
     arr = _arrow(s)
     if arr is not None:  # fast path: arrow's cast, exact when every cell is a number or blank
         trimmed = pc.utf8_trim_whitespace(arr)
         try:
             vals = pc.cast(pc.if_else(pc.equal(trimmed, ""), None, trimmed), pa.float64())
-            out = vals.to_numpy(zero_copy_only=False)
-            return np.asarray(out, dtype=float), np.zeros(len(out), dtype=bool)
+            out = np.asarray(vals.to_numpy(zero_copy_only=False), dtype=float)
+            present = np.asarray(pc.fill_null(pc.not_equal(trimmed, ""), False)
+                                 .to_numpy(zero_copy_only=False), dtype=bool)
+            return out, np.isnan(out) & present
         except pa.ArrowInvalid:
             pass  # some cell is not a number: the slow path below finds which
-    values = pd.to_numeric(s.str.strip().replace("", None), errors="coerce")
-    out = values.to_numpy(dtype=float, na_value=np.nan)
+    values = pd.to_numeric(s.astype("string").str.strip().replace("", None), errors="coerce")
+    out = np.asarray(values.to_numpy(dtype=float, na_value=np.nan), dtype=float)
     bad = np.isnan(out) & ~blank(s)
     return out, bad
 
 
+def check_counts(src, batch: Batch, values: np.ndarray, col: str, what: str,
+                 whole: bool = True) -> None:
+    """Counts (fatalities) must be finite, >= 0, at most MAX_COUNT and (by default) whole."""
+    with np.errstate(invalid="ignore"):
+        src.fail(batch, np.isinf(values), col, f"{what} is not a finite number")
+        src.fail(batch, values < 0, col, f"{what} must be >= 0")
+        src.fail(batch, values > MAX_COUNT, col,
+                 f"{what} over {MAX_COUNT:,} is not a believable count")
+        if whole:
+            src.fail(batch, (values != np.floor(values)) & ~np.isnan(values), col,
+                     f"{what} must be a whole number")
+
+
 def to_date(s: pd.Series, fmt: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Parse dates (ISO by default) to datetime64[s]; bad = present but unparsable."""
+    """Parse dates (ISO by default) to datetime64[s]; bad = present but unparsable, impossible
+    (2018-02-30) or outside the years MIN_YEAR..MAX_YEAR."""
     arr = _arrow(s)
     if arr is not None and fmt is None:  # fast path for plain ISO dates (YYYY-MM-DD)
         trimmed = pc.utf8_trim_whitespace(arr)
         present = pc.fill_null(pc.not_equal(trimmed, ""), False)
         parsed_a = pc.strptime(trimmed, format="%Y-%m-%d", unit="s", error_is_null=True)
-        ok = pc.or_(pc.invert(present), pc.is_valid(parsed_a))
+        # arrow rolls impossible days over (2018-02-30 -> 2018-03-02): keep exact round trips
+        same = pc.fill_null(pc.equal(pc.strftime(parsed_a, format="%Y-%m-%d"), trimmed), False)
+        ok = pc.or_(pc.invert(present), same)
         if pc.all(ok).as_py() is not False:
             out = parsed_a.to_numpy(zero_copy_only=False).astype("datetime64[s]")
-            return out, np.zeros(len(out), dtype=bool)
+            bad = _out_of_years(out)
+            return out, bad
+    return parse_times(s, fmt)
+
+
+def parse_times(s: pd.Series, fmt: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Text dates or times to naive UTC datetime64[s]: those with a UTC offset
+    ("...T21:30:00+03:00", "...Z") are converted, those without are taken as written.
+    bad = present but not a date in ``fmt`` (ISO 8601 by default), or outside the years."""
     txt = s.astype("string").str.strip()
-    parsed = pd.to_datetime(txt, format=fmt or "ISO8601", errors="coerce")
-    out = parsed.to_numpy(dtype="datetime64[s]")
-    bad = np.isnat(out) & ~blank(s)
+    try:
+        out = _to_utc(txt, fmt)
+    except (ValueError, OverflowError, TypeError):  # one odd cell spoils the vector: go cell by cell
+        cells = []
+        for v in txt.to_numpy(dtype=object, na_value=None):
+            try:
+                cells.append(_to_utc(pd.Series([v], dtype="string"), fmt)[0])
+            except (ValueError, OverflowError, TypeError):
+                cells.append(np.datetime64("NaT", "s"))
+        out = np.array(cells, dtype="datetime64[s]")
+    bad = (np.isnat(out) & ~blank(s)) | _out_of_years(out)
     return out, bad
+
+
+def _to_utc(txt: pd.Series, fmt: str | None) -> np.ndarray:
+    parsed = pd.to_datetime(txt, format=fmt or "ISO8601", errors="coerce", utc=True)
+    return np.asarray(parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[s]"),
+                      dtype="datetime64[s]")
+
+
+def _out_of_years(out: np.ndarray) -> np.ndarray:
+    years = out.astype("datetime64[Y]").astype(np.int64) + 1970
+    return ~np.isnat(out) & ((years < MIN_YEAR) | (years > MAX_YEAR))
 
 
 def text(s: pd.Series) -> pd.Series:
@@ -430,6 +666,9 @@ def build_table(columns: dict[str, object], n: int) -> pa.Table:
                 if field.type == pa.string() or pa.types.is_list(field.type) else val.to_numpy()
         if isinstance(val, np.ndarray) and val.dtype.kind == "f" and field.type == pa.int64():
             mask = np.isnan(val)
+            if (np.abs(val[~mask]) >= 2.0**63).any() or not np.isfinite(val[~mask]).all():
+                # readers check their counts; a value that slips through must not wrap around
+                raise ValueError(f"{field.name}: a value outside the int64 range reached the store")
             arrays.append(pa.array(np.where(mask, 0, val).astype(np.int64), mask=mask,
                                    type=field.type))
             continue

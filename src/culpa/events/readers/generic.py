@@ -46,15 +46,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import yaml
 
+from culpa import yamldoc
 from culpa.errors import InputError
 from culpa.events.readers.base import (
-    Batch, CsvSource, Progress, blank, build_table, resolve_actors, sniff_encoding, text,
+    Batch, CsvSource, Progress, _out_of_years, build_table, check_counts, check_regular_file,
+    check_unique_columns, parse_times, resolve_actors, show_value, sniff_encoding, text,
     to_float)
+from culpa.inputs import read_text
 from culpa.events.schema import ATTRIBUTION_STATUSES
 
 FORMAT = "csv"
@@ -72,7 +76,10 @@ DEFAULT_DATE_DAYS = 1.0
 PARQUET_MAGIC = b"PAR1"
 PARQUET_BATCH_ROWS = 65536
 
-NO_MAPPING = "needs a column mapping (--map FIELD=COLUMN or --mapping FILE)"
+NO_MAPPING = "needs a column mapping (FIELD=COLUMN pairs or a mapping file)"
+
+#: strptime directives a date_format may use (others make pandas fail or mean nothing here).
+_DATE_DIRECTIVES = set("aAbBdHIjmMpSyYfzZ%")
 
 
 def detect(columns: list[str]) -> bool:
@@ -89,22 +96,13 @@ def parse_mapping(pairs: list[str], yaml_file: Path | None = None) -> dict:
     mapping: dict[str, str] = {}
     origin = str(yaml_file) if yaml_file is not None else None
     if yaml_file is not None:
-        try:
-            doc = yaml.safe_load(Path(yaml_file).read_text("utf-8"))
-        except FileNotFoundError:
-            raise InputError("mapping file not found", file=origin) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(f"not valid YAML: {exc}", file=origin,
-                             line=None if mark is None else mark.line + 1) from None
-        if doc is None:
-            doc = {}
-        if not isinstance(doc, dict):
-            raise InputError("must map event fields to column names (field: column)",
-                             file=origin)
-        for key, value in doc.items():
+        doc = yamldoc.load(read_text(yaml_file, "mapping file"), origin)
+        data = {} if doc.data is None else doc.data
+        if not isinstance(data, dict):
+            raise doc.fail("", "must map event fields to column names (field: column)")
+        for key, value in data.items():
             if value is None or isinstance(value, (dict, list)):
-                raise InputError("must be a column name", file=origin, path=str(key))
+                raise doc.fail(str(key), "must be a column name")
             mapping[str(key)] = str(value)
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -131,11 +129,30 @@ def check_mapping(mapping: dict, origin: str | None = None) -> None:
     if missing:
         raise InputError(f"the mapping must give a column for {', '.join(missing)}",
                          file=origin, field=missing[0])
+    for key, value in mapping.items():
+        if not isinstance(value, str):
+            raise InputError(f"must be text, not {value!r}", file=origin, field=key)
     for key in ("source", "id_prefix"):
         value = mapping.get(key)
         if value is not None and (not value or ":" in value or value != value.strip()):
             raise InputError(f"{value!r} must be a plain name (no ':' or surrounding spaces)",
                              file=origin, field=key)
+    if mapping.get("actor_separator") == "":
+        raise InputError("must not be empty (leave it out to never split actors)",
+                         file=origin, field="actor_separator")
+    if "date_format" in mapping:
+        check_date_format(mapping["date_format"], origin)
+
+
+def check_date_format(fmt: str, origin: str | None = None) -> None:
+    """A strptime format made of the directives dates use, with at least one of them."""
+    directives = re.findall(r"%(.?)", fmt)
+    unknown = [d for d in directives if d not in _DATE_DIRECTIVES]
+    if unknown or not [d for d in directives if d != "%"]:
+        what = f"'%{unknown[0]}' is not a date directive" if unknown and unknown[0] \
+            else "a lone '%' ends it" if unknown else "it holds no date directive (%Y, %m, %d...)"
+        raise InputError(f"{fmt!r} is not a usable strptime format: {what} (use e.g. %d/%m/%Y)",
+                         file=origin, field="date_format")
 
 
 # -- Parquet, with the same interface as CsvSource ----------------------------------------------
@@ -151,9 +168,10 @@ class ParquetSource:
         self.progress = progress
         try:
             self.file = pq.ParquetFile(self.path)
-        except (pa.ArrowException, OSError) as exc:
+            self.columns = list(self.file.schema_arrow.names)
+        except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"cannot read Parquet file: {exc}", file=str(self.path)) from None
-        self.columns = list(self.file.schema_arrow.names)
+        check_unique_columns(self.columns, str(self.path))
 
     def batches(self) -> Iterator[Batch]:
         total_rows = max(self.file.metadata.num_rows, 1)
@@ -172,7 +190,7 @@ class ParquetSource:
                 if self.progress is not None:
                     self.progress(size * rb.num_rows // total_rows)
                 row += rb.num_rows
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"cannot read Parquet file ({exc}); nothing was ingested",
                              file=str(self.path), line=row + 1) from None
 
@@ -183,13 +201,12 @@ class ParquetSource:
         i = int(np.argmax(mask))
         row = batch.first_row + i + 1
         value = batch.frame[field].iloc[i] if field in batch.frame.columns else None
-        if value is pd.NA:
-            value = None
-        raise InputError(f"row {row}: {problem} (value {value!r})", file=str(self.path),
+        raise InputError(f"row {row}: {problem} (value {show_value(value)})", file=str(self.path),
                          line=row, field=field)
 
 
 def is_parquet(path: Path) -> bool:
+    check_regular_file(path)
     with open(path, "rb") as fh:
         return fh.read(4) == PARQUET_MAGIC
 
@@ -244,23 +261,40 @@ def times(src, batch: Batch, col: str, field: str, fmt: str | None) -> np.ndarra
         src.fail(batch, bad, col, f"{field}: not a date ({'ISO 8601' if fmt is None else fmt})")
         return val
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        arr = pa.array(s)
-        if pa.types.is_timestamp(t) and t.tz is not None:  # an instant: keep it, in UTC
-            arr = arr.cast(pa.timestamp(t.unit))
-        return arr.cast(pa.timestamp("s"), safe=False).to_numpy(zero_copy_only=False) \
-            .astype("datetime64[s]")
+        val = typed_times(s)
+        src.fail(batch, _out_of_years(val), col, f"{field}: date outside the years 1000-9999")
+        return val
     if pa.types.is_null(t):
         return np.full(len(s), np.datetime64("NaT"), dtype="datetime64[s]")
     raise _wrong_type(src, col, field, t, "dates (text or a date/timestamp column)")
 
 
+def typed_times(s: pd.Series) -> np.ndarray:
+    """A Parquet date or timestamp column as datetime64[s] (instants in UTC), computed in
+    int64 seconds so that no extreme value wraps around."""
+    arr = pa.chunked_array(s.array._pa_array).combine_chunks() \
+        if isinstance(s.dtype, pd.ArrowDtype) else pa.array(s)
+    t = arr.type
+    if pa.types.is_date32(t):
+        secs = arr.cast(pa.int32()).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        secs = np.asarray(secs, dtype=float) * 86400
+    elif pa.types.is_date64(t):
+        secs = np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), float) / 1000
+    else:
+        per = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
+        secs = np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), float) / per
+    secs = np.floor(secs)
+    null = np.isnan(secs) | (np.abs(secs) > 2.0**62)  # beyond numpy's datetime64[s] range
+    out = np.where(null, 0, secs).astype(np.int64).astype("datetime64[s]")
+    out[null & ~np.isnan(secs)] = np.datetime64(f"{10_000 + 1}-01-01")  # refused as out of years
+    out[np.isnan(secs)] = np.datetime64("NaT")
+    return out
+
+
 def text_times(s: pd.Series, fmt: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Text dates or times; those with a UTC offset ("...T21:30:00+03:00", "...Z") become UTC,
     those without are taken as written."""
-    txt = s.astype("string").str.strip()
-    parsed = pd.to_datetime(txt, format=fmt or "ISO8601", errors="coerce", utc=True)
-    out = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[s]")
-    return out, np.isnat(out) & ~blank(s)
+    return parse_times(s, fmt)
 
 
 def texts(src, batch: Batch, col: str, field: str) -> pd.Series:
@@ -344,8 +378,8 @@ def _convert(src, batch: Batch, m: dict, source: str, prefix: str, fmt: str | No
     if col("location_precision_km"):
         given = numbers(src, batch, col("location_precision_km"), "location_precision_km")
         with np.errstate(invalid="ignore"):
-            src.fail(batch, given < 0, col("location_precision_km"),
-                     "location_precision_km: must be >= 0")
+            src.fail(batch, (given < 0) | np.isinf(given), col("location_precision_km"),
+                     "location_precision_km: must be a finite number >= 0")
         km = np.where(np.isnan(given), km, given)
     km = np.where(placed, km, np.nan)
 
@@ -353,8 +387,8 @@ def _convert(src, batch: Batch, m: dict, source: str, prefix: str, fmt: str | No
     if col("date_precision_days"):
         given = numbers(src, batch, col("date_precision_days"), "date_precision_days")
         with np.errstate(invalid="ignore"):
-            src.fail(batch, given <= 0, col("date_precision_days"),
-                     "date_precision_days: must be > 0")
+            src.fail(batch, (given <= 0) | np.isinf(given), col("date_precision_days"),
+                     "date_precision_days: must be a finite number > 0")
         days = np.where(np.isnan(given), days, given)
     if col("time_end"):
         days = np.fmax(days, span + 1.0)
@@ -382,10 +416,7 @@ def _convert(src, batch: Batch, m: dict, source: str, prefix: str, fmt: str | No
     fatalities = None
     if col("fatalities"):
         fatalities = numbers(src, batch, col("fatalities"), "fatalities")
-        with np.errstate(invalid="ignore"):
-            src.fail(batch, (fatalities < 0) | ((fatalities != np.floor(fatalities))
-                                               & ~np.isnan(fatalities)), col("fatalities"),
-                     "fatalities: must be a whole number >= 0")
+        check_counts(src, batch, fatalities, col("fatalities"), "fatalities")
 
     return build_table({
         "id": ids,

@@ -43,8 +43,8 @@ import numpy as np
 import pyarrow as pa
 
 from culpa.events.readers.base import (
-    Batch, CsvSource, Progress, build_table, check_coordinates, resolve_actors, sniff_encoding,
-    text, to_float)
+    Batch, CsvSource, Progress, build_table, check_coordinates, check_counts, resolve_actors,
+    sniff_encoding, text, to_float)
 
 FORMAT = "gtd"
 REQUIRED = ("eventid", "iyear", "imonth", "iday", "latitude", "longitude", "gname")
@@ -134,6 +134,7 @@ def read(path: Path, aliases, progress: Progress | None = None) -> Iterator[pa.T
             [~known, uncertain, claimed], ["unattributed", "suspected", "claimed"],
             default="attributed").astype(object)
         nkill = _number(src, batch, "nkill", lo=0, whole=False)
+        check_counts(src, batch, nkill, "nkill", "nkill (fatalities)", whole=False)
         yield build_table({
             "id": "gtd:" + ids,
             "source": np.full(n, FORMAT, dtype=object),

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from culpa.events.readers.base import (
-    CsvSource, Progress, build_table, check_coordinates, resolve_actors, text, to_date, to_float)
+    CsvSource, Progress, build_table, check_coordinates, check_counts, resolve_actors, text, to_date,
+    to_float)
 
 FORMAT = "ucdp"
 REQUIRED = ("id", "type_of_violence", "side_a", "side_b", "date_start", "date_end",
@@ -85,6 +86,7 @@ def read(path: Path, aliases, progress: Progress | None = None) -> Iterator[pa.T
         deaths, bad = to_float(f["best"]) if "best" in f.columns else (np.full(n, np.nan), None)
         if bad is not None:
             src.fail(batch, bad, "best", "fatalities are not a number")
+            check_counts(src, batch, deaths, "best", "fatalities")
         yield build_table({
             "id": "ucdp:" + ids,
             "source": np.full(n, FORMAT, dtype=object),
