@@ -91,13 +91,24 @@ def warning_before(model, case: Case) -> dict:
             **fc.to_dict(min_expected=1e-4)}
 
 
-def case_document(case: Case, db: Path | None) -> dict:
-    """The `culpa case --json` document, with the context the report draws on."""
+def context_key(case: Case) -> tuple:
+    """What an incident's context depends on in a case: the incident and the window."""
+    inc = case.incident
+    return (inc.time.isoformat(), inc.lat, inc.lon, inc.precision_km, inc.event_type,
+            inc.target, case.window_days)
+
+
+def case_document(case: Case, db: Path | None, ctx: IncidentContext | None = None) -> dict:
+    """The `culpa case --json` document, with the context the report draws on.
+
+    ``ctx`` is the incident's context when the caller already has it (the same incident and
+    window: :func:`context_key`), so an edit of the hypotheses or items needs no new fit."""
     from culpa.data import UCDP_CREDIT
     from culpa.evidence.analysis import analyse
     from culpa.evidence.case import hypothesis_priors
 
-    ctx = incident_context(case, db)
+    if ctx is None:
+        ctx = incident_context(case, db)
     prior = hypothesis_priors(case, ctx.model_prior, resolve=ctx.aliases.resolve)
     result = analyse(case, prior)
     doc = result.to_dict()
