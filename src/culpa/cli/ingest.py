@@ -41,7 +41,7 @@ def ingest(
     as it was.
     """
     from culpa.events import readers
-    from culpa.events.store import Store
+    from culpa.events.store import ingest_files
 
     if format not in readers.FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(readers.FORMATS)}",
@@ -52,18 +52,10 @@ def ingest(
 
         col_map = parse_mapping(mapping or [], mapping_file)
     path = resolve_db(db)
-    existed = path.exists()
     total = sum(f.stat().st_size for f in files if f.is_file())
-    try:
-        with Store(path) as store, byte_progress("ingesting", total, enabled=not json) as advance:
-            report = store.ingest(files, format, alias_files=alias_files(aliases),
-                                  mapping=col_map, progress=advance)
-            n_total = store.count()
-    except BaseException:
-        if not existed:  # the store did not exist before: leave no half-made file behind
-            for leftover in (path, path.with_name(path.name + ".wal")):
-                leftover.unlink(missing_ok=True)
-        raise
+    with byte_progress("ingesting", total, enabled=not json) as advance:
+        report, n_total = ingest_files(path, files, format, alias_files=alias_files(aliases),
+                                       mapping=col_map, progress=advance)
     doc = report.to_dict() | {"db": str(path), "events_in_store": n_total}
     if json:
         emit_json(doc)

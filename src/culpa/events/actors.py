@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from culpa import yamldoc
 from culpa.errors import InputError
+from culpa.inputs import read_text
 
 UNATTRIBUTED_NAMES = frozenset(
     {"unknown", "unidentified", "unidentified armed group", "unknown perpetrator", "none", ""}
@@ -43,7 +43,7 @@ class AliasTable:
     def builtin(cls) -> AliasTable:
         table = cls()
         text = resources.files("culpa.events").joinpath("aliases.yaml").read_text("utf-8")
-        table.update(yaml.safe_load(text), origin="built-in aliases")
+        table.update(yamldoc.load(text, "built-in aliases").data, origin="built-in aliases")
         return table
 
     @classmethod
@@ -54,24 +54,21 @@ class AliasTable:
         return table
 
     def update_from_file(self, path: Path) -> None:
-        try:
-            doc = yaml.safe_load(path.read_text("utf-8"))
-        except FileNotFoundError:
-            raise InputError("alias file not found", file=str(path)) from None
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            raise InputError(f"not valid YAML: {exc}", file=str(path),
-                             line=None if line is None else line + 1) from None
-        self.update(doc or {}, origin=str(path))
+        doc = yamldoc.load(read_text(path, "alias file"), str(path))
+        self.update(doc.data or {}, origin=str(path), doc=doc)
 
-    def update(self, mapping: Mapping, origin: str = "aliases") -> None:
+    def update(self, mapping: Mapping, origin: str = "aliases",
+               doc: yamldoc.Document | None = None) -> None:
+        doc = doc or yamldoc.Document(None, {}, origin)
         if not isinstance(mapping, Mapping):
-            raise InputError("must map canonical names to lists of aliases", file=origin)
+            raise doc.fail("", "must map canonical names to lists of aliases")
         for canon, aliases in mapping.items():
             if aliases is None:
                 aliases = []
             if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-                raise InputError("aliases must be a list of strings", file=origin, field=str(canon))
+                raise doc.fail(str(canon), "aliases must be a list of strings")
+            if not str(canon).strip():
+                raise doc.fail(str(canon), "a canonical name must not be empty")
             canon = str(canon)
             for name in [canon, *aliases]:
                 self._canon[alias_key(name)] = canon

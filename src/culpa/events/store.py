@@ -2,7 +2,13 @@
 
 Ingest is idempotent (event ids are source-qualified and stable, so a file read twice adds
 nothing) and atomic: every file of one ingest is parsed and validated inside one transaction,
-and any error rolls it back, leaving the store exactly as it was.
+and any error rolls it back, leaving the store exactly as it was. ``ingest_files`` extends that
+to the file itself: a store it had to create is removed again when the ingest fails.
+
+Only culpa stores are opened: a file is checked by its first bytes before DuckDB reads it (a
+SQLite file, say, is refused rather than handed to DuckDB, which would try to load an
+extension for it), DuckDB never loads or installs extensions, and a store of a newer schema
+version, a DuckDB file of someone else's or an events table of another shape is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from culpa.errors import InputError
+from culpa.errors import CulpaError, InputError
 from culpa.events.actors import AliasTable
 from culpa.events.schema import EVENT_COLUMNS, RECORD_COLUMNS_KEY, duckdb_columns, record_layout
 
@@ -30,6 +36,26 @@ from culpa.events.schema import EVENT_COLUMNS, RECORD_COLUMNS_KEY, duckdb_column
 #: version 1 hold JSON objects, which are still read as they are.
 SCHEMA_VERSION = 2
 INGEST_MEMORY_LIMIT = "256MB"
+DUCKDB_MAGIC = b"DUCK"  # at byte offset 8 of every DuckDB database file
+_NO_EXTENSIONS = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+_FOREIGN = ((b"SQLite format 3\x00", "a SQLite database"), (b"PAR1", "a Parquet file"),
+            (b"\x1f\x8b", "a gzip file"), (b"PK\x03\x04", "a zip file"))
+
+
+class IngestInterrupted(CulpaError):
+    """The ingest was interrupted (Ctrl-C); ``committed`` says whether its events were kept."""
+
+    exit_code = 130
+
+    def __init__(self, committed: bool, report: IngestReport | None = None):
+        self.committed, self.report = committed, report
+        if committed:
+            added = report.added if report is not None else 0
+            message = (f"interrupted after the ingest was committed: its {added:,} new events "
+                       f"are in the store")
+        else:
+            message = "interrupted: nothing was ingested, the store is as it was"
+        super().__init__(message)
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -207,6 +233,82 @@ class _Dedupe:
             self.before.close()
 
 
+def _check_store_file(path: Path) -> None:
+    """Refuse, by its first bytes, a file that is not a DuckDB database (before DuckDB sees it)."""
+    import stat
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return  # a new store
+    except OSError as exc:
+        raise InputError(f"cannot open the store: {exc.strerror or exc}", file=str(path)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError("is a directory, not a culpa store", file=str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError("not a regular file, so not a culpa store", file=str(path))
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise InputError(f"cannot read the store: {exc.strerror or exc}", file=str(path)) from None
+    if len(head) < 12 or head[8:12] != DUCKDB_MAGIC:
+        what = next((name for magic, name in _FOREIGN if head.startswith(magic)),
+                    "an empty file" if not head else "not a DuckDB database")
+        raise InputError(f"not a culpa store ({what})", file=str(path))
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C, however it surfaced: Python's KeyboardInterrupt or DuckDB's interrupted query."""
+    return isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException)) or (
+        isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def ingest_files(db: str | Path, paths: Sequence[Path], fmt: str = "auto", *,
+                 alias_files: Sequence[Path] = (), mapping: dict | None = None,
+                 progress: Callable[[int], None] | None = None) -> tuple[IngestReport, int]:
+    """Ingest files into the store at ``db`` (created when absent), all or nothing.
+
+    Returns the report and the number of events now in the store. When anything fails (bad
+    input, a full disk, Ctrl-C before the commit) the store is exactly as it was, and a store
+    this call created is removed again: no half-made file is left behind.
+    """
+    db = Path(db)
+    existed = db.exists()
+    opened = False
+    try:
+        with Store(db) as store:
+            opened = True
+            report = store.ingest(paths, fmt, alias_files=alias_files, mapping=mapping,
+                                  progress=progress)
+            return report, store.count()
+    except IngestInterrupted as exc:
+        if not exc.committed:
+            _remove_new(db, existed, opened)
+        raise
+    except BaseException as exc:
+        _remove_new(db, existed, opened)
+        if _interrupted(exc):
+            raise IngestInterrupted(committed=False) from None
+        raise
+
+
+def _remove_new(db: Path, existed: bool, opened: bool) -> None:
+    """Remove a store this ingest created (it held the store's lock, so no one else did)."""
+    if existed or not opened:
+        return
+    for leftover in (db, db.with_name(db.name + ".wal")):
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def _same(a, b) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
 
@@ -229,16 +331,82 @@ class Store:
     def __init__(self, path: str | Path, read_only: bool = False):
         self.path = Path(path)
         if read_only and not self.path.exists():
-            raise InputError("no store here; run `culpa ingest FILE...` first", file=str(path))
+            raise InputError("no store here (nothing has been ingested into it yet)",
+                             file=str(path))
+        _check_store_file(self.path)
         try:
+            # (settings, not connect(config=...): other connections to the same file in this
+            # process, the tests' or a server's, must not need the same configuration)
             self.con = duckdb.connect(str(self.path), read_only=read_only)
+            for key, value in _NO_EXTENSIONS.items():
+                self.con.execute(f"SET {key} = {str(value).lower()}")
         except duckdb.Error as exc:
-            raise InputError(f"cannot open the store: {exc}", file=str(path)) from None
+            raise InputError(f"cannot open the store: {_first_line(exc)}",
+                             file=str(path)) from None
         self._layouts_written: set[bytes] = set()
-        if not read_only:
+        try:
+            self._check_schema()
+            if not read_only:
+                self._create()
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _check_schema(self) -> None:
+        """Refuse a DuckDB file that is not a culpa store this culpa can read."""
+        tables = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
+            .fetchall()}
+        where = str(self.path)
+        if not tables:
+            return  # a new store
+        if "meta" not in tables:
+            shown = ", ".join(sorted(tables)[:8])
+            raise InputError(f"not a culpa store: a DuckDB database of other tables ({shown})",
+                             file=where)
+        found = self.con.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if found is not None:
+            try:
+                version = int(found[0])
+            except (TypeError, ValueError):
+                raise InputError(f"not a culpa store: schema version {found[0]!r}",
+                                 file=where) from None
+            if version > SCHEMA_VERSION or version < 1:
+                raise InputError(f"this store has schema version {version}; this culpa reads "
+                                 f"versions 1 to {SCHEMA_VERSION} (a newer culpa made it?)",
+                                 file=where)
+        if "events" in tables:
+            have = [r[0] for r in self.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                "'main' AND table_name = 'events' ORDER BY ordinal_position").fetchall()]
+            if have != list(EVENT_COLUMNS):
+                missing = [c for c in EVENT_COLUMNS if c not in have]
+                extra = [c for c in have if c not in EVENT_COLUMNS]
+                what = (f"lacks column(s) {', '.join(missing)}" if missing else
+                        f"has unknown column(s) {', '.join(extra)}" if extra else
+                        "has its columns in another order")
+                raise InputError(f"this store's events table {what}: it was made by another "
+                                 f"version of culpa; ingest the files into a new store",
+                                 file=where)
+
+    def _create(self) -> None:
+        """Create the tables a new store needs (nothing changes in an existing one)."""
+        try:
+            self.con.execute("BEGIN TRANSACTION")
             self.con.execute(_DDL)
-            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+            self.con.execute("INSERT INTO meta SELECT 'schema_version', ? WHERE NOT EXISTS "
+                             "(SELECT 1 FROM meta WHERE key = 'schema_version')",
                              [str(SCHEMA_VERSION)])
+            self.con.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            if _interrupted(exc):
+                raise IngestInterrupted(committed=False) from None
+            if isinstance(exc, duckdb.Error):
+                raise InputError(f"cannot write to the store: {_first_line(exc)}",
+                                 file=str(self.path)) from None
+            raise
 
     def __enter__(self) -> Store:
         return self
@@ -279,19 +447,20 @@ class Store:
                progress: Callable[[int], None] | None = None) -> IngestReport:
         """Read every file and add its new events, all or nothing."""
         from culpa.events import readers
+        from culpa.events.readers.base import check_regular_file
 
         for p in paths:
-            if not Path(p).is_file():
-                raise InputError("no such file", file=str(p))
+            check_regular_file(Path(p))
         report = IngestReport()
-        # Uncommitted rows would otherwise sit in DuckDB's buffer pool (up to 80% of RAM): with a
-        # cap it writes them out as it goes (measured: 300k rows peak RSS 1.9 -> 1.2 GB, faster).
-        self.con.execute(f"SET memory_limit='{INGEST_MEMORY_LIMIT}'")
-        self.con.execute("SET threads=1")
-        dedupe = _Dedupe(self.con)
-        self._layouts_written = set()  # per transaction: a rollback takes them back
-        self.con.execute("BEGIN TRANSACTION")
+        dedupe = None
         try:
+            # Uncommitted rows would otherwise sit in DuckDB's buffer pool (up to 80% of RAM):
+            # with a cap it writes them out as it goes (300k rows: peak RSS 1.9 -> 1.2 GB).
+            self.con.execute(f"SET memory_limit='{INGEST_MEMORY_LIMIT}'")
+            self.con.execute("SET threads=1")
+            self._layouts_written = set()  # per transaction: a rollback takes them back
+            self.con.execute("BEGIN TRANSACTION")
+            dedupe = _Dedupe(self.con)
             self.save_aliases(alias_files)
             aliases = self.alias_table()
             for p in paths:
@@ -299,7 +468,7 @@ class Store:
                 name = fmt if fmt != "auto" else ("csv" if mapping else readers.detect_format(p))
                 if name not in readers.READERS:
                     raise InputError(f"unknown format {name!r}; choose one of "
-                                     f"{', '.join(readers.FORMATS)}", field="--format")
+                                     f"{', '.join(readers.FORMATS)}", field="format")
                 module = readers.READERS[name]
                 fr = FileReport(str(p), name, _sha256(p))
                 kwargs = {"mapping": mapping} if name == "csv" else {}
@@ -313,15 +482,42 @@ class Store:
                              [dt.datetime.now(dt.UTC).replace(tzinfo=None), getpass.getuser(),
                               json.dumps(report.to_dict())])
             self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
+        except (duckdb.IOException, duckdb.OutOfMemoryException,
+                duckdb.PermissionException) as exc:  # the disk, not the data: keep nothing
+            self._rollback()
+            raise InputError(f"cannot write to the store: {_first_line(exc)}",
+                             file=str(self.path)) from None
+        except BaseException as exc:
+            self._rollback()
+            if _interrupted(exc):
+                raise IngestInterrupted(committed=False) from None
             raise
         finally:
-            dedupe.close()
-            self.con.execute("RESET memory_limit")
-            self.con.execute("RESET threads")
-        self.con.execute("CHECKPOINT")
+            if dedupe is not None:
+                dedupe.close()
+            self._reset()
+        try:
+            self.con.execute("CHECKPOINT")
+        except BaseException as exc:
+            if _interrupted(exc):
+                raise IngestInterrupted(committed=True, report=report) from None
+            if not isinstance(exc, duckdb.Error):
+                raise
+            # else: committed, and in the write-ahead log that the next open replays
         return report
+
+    def _rollback(self) -> None:
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # no transaction open (it failed before BEGIN, or DuckDB ended it)
+
+    def _reset(self) -> None:
+        for setting in ("memory_limit", "threads"):
+            try:
+                self.con.execute(f"RESET {setting}")
+            except duckdb.Error:
+                pass
 
     def _insert_new(self, table: pa.Table) -> int:
         """Insert a batch of new events (and its record layout, once); returns how many."""
@@ -386,10 +582,10 @@ class Store:
             where.append("latitude IS NOT NULL AND longitude IS NOT NULL")
         if since is not None:
             where.append("time_start >= ?")
-            args.append(pd.Timestamp(since).to_pydatetime())
+            args.append(_day(since, "since"))
         if until is not None:
             where.append("time_start < ?")
-            args.append(pd.Timestamp(until).to_pydatetime())
+            args.append(_day(until, "until"))
         if bbox is not None:
             w, s, e, n = bbox
             where.append("longitude BETWEEN ? AND ? AND latitude BETWEEN ? AND ?")
@@ -418,3 +614,16 @@ class Store:
             if found is not None and len(found[0]) == len(value) - 1:
                 return dict(zip(found[0], value[1:]))
         return value  # a store of schema version 1 keeps JSON objects
+
+
+def _day(value, name: str) -> dt.datetime:
+    """A date bound for a query; anything that is not a date is an InputError naming ``name``."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        ts = pd.NaT
+    if ts is pd.NaT or pd.isna(ts):
+        raise InputError(f"{value!r} is not a date (YYYY-MM-DD)", field=name)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_pydatetime()
