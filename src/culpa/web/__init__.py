@@ -50,7 +50,7 @@ def install(app) -> None:
         who = _session(request)
         template = name if who is not None else "login"
         html = _render(template, page=name, user=who, extra=extra,
-                       title=extra.get("title") or PAGES.get(name, "culpa"))
+                       title=PAGES.get(name, f"Case {extra.get('case_id')}"))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     @app.get("/", include_in_schema=False)
@@ -63,7 +63,7 @@ def install(app) -> None:
 
     @app.get("/cases/{case_id}", include_in_schema=False)
     def case_page(case_id: str, request: Request) -> HTMLResponse:
-        return page(request, "case", case_id=case_id[:64], title=f"Case {case_id[:64]}")
+        return page(request, "case", case_id=case_id[:64])
 
     @app.get("/warn", include_in_schema=False)
     def warn_page(request: Request) -> HTMLResponse:

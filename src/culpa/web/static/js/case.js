@@ -112,7 +112,7 @@
   function renderHypotheses() {
     var box = culpa.clear($("hypotheses"));
     (doc.hypotheses || []).forEach(function (h, k) {
-      var div = el("div", {class: "hyp", "data-testid": "hypothesis", "data-hypothesis": h.id});
+      var div = el("div", {class: "hyp", "data-testid": "hypothesis-editor", "data-hyp": h.id});
       var row = el("div", {class: "row"});
       row.appendChild(field("Id", h.id, function (i) { rename(h, i.value.trim()); }, {name: "id", slow: true}));
       row.appendChild(field("Actor (as in the data, or any name)", h.actor, function (i) { setOrDrop(h, "actor", i.value.trim()); }, {name: "actor", slow: true}));
@@ -235,7 +235,9 @@
       shownSeq = mine;
       if (mine !== seq) { return; }
       analysis = res.analysis;
-      $("analysis-state").textContent = "Analysed in " + Math.round(performance.now() - t0) + " ms.";
+      var ms = Math.round(performance.now() - t0);
+      $("analysis-state").textContent = "Analysed in " + ms + " ms.";
+      post.setAttribute("data-ms", String(ms));
       $("analysis-state").className = "hint";
       draw();
     }, function (err) {
@@ -392,10 +394,12 @@
   function team(row) {
     var box = culpa.clear($("analysts"));
     var a = row.analysis;
-    if (!a) { box.appendChild(el("p", {class: "hint", text: "The saved version is still being analysed."})); return; }
-    var names = a.analysts ? Object.keys(a.analysts) : [];
-    var hs = Object.keys(a.posterior);
-    if (!names.length) {
+    var names = a && a.analysts ? Object.keys(a.analysts) : [];
+    var hs = a ? Object.keys(a.posterior) : [];
+    if (!a) {
+      box.appendChild(el("p", {class: "hint", text: "The saved version is still being analysed."}));
+      setTimeout(refreshTeam, 1000);
+    } else if (!names.length) {
       box.appendChild(el("p", {class: "hint", text: "Only the case document's judgement so far. Record yours to see it beside the others'."}));
     } else {
       var t = el("table", {class: "ach", "data-testid": "analysts"});
@@ -437,7 +441,6 @@
   function refreshTeam() {
     culpa.api("GET", "/api/cases/" + encodeURIComponent(id)).then(function (row) {
       team(row);
-      if (!row.analysis && row.analysis_job) { setTimeout(refreshTeam, 1000); }
     }, culpa.failed("The case could not be reloaded"));
   }
 

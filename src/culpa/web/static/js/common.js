@@ -43,6 +43,16 @@
     });
   }
 
+  /* call() -> a promise of the API; while the server's model is still being fitted (503),
+     say so and ask again every two seconds. */
+  function whenReady(call, onWait) {
+    return call().catch(function (err) {
+      if (err.status !== 503) { throw err; }
+      if (onWait) { onWait(err); }
+      return new Promise(function (resolve) { setTimeout(resolve, 2000); }).then(function () { return whenReady(call, onWait); });
+    });
+  }
+
   /* A message at the top of the page (errors never leave a blank page). */
   function message(text, kind, keepMs) {
     var box = document.getElementById("messages");
@@ -112,7 +122,7 @@
     });
   }
 
-  window.culpa = {config: config, api: api, message: message, failed: failed, words: words,
+  window.culpa = {config: config, api: api, whenReady: whenReady, message: message, failed: failed, words: words,
                   pct: pct, plain: plain, colour: colour, setOrder: setOrder, el: el,
                   swatch: swatch, clear: clear};
 })();

@@ -170,17 +170,24 @@
       ["source", e.source], ["as written", [e.actor_raw, e.other_raw].filter(Boolean).join(" vs ")],
       ["file, row", e.source_file ? e.source_file + ", row " + e.source_row : null]];
     detail.appendChild(table(rows));
-    var rec = e.record;
-    if (rec && typeof rec === "object") {
-      detail.appendChild(el("details", {}, [el("summary", {text: "The original row"}),
-        table(Object.keys(rec).map(function (k) { return [k, rec[k]]; }))]));
-    }
+    var recBox = el("div", {class: "hint", text: "Loading its source record..."});
+    detail.appendChild(recBox);
+    culpa.api("GET", "/api/events/" + encodeURIComponent(e.id)).then(function (full) {
+      culpa.clear(recBox);
+      var rec = full.record;
+      if (rec && typeof rec === "object") {
+        recBox.className = "";
+        recBox.appendChild(el("details", {}, [el("summary", {text: "The original row (" + (full.source_file || full.source) + (full.source_row ? ", row " + full.source_row : "") + ")"}),
+          table(Object.keys(rec).map(function (k) { return [k, rec[k]]; }))]));
+      } else { recBox.textContent = "No source record kept."; }
+    }, function (err) { recBox.textContent = "No source record: " + err.message; });
     var chainBox = el("div", {}, [el("p", {class: "hint", text: "Loading its chain..."})]);
     detail.appendChild(el("h3", {text: "Escalation chain"}));
     detail.appendChild(chainBox);
     detail.appendChild(el("button", {type: "button", class: "secondary", text: "Who did it? (ask the model about this event)",
       onclick: function () { ask(lat(e), lon(e), String(when(e)).slice(0, 10), e.event_type); }}));
-    culpa.api("GET", "/api/events/" + encodeURIComponent(e.id) + "/chain").then(function (doc) {
+    culpa.whenReady(function () { return culpa.api("GET", "/api/events/" + encodeURIComponent(e.id) + "/chain"); },
+      function () { culpa.clear(chainBox).appendChild(el("p", {class: "hint", text: "The model is still being fitted; the chain follows when it is ready..."})); }).then(function (doc) {
       culpa.clear(chainBox);
       chainBox.appendChild(el("p", {text: "Background (no trigger): " + culpa.pct(doc.background_proba)}));
       chainBox.appendChild(el("p", {class: "hint", text: "Likely triggered by:"}));
@@ -230,7 +237,9 @@
     culpa.clear(detail).appendChild(el("p", {class: "hint", text: "Asking the model about " + y + ", " + x + " on " + date + "..."}));
     var body = {lat: y, lon: x, time: date};
     if (eventType) { body.event_type = eventType; }
-    culpa.api("POST", "/api/attribute", body).then(function (doc) { showRanking(doc, body); },
+    culpa.whenReady(function () { return culpa.api("POST", "/api/attribute", body); }, function () {
+      culpa.clear(detail).appendChild(el("p", {class: "hint", text: "The model is still being fitted on the store; the answer follows when it is ready..."}));
+    }).then(function (doc) { showRanking(doc, body); },
       function (err) { culpa.clear(detail).appendChild(el("p", {class: "error", text: "The model could not answer: " + err.message})); });
   }
 

@@ -73,8 +73,10 @@
     var sites;
     try { sites = parseSites($("w-sites").value); } catch (e) { culpa.message(e.message, "error"); return; }
     culpa.clear(detail).appendChild(el("p", {class: "hint", text: "Computing the warnings..."}));
-    culpa.api("POST", "/api/warn", {sites: sites, at: $("w-at").value, horizon_days: parseFloat($("w-horizon").value)})
-      .then(show, function (err) { culpa.clear(detail).appendChild(el("p", {class: "error", text: "No warning: " + err.message})); });
+    var body = {sites: sites, at: $("w-at").value, horizon_days: parseFloat($("w-horizon").value)};
+    culpa.whenReady(function () { return culpa.api("POST", "/api/warn", body); }, function () {
+      culpa.clear(detail).appendChild(el("p", {class: "hint", text: "A model for that day is being fitted; the warnings follow when it is ready..."}));
+    }).then(show, function (err) { culpa.clear(detail).appendChild(el("p", {class: "error", text: "No warning: " + err.message})); });
   });
 
   map.on("click", function (e) {
