@@ -159,8 +159,8 @@ MALFORMED = [
     (_set(["incident", "lat"], 95), "incident.lat", "95 is outside [-90, 90]"),
     (_set(["incident", "lon"], -200.5), "incident.lon", "-200.5 is outside [-180, 180]"),
     (_drop(["incident", "lon"]), "incident.lon", "missing (required)"),
-    (_set(["incident", "precision_km"], 0), "incident.precision_km", "0 is outside (0, inf)"),
-    (_set(["window_days"], -3), "window_days", "-3 is outside (0, inf)"),
+    (_set(["incident", "precision_km"], 0), "incident.precision_km", "0 is outside (0, 20038]"),
+    (_set(["window_days"], -3), "window_days", "-3 is outside (0, 36525]"),
     (_drop(["incident"]), "incident", "missing (required)"),
     (_set(["incident"], "Kirkuk"), "incident", "must be a mapping"),
     (_set(["evidence"], {"id": "x"}), "evidence", "must be a list"),
@@ -287,3 +287,85 @@ def test_two_hypotheses_resolving_to_one_actor_is_an_input_error():
     with pytest.raises(InputError, match=r"hypotheses\[1\]\.actor: actor 'ISIL' resolves to 'IS'"):
         hypothesis_priors(_case(Hypothesis("IS"), Hypothesis("ISIL"), OTHER), {"IS": 1.0},
                           resolve={"ISIL": "IS", "IS": "IS"}.get)
+
+
+# -- hostile documents: refused fast, with the key path and line ------------------------------
+
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+def _k1_with(pattern: str, replacement: str) -> str:
+    import re
+
+    text, n = re.subn(pattern, replacement, K1.read_text(), count=1, flags=re.M)
+    assert n == 1, pattern
+    return text
+
+
+@pytest.mark.parametrize("text, line, path, message", [
+    (LAUGHS, 1, "a", "anchors"),  # the billion-laughs bomb (560 bytes, once 118 s and 4.5 GB)
+    ("notes: &a [*a]\n", 1, "notes", "anchors"),
+    ("[" * 5000, 1, None, "nesting"),
+    ("a:\n" + "".join(" " * (2 * i + 2) + "b:\n" for i in range(100)), None, None,
+     "nested deeper than 64"),
+    (_k1_with(r"^(\s*time:).*$", r"\1 2018-02-30"), 14, "incident.time", "not a valid date"),
+    (_k1_with(r"^(\s*time:).*$", r"\1 2018-13-01"), 14, "incident.time", "not a valid date"),
+    (_k1_with(r"^(\s*time:).*$", r"\1 2018-01-01 25:00:00"), 14, "incident.time",
+     "not a valid date"),
+    (_k1_with(r"^(\s*lat:).*$", r"\1 " + "9" * 400), 15, "incident.lat", "too large"),
+    (_k1_with(r"^(window_days:).*$", r"\1 " + "9" * 400), 22, "window_days", "too large"),
+    (_k1_with(r"^(window_days:).*$", r"\1 1.0e+300"), 22, "window_days", "outside"),
+    (_k1_with(r"^(\s*reliability:).*$", r"\1 [A]"), 42, "evidence[0].reliability", "not A-F"),
+    (_k1_with(r"^(\s*credibility:).*$", r"\1 [2]"), 43, "evidence[0].credibility", "not 1-6"),
+    (_k1_with(r"^(\s*lat:.*)$", r"\1\n  lat: 10"), 16, "incident.lat",
+     "duplicate key 'lat' (first on line 15, again on line 16)"),
+    (_k1_with(r"^(title:.*)$", "title: !!python/object:os.system x"), 12, "title", "tag"),
+    ("a: 1\n---\nb: 2\n", 2, None, "more than one YAML document"),
+])
+def test_hostile_case_files_are_refused_quickly_with_their_place(text, line, path, message):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(InputError) as info:
+        parse_case(text, file="case.yaml")
+    assert time.perf_counter() - start < 1.0
+    exc = info.value
+    assert message in str(exc) and exc.file == "case.yaml"
+    assert (line is None or exc.line == line) and (path is None or exc.path == path), str(exc)
+
+
+def test_the_bounded_loader_reads_every_example_as_pyyaml_does():
+    from culpa import yamldoc
+
+    for f in [*K1.parent.glob("*.yaml"), *(K1.parents[1] / "tests" / "data").glob("*.yaml")]:
+        assert yamldoc.load(f.read_text(), str(f)).data == yaml.safe_load(f.read_text()), f
+
+
+def test_hostile_sites_files_are_refused_with_their_place():
+    from culpa.sites import parse_sites
+
+    good = "sites:\n  - name: base\n    lat: 35.5\n    lon: 44.3\n    radius_km: 25\n"
+    assert parse_sites(good)[0].radius_km == 25
+    for text, path, line in [
+        (good.replace("radius_km: 25", "radius_km: " + "9" * 400), "sites[0].radius_km", 5),
+        (good + "    lat: 1\n", "sites[0].lat", 6),
+        (good.replace("35.5", "&x 35.5"), "sites[0].lat", 3),
+        (LAUGHS, "a", 1),
+    ]:
+        with pytest.raises(InputError) as info:
+            parse_sites(text, file="sites.yaml")
+        assert (info.value.path, info.value.line) == (path, line), str(info.value)
+
+
+def test_case_and_sites_files_must_be_regular_utf8_files(tmp_path):
+    from culpa.sites import load_sites
+
+    (tmp_path / "dir.yaml").mkdir()
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"title: ok\nnotes: caf\xe9\n")
+    with pytest.raises(InputError, match="is a directory"):
+        load_case(tmp_path / "dir.yaml")
+    with pytest.raises(InputError, match="not UTF-8") as info:
+        load_sites(bad)
+    assert info.value.line == 2

@@ -282,6 +282,23 @@ def test_nothing_is_loaded_from_the_network(page, html):
     assert "http" not in csp
 
 
+def test_only_the_pages_own_scripts_may_run(page, html):
+    """script-src lists the SHA-256 of each inline script and nothing else (no
+    'unsafe-inline'), so markup that slipped past escaping could not run script."""
+    import base64
+    import hashlib
+
+    csp = next(a["content"] for t, a in page.elements
+               if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src")).split()[1:]
+    assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+    bodies = re.findall(r"<script>(.*?)</script>", html, re.S)  # the executable ones
+    assert len(bodies) == 3
+    expected = {f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'"
+                for b in bodies}
+    assert set(script_src) == expected
+
+
 def test_header_states_the_answer_in_plain_words(page, doc):
     post = doc["posterior"][doc["leading"]]
     assert doc["leading"] == "IS" and 0.8 < post < 0.95

@@ -8,6 +8,8 @@ read both from the dumped DOM. Chromium missing is a failure, not a skip: ``make
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -141,8 +143,9 @@ def test_map_shows_every_event_the_incident_and_a_legend(dom):
 
 
 def test_an_error_or_a_remote_load_would_show(rendered):
-    """The checks above mean something: a broken script and a remote image are both reported,
-    and the remote image is refused by the page's own policy before any network is tried."""
+    """The checks above mean something: an injected script and a remote image are both
+    reported, and both are refused by the page's own policy: the image before any network is
+    tried, the script because only the page's own scripts (by their SHA-256) may run."""
     page, tmp = rendered
     bad = tmp / "bad.html"
     bad.write_text(page.read_text(encoding="utf-8").replace(
@@ -152,7 +155,8 @@ def test_an_error_or_a_remote_load_would_show(rendered):
     found = Dom(run_chromium(bad, tmp, "--dump-dom"))
     assert not found.errors_hidden
     text = " | ".join(found.errors)
-    assert "notDefinedAnywhere" in text
+    assert "notDefinedAnywhere" not in text  # it never ran
+    assert "blocked by the page's offline policy: script-src" in text
     assert "blocked by the page's offline policy: img-src https://example.org/pixel.png" in text
     assert found.root.get("data-charts-drawn") == str(len(FIGURES))  # the rest still works
 
@@ -165,7 +169,7 @@ def test_hover_and_printing(rendered, dom):
     assert dom.details_open == [False]
     ev = min((e for e in k1_doc()["nearby_events"] if e["actor"] == "IS"), key=lambda e: e["date"])
     driven = tmp / "driven.html"
-    driven.write_text(page.read_text(encoding="utf-8").replace("</body>", """<script>
+    driver = """
       (function wait() {
         if (!document.documentElement.getAttribute("data-charts-drawn")) {
           return setTimeout(wait, 50);
@@ -177,7 +181,13 @@ def test_hover_and_printing(rendered, dom):
         var label = map.querySelector(".hoverlayer");
         document.body.setAttribute("data-hover", label ? label.textContent : "none");
         window.dispatchEvent(new Event("beforeprint"));
-      })();</script></body>""" % ev["id"], 1), encoding="utf-8")
+      })();""" % ev["id"]
+    # The page runs only scripts whose SHA-256 its policy lists: list the test's driver too.
+    digest = base64.b64encode(hashlib.sha256(driver.encode()).digest()).decode()
+    html = page.read_text(encoding="utf-8").replace(
+        "script-src ", f"script-src 'sha256-{digest}' ", 1)
+    driven.write_text(html.replace("</body>", f"<script>{driver}</script></body>", 1),
+                      encoding="utf-8")
     text = run_chromium(driven, tmp, "--dump-dom", "--window-size=1280,2400")
     found = Dom(text)
     assert found.errors == []

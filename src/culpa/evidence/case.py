@@ -29,6 +29,11 @@ MIN_SHARE = 0.001
 #: Explicit priors may miss summing to 1 by this much (decimal rounding in a file).
 PRIOR_TOLERANCE = 1e-6
 
+#: The longest look-back a case may ask of the model (a century of events).
+MAX_WINDOW_DAYS = 36_525.0
+#: Half the Earth's circumference: no place is less precisely known than that.
+MAX_PRECISION_KM = 20_038.0
+
 
 @dataclass(frozen=True)
 class Incident:
@@ -77,9 +82,10 @@ class EvidenceItem:
         where = f"evidence '{self.id}'"
         if (self.likelihood is None) == (self.rating is None):
             raise InputError("give exactly one of likelihood or rating", path=where)
-        if self.reliability not in grading.RELIABILITY:
+        if not isinstance(self.reliability, str) or self.reliability not in grading.RELIABILITY:
             raise InputError(f"{self.reliability!r} is not A-F", path=where + ".reliability")
-        if self.credibility not in grading.CREDIBILITY:
+        if isinstance(self.credibility, bool) or not isinstance(self.credibility, int) \
+                or self.credibility not in grading.CREDIBILITY:
             raise InputError(f"{self.credibility!r} is not 1-6", path=where + ".credibility")
 
     @property
@@ -206,7 +212,8 @@ class _Validator:
             hypotheses=hypotheses,
             evidence=self.evidence(doc.get("evidence"), [h.id for h in hypotheses]),
             window_days=None if window is None else self.number(
-                window, "window_days", 0, math.inf, lo_open=True, interval="(0, inf)"),
+                window, "window_days", 0, MAX_WINDOW_DAYS, lo_open=True,
+                interval=f"(0, {MAX_WINDOW_DAYS:g}]"),
             description=self.text(doc.get("description"), "description"),
             file=self.file,
         )
@@ -221,7 +228,8 @@ class _Validator:
             lat=self.number(d["lat"], f"{p}.lat", -90, 90, interval="[-90, 90]"),
             lon=self.number(d["lon"], f"{p}.lon", -180, 180, interval="[-180, 180]"),
             precision_km=None if precision is None else self.number(
-                precision, f"{p}.precision_km", 0, math.inf, lo_open=True, interval="(0, inf)"),
+                precision, f"{p}.precision_km", 0, MAX_PRECISION_KM, lo_open=True,
+                interval=f"(0, {MAX_PRECISION_KM:g}]"),
             event_type=self.text(d.get("event_type"), f"{p}.event_type"),
             target=self.text(d.get("target"), f"{p}.target"),
             description=self.text(d.get("description"), f"{p}.description"),
@@ -237,7 +245,10 @@ class _Validator:
                 raise self.fail(path, f"{value!r} is not an ISO date or datetime") from None
         if isinstance(value, dt.datetime):
             if value.tzinfo is not None:
-                value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                try:
+                    value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                except (OverflowError, ValueError):
+                    raise self.fail(path, f"{value.isoformat()!r} is out of range") from None
             return value, False
         if isinstance(value, dt.date):
             return dt.datetime(value.year, value.month, value.day), True
@@ -342,7 +353,7 @@ class _Validator:
                 raise self.fail(f"{path}.{hid}", f"unknown hypothesis {hid!r} "
                                                  f"(hypotheses: {', '.join(hyp_ids)})")
             if rating:
-                r = v.strip().upper() if isinstance(v, str) else v
+                r = v.strip().upper() if isinstance(v, str) else None
                 if r not in ach.RATINGS:
                     raise self.fail(f"{path}.{hid}", f"{_show(v)} is not one of "
                                                      f"{', '.join(ach.RATINGS)}")
@@ -356,14 +367,15 @@ class _Validator:
         return {h: out[h] for h in hyp_ids}  # hypothesis order, whatever the file's order
 
     def reliability(self, value: Any, path: str) -> str:
-        r = value.strip().upper() if isinstance(value, str) else value
+        r = value.strip().upper() if isinstance(value, str) else None
         if r not in grading.RELIABILITY:
             raise self.fail(path, f"{_show(value)} is not A-F")
         return r
 
     def credibility(self, value: Any, path: str) -> int:
-        c = int(value) if isinstance(value, str) and value.strip().isdigit() else value
-        if isinstance(c, bool) or c not in grading.CREDIBILITY:
+        c = value.strip() if isinstance(value, str) else value
+        c = int(c) if isinstance(c, str) and c.isascii() and c.isdigit() and len(c) < 3 else c
+        if isinstance(c, bool) or not isinstance(c, int) or c not in grading.CREDIBILITY:
             raise self.fail(path, f"{_show(value)} is not 1-6")
         return c
 
