@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from culpa.server import auth
@@ -52,3 +52,50 @@ def job(job_id: str, request: Request, who: Principal = Depends(auth.viewer)) ->
 def jobs(request: Request, who: Principal = Depends(auth.viewer)) -> dict:
     """The recent background jobs, newest first."""
     return {"jobs": [j.to_dict() for j in request.app.state.jobs.list()[:100]]}
+
+
+@router.post("/ingest", status_code=202, openapi_extra={"requestBody": {
+    "required": True, "content": {"application/octet-stream": {"schema": {
+        "type": "string", "format": "binary",
+        "description": "An event file: CSV (plain or .gz) or Parquet."}}}}})
+async def ingest(request: Request, name: str = Query("upload.csv", max_length=200,
+                                                     pattern=r"^[\w.\-]+$"),
+                 format: str = Query("auto", max_length=16),
+                 who: Principal = Depends(auth.admin)) -> dict:
+    """Ingest an uploaded event file in a background job (``culpa ingest`` through the server:
+    all or nothing, re-ingesting adds nothing). Poll ``GET /api/jobs/{job}``."""
+    import tempfile
+    from pathlib import Path
+
+    from culpa.events import readers
+
+    if format not in readers.FORMATS:
+        raise HTTPException(422, {"error": f"unknown format {format!r}; choose one of "
+                                           f"{', '.join(readers.FORMATS)}", "path": "query.format"})
+    data = await request.body()
+    if not data:
+        raise HTTPException(422, {"error": "the body is empty: send the file's bytes",
+                                  "path": "body"})
+    folder = Path(tempfile.mkdtemp(prefix="culpa-ingest-"))
+    path = folder / name
+    path.write_bytes(data)
+    engine = request.app.state.engine
+
+    def work(job):
+        try:
+            return engine.ingest([path], format, job)
+        finally:
+            path.unlink(missing_ok=True)
+            folder.rmdir()
+
+    job = request.app.state.jobs.submit("ingest", who.username, work)
+    return {"job": job.id}
+
+
+@router.post("/refit", status_code=202)
+def refit(request: Request, who: Principal = Depends(auth.admin)) -> dict:
+    """Refit the model on the store's events in a background job (saved beside the store);
+    requests keep using the current model until the new one is ready."""
+    engine = request.app.state.engine
+    job = request.app.state.jobs.submit("refit", who.username, engine.refit)
+    return {"job": job.id}

@@ -20,8 +20,11 @@ class Login(BaseModel):
 
 @router.get("/health")
 def health(request: Request) -> dict:
-    """Is the server up, and how many events does it hold? (No account needed.)"""
-    return {"status": "ok", "events": request.app.state.engine.events_count()}
+    """Is the server up, how many events does it hold, is its model ready? (No account.)"""
+    engine = request.app.state.engine
+    return {"status": "ok", "events": engine.events_count(),
+            "model": "ready" if engine.model is not None else
+            ("fitting" if engine.fit_job else "none"), "model_job": engine.fit_job}
 
 
 @router.post("/login")

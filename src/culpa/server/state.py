@@ -1,9 +1,13 @@
-"""The event side of the server: the DuckDB store, held open read-only while the server runs.
+"""The event side of the server: the DuckDB store and the fitted model, behind one lock.
 
-Holding it read-only keeps other readers (``culpa stats``, ``culpa case``) working while it
-makes a ``culpa ingest`` from another process fail (DuckDB's file lock: exit 2, nothing
-changed); ingests go through the server (``POST /api/ingest``), which lets go of the file for
-the ingest's duration.
+The store is held open read-only while the server runs: other readers (``culpa stats``,
+``culpa case``) keep working, while a ``culpa ingest`` from another process is refused by
+DuckDB's file lock (exit 2, nothing changed). Ingests go through the server (``POST
+/api/ingest``, a background job), which lets go of the file for the ingest's duration.
+
+The model is the one ``culpa fit`` saved beside the store, loaded at start-up; without one, a
+background refit starts at once (and saves it there). Requests never fit: until a model is
+ready, the model's endpoints answer 503 naming the job to wait for.
 """
 
 from __future__ import annotations
@@ -12,12 +16,22 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import pandas as pd
+
+from culpa.errors import AnalysisError
+
+
+class ModelNotReady(Exception):
+    def __init__(self, job_id: str | None):
+        super().__init__("the model is being fitted")
+        self.job_id = job_id
+
 
 class Engine:
     #: Incident contexts (a fitted model each) kept for quick re-analysis of edited cases.
     KEEP_CONTEXTS = 16
 
-    def __init__(self, db: Path, jobs):
+    def __init__(self, db: Path, jobs, autofit: bool = True):
         from culpa.events.store import Store
 
         self.db, self.jobs = Path(db), jobs
@@ -27,10 +41,172 @@ class Engine:
         self._hold = Store(self.db, read_only=True)
         self._contexts: OrderedDict[tuple, object] = OrderedDict()
         self._contexts_lock = threading.Lock()
+        from culpa.events.schema import EVENT_COLUMNS
+
+        self._columns = [c for c in EVENT_COLUMNS if c != "record"]  # the record: GET one event
+        self.model = None
+        self.fit_job: str | None = None
+        self._before: dict = {}  # day -> job id, then (model, source): warn's models
+        self._load_model(autofit)
+
+    # -- store --------------------------------------------------------------------------
 
     def events_count(self) -> int:
         with self._lock:
             return self._hold.count()
+
+    def events(self, since=None, until=None, bbox=None, actor=None, limit=100, offset=0
+               ) -> tuple[list[dict], int]:
+        where, args = ["TRUE"], []
+        if since is not None:
+            where.append("time_start >= ?")
+            args.append(pd.Timestamp(since).to_pydatetime())
+        if until is not None:
+            where.append("time_start < ?")
+            args.append(pd.Timestamp(until).to_pydatetime())
+        if bbox is not None:
+            w, s, e, n = bbox
+            where.append("longitude BETWEEN ? AND ? AND latitude BETWEEN ? AND ?")
+            args += [w, e, s, n]
+        if actor is not None:
+            where.append("actor = ?")
+            args.append(actor)
+        cond = " AND ".join(where)
+        cols = ", ".join(self._columns)
+        with self._lock:
+            con = self._hold.con
+            total = con.execute(f"SELECT count(*) FROM events WHERE {cond}", args).fetchone()[0]
+            cur = con.execute(f"SELECT {cols} FROM events WHERE {cond} ORDER BY time_start, id "
+                              f"LIMIT ? OFFSET ?", args + [limit, offset])
+            rows = cur.fetchall()
+        return [_row(self._columns, r) for r in rows], int(total)
+
+    def event(self, event_id: str) -> dict | None:
+        with self._lock:
+            return self._hold.event(event_id)
+
+    def actors(self) -> list[dict]:
+        with self._lock:
+            return self._hold.stats()["actors"]
+
+    def ingest(self, paths: list[Path], fmt: str, job) -> dict:
+        """Ingest files into the store (the job's work): the read-only hold is let go of for
+        the ingest, and taken again whatever happens."""
+        from culpa.events.store import Store
+
+        with self._lock:
+            self._hold.close()
+            try:
+                job.report(0.1, "ingesting")
+                with Store(self.db) as store:
+                    report = store.ingest(paths, fmt)
+                    total = store.count()
+            finally:
+                self._hold = Store(self.db, read_only=True)
+                self.forget_contexts()
+        return report.to_dict() | {"events_in_store": total}
+
+    # -- model --------------------------------------------------------------------------
+
+    def model_path(self) -> Path:
+        from culpa.cli.modelling import default_model_path
+
+        return default_model_path(self.db)
+
+    def _load_model(self, autofit: bool) -> None:
+        from culpa.model.hawkes import HawkesAttributor
+
+        path = self.model_path()
+        if path.exists():
+            self.model = HawkesAttributor.load(path)
+        elif autofit and self.events_count() > 0:
+            self.fit_job = self.jobs.submit("refit", "server", self.refit).id
+
+    def refit(self, job) -> dict:
+        """Fit on every located event and save beside the store, then answer with it."""
+        from culpa.model.hawkes import HawkesAttributor
+
+        job.report(0.05, "reading the events")
+        with self._lock:
+            events = self._hold.events_frame()
+        if events.empty:
+            raise AnalysisError("no located events in the store to fit on")
+        job.report(0.1, f"fitting on {len(events):,} events")
+        model = HawkesAttributor().fit(events)
+        job.report(0.9, "saving the model")
+        model.save(self.model_path())
+        self.model = model  # one assignment: requests see the old model or the new one
+        return {"n_events": len(events), "actors": len(model.actors_),
+                "model": str(self.model_path())}
+
+    def _model(self):
+        if self.model is None:
+            raise ModelNotReady(self.fit_job)
+        return self.model
+
+    def attribute(self, time, lat, lon, **marks) -> dict:
+        """``culpa attribute --json``."""
+        from culpa.cli.modelling import parse_day
+
+        return self._model().explain(parse_day(time, "time"), lat, lon, **marks)
+
+    def chain(self, event_id: str, depth: int = 3, min_prob: float = 0.05) -> dict:
+        """``culpa chain ID --json``."""
+        return self._model().chain(event_id, depth=depth, min_proba=min_prob)
+
+    def warn(self, sites: list[dict], at: str, horizon_days: float, top: int = 5) -> dict:
+        """``culpa warn --json`` for sites given as data, by the verb's rule for the model: the
+        saved one if it was fitted only on data before ``at``, else a fit on the events before
+        ``at`` -- made in a background job the first time (ModelNotReady until it is done)."""
+        from culpa.cli.modelling import parse_day
+        from culpa.cli.warn import _fitted_until, _recent_events
+        from culpa.model import forecast as fc
+
+        when = parse_day(at, "at")
+        model, source = self._model_before(when)
+        with self._lock:
+            extra = _recent_events(self.db, model, when)
+        hist = fc.history(model, extra)
+        forecasts = [fc.forecast_site(model, fc.Site(**s), when, horizon_days, hist, top=top)
+                     for s in sites]
+        return {"at": str(when.date()) if when == when.normalize() else when.isoformat(),
+                "horizon_days": horizon_days,
+                "sites": [f.to_dict() for f in forecasts],
+                "model": {"source": source, "fitted_until": str(_fitted_until(model).date()),
+                          "actors": len(model.actors_)},
+                "levels": {name: {"min_ratio": r, "min_p_any": p} for name, r, p in fc.LEVELS}}
+
+    def _model_before(self, when):
+        from culpa.cli.warn import _fitted_until
+
+        model = self._model()
+        if _fitted_until(model) <= when:
+            return model, str(self.model_path())
+        key = str(when)
+        with self._lock:
+            found = self._before.get(key)
+            if isinstance(found, tuple):
+                return found
+            job = self.jobs.get(found) if found else None
+            if job is None or job.state == "failed":
+                job = self.jobs.submit("fit-before", "server",
+                                       lambda j, w=when, k=key: self._fit_before(j, w, k))
+                self._before[key] = job.id
+        raise ModelNotReady(job.id)
+
+    def _fit_before(self, job, when, key: str) -> dict:
+        from culpa.cli.modelling import load_events
+        from culpa.model.hawkes import HawkesAttributor
+
+        job.report(0.05, f"reading the events before {when.date()}")
+        with self._lock:
+            events = load_events(self.db, until=when)
+        job.report(0.1, f"fitting on {len(events):,} events before {when.date()}")
+        model = HawkesAttributor().fit(events)
+        with self._lock:
+            self._before[key] = (model, f"fitted now on {len(events):,} events before "
+                                        f"{when.date()}")
+        return {"n_events": len(events)}
 
     def case_document(self, case) -> dict:
         """``culpa case --json`` for a validated case."""
@@ -76,3 +252,14 @@ class Engine:
             if self._hold is not None:
                 self._hold.close()
                 self._hold = None
+
+
+def _row(columns: list[str], values: tuple) -> dict:
+    out = {}
+    for c, v in zip(columns, values):
+        if hasattr(v, "isoformat"):
+            v = v.isoformat()
+        elif isinstance(v, float) and v != v:
+            v = None
+        out[c] = v
+    return out
