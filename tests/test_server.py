@@ -238,7 +238,7 @@ def model_ready(server) -> None:
     import time
 
     deadline = time.monotonic() + 300
-    while httpx.get(server.url + "/api/health").json()["model"] != "ready":
+    while httpx.get(server.url + "/api/health", timeout=60).json()["model"] != "ready":
         assert time.monotonic() < deadline, "the model was not fitted in 5 minutes"
         time.sleep(0.5)
 

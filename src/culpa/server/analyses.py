@@ -41,6 +41,12 @@ class Analyses:
         self._pending: dict[str, str] = {}  # doc key -> job id
         self._lock = threading.Lock()
 
+    def forget(self) -> None:
+        """Drop every kept analysis (the event store changed)."""
+        with self._lock:
+            self._done.clear()
+            self._team.clear()
+
     def base(self, doc: dict, user: str = "server") -> tuple[dict | None, str | None]:
         """(the culpa case document, None) when ready, else (None, the job computing it)."""
         key = doc_key(doc)

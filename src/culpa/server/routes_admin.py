@@ -79,11 +79,13 @@ async def ingest(request: Request, name: str = Query("upload.csv", max_length=20
     folder = Path(tempfile.mkdtemp(prefix="culpa-ingest-"))
     path = folder / name
     path.write_bytes(data)
-    engine = request.app.state.engine
+    engine, analyses = request.app.state.engine, request.app.state.analyses
 
     def work(job):
         try:
-            return engine.ingest([path], format, job)
+            done = engine.ingest([path], format, job)
+            analyses.forget()  # the events changed: analyses are computed afresh
+            return done
         finally:
             path.unlink(missing_ok=True)
             folder.rmdir()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,11 @@ class Engine:
         self.db, self.jobs = Path(db), jobs
         if not self.db.exists():
             Store(self.db).close()  # an empty store, ready for POST /api/ingest
-        self._lock = threading.RLock()
+        # Readers (queries, fits) share the store; an ingest has it alone. Queries on the held
+        # connection also take _con: one DuckDB connection is not for several threads at once.
+        self._rw = _ReadWrite()
+        self._con = threading.Lock()
+        self._before_lock = threading.Lock()
         self._hold = Store(self.db, read_only=True)
         self._contexts: OrderedDict[tuple, object] = OrderedDict()
         self._contexts_lock = threading.Lock()
@@ -51,8 +56,13 @@ class Engine:
 
     # -- store --------------------------------------------------------------------------
 
+    @contextmanager
+    def _query(self):
+        with self._rw.read(), self._con:
+            yield
+
     def events_count(self) -> int:
-        with self._lock:
+        with self._query():
             return self._hold.count()
 
     def events(self, since=None, until=None, bbox=None, actor=None, limit=100, offset=0
@@ -73,7 +83,7 @@ class Engine:
             args.append(actor)
         cond = " AND ".join(where)
         cols = ", ".join(self._columns)
-        with self._lock:
+        with self._query():
             con = self._hold.con
             total = con.execute(f"SELECT count(*) FROM events WHERE {cond}", args).fetchone()[0]
             cur = con.execute(f"SELECT {cols} FROM events WHERE {cond} ORDER BY time_start, id "
@@ -82,11 +92,11 @@ class Engine:
         return [_row(self._columns, r) for r in rows], int(total)
 
     def event(self, event_id: str) -> dict | None:
-        with self._lock:
+        with self._query():
             return self._hold.event(event_id)
 
     def actors(self) -> list[dict]:
-        with self._lock:
+        with self._query():
             return self._hold.stats()["actors"]
 
     def ingest(self, paths: list[Path], fmt: str, job) -> dict:
@@ -94,7 +104,7 @@ class Engine:
         the ingest, and taken again whatever happens."""
         from culpa.events.store import Store
 
-        with self._lock:
+        with self._rw.write():
             self._hold.close()
             try:
                 job.report(0.1, "ingesting")
@@ -127,7 +137,7 @@ class Engine:
         from culpa.model.hawkes import HawkesAttributor
 
         job.report(0.05, "reading the events")
-        with self._lock:
+        with self._query():
             events = self._hold.events_frame()
         if events.empty:
             raise AnalysisError("no located events in the store to fit on")
@@ -164,7 +174,7 @@ class Engine:
 
         when = parse_day(at, "at")
         model, source = self._model_before(when)
-        with self._lock:
+        with self._rw.read():
             extra = _recent_events(self.db, model, when)
         hist = fc.history(model, extra)
         forecasts = [fc.forecast_site(model, fc.Site(**s), when, horizon_days, hist, top=top)
@@ -183,7 +193,7 @@ class Engine:
         if _fitted_until(model) <= when:
             return model, str(self.model_path())
         key = str(when)
-        with self._lock:
+        with self._before_lock:
             found = self._before.get(key)
             if isinstance(found, tuple):
                 return found
@@ -199,11 +209,11 @@ class Engine:
         from culpa.model.hawkes import HawkesAttributor
 
         job.report(0.05, f"reading the events before {when.date()}")
-        with self._lock:
+        with self._rw.read():
             events = load_events(self.db, until=when)
         job.report(0.1, f"fitting on {len(events):,} events before {when.date()}")
         model = HawkesAttributor().fit(events)
-        with self._lock:
+        with self._before_lock:
             self._before[key] = (model, f"fitted now on {len(events):,} events before "
                                         f"{when.date()}")
         return {"n_events": len(events)}
@@ -212,7 +222,7 @@ class Engine:
         """``culpa case --json`` for a validated case."""
         from culpa.evidence.context import case_document, context_key, incident_context
 
-        with self._lock:
+        with self._rw.read():
             ctx = self.cached_context(case)
             if ctx is None:
                 ctx = incident_context(case, self.db)
@@ -248,10 +258,44 @@ class Engine:
         return None if ctx is None else case_document(case, self.db, ctx)
 
     def close(self) -> None:
-        with self._lock:
+        with self._rw.write():
             if self._hold is not None:
                 self._hold.close()
                 self._hold = None
+
+
+class _ReadWrite:
+    """Many readers or one writer."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._readers, self._writer = 0, False
+
+    @contextmanager
+    def read(self):
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self):
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
 
 
 def _row(columns: list[str], values: tuple) -> dict:
