@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from culpa.events.store import Store
-from culpa.model.hawkes import HawkesAttributor, _days
+from culpa.model.frames import days_since as _days
+from culpa.model.hawkes import HawkesAttributor
 from helpers import UCDP_SYRIA
 
 

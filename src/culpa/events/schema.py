@@ -18,6 +18,12 @@ ATTRIBUTION_STATUSES = ("claimed", "attributed", "suspected", "disputed", "unatt
 #: Statuses whose actor label the model treats as known (q = 1); the rest are latent.
 LABELLED_STATUSES = ("claimed", "attributed")
 
+
+def is_labelled(events):
+    """Which events' actor is known (a boolean array): those with an actor whose attribution is
+    one of ``LABELLED_STATUSES``. ``events``: a DataFrame with ``actor`` and ``attribution``."""
+    return (events["actor"].notna() & events["attribution"].isin(LABELLED_STATUSES)).to_numpy()
+
 EVENT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),  # source-qualified, stable: "ucdp:114064"

@@ -1,4 +1,5 @@
-"""The background of each actor: where it acts, b_k(x), and how much, mu_k(t).
+"""The background of each process k (an actor's events of one kind): where it acts, b_k(x),
+and how much, mu_k(t).
 
 Spatial background b_k(x)
 -------------------------
@@ -7,16 +8,17 @@ A variable-bandwidth kernel density estimate weighted by background probabilitie
 
     b_k(x) = (1 - eps) sum_i w_ik N(x; x_i, h_ik^2 I) / M_ik  +  eps / |region|
 
-- ``w_ik``: event ``i``'s background responsibility for actor ``k`` (``Q[i,k] * P(background)``),
+- ``w_ik``: event ``i``'s background responsibility for process ``k`` (``Q[i,k] * P(background)``),
   normalised to sum to one over ``i``;
-- ``h_ik``: distance from ``x_i`` to the ``n_neighbors``-th nearest *labelled* event of actor
-  ``k`` (so a small actor's ground is smoothed on its own scale, not on the big actors'), floored
+- ``h_ik``: distance from ``x_i`` to the ``n_neighbors``-th nearest *labelled* event of
+  process ``k`` (so a small process's ground is smoothed on its own scale, not on the big
+  ones'), floored
   at the event's location precision and at ``min_bandwidth_km``. Computed once per fit;
 - ``M_ik``: the mass of that kernel inside the study region (edge correction: each kernel is
   renormalised to put all its mass inside the region);
 - ``eps``: a small floor over the study region, so no place is impossible for any actor.
 
-It is held as a raster per actor (a fine grid of cell ``c0 >= min_bandwidth_km``) so that
+It is held as a raster per process (a fine grid of cell ``c0 >= min_bandwidth_km``) so that
 evaluating b_k at N points is a bilinear lookup, O(N), and a single attribution costs a few
 microseconds. Measured on the 100k-event benchmark (500 x 500 km, 35 % of events snapped to
 towns): a KD-tree cut off at 4 bandwidths must search out to 4 x the largest bandwidth (the
@@ -53,8 +55,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-#: Memory for the rasters of all actors during a fit (two time folds and their combination,
-#: float32); the cell grows beyond min_bandwidth_km if the region and the number of actors
+#: Memory for the rasters of all processes during a fit (two time folds and their combination,
+#: float32); the cell grows beyond min_bandwidth_km if the region and the number of processes
 #: would need more.
 MAX_RASTER_BYTES = 512 * 2**20
 BANDS_PER_OCTAVE = 2
@@ -65,11 +67,11 @@ TRUNCATE = 4.0
 # bandwidths
 
 
-def knn_bandwidths(x, y, lab, n_actors: int, n_neighbors: int, precision_km, min_bw: float,
+def knn_bandwidths(x, y, lab, n_processes: int, n_neighbors: int, precision_km, min_bw: float,
                    default_bw: float) -> np.ndarray:
-    """h[i, k] for every labelled event of actor k and every latent event (NaN elsewhere)."""
+    """h[i, k] for every labelled event of process k and every latent event (NaN elsewhere)."""
     lab = np.asarray(lab)
-    members = lab[:, None] == np.arange(n_actors)[None, :]
+    members = lab[:, None] == np.arange(n_processes)[None, :]
     return member_bandwidths(x, y, members, lab < 0, n_neighbors, precision_km, min_bw,
                              default_bw)
 
@@ -257,35 +259,35 @@ def hat_weights(t, centres) -> np.ndarray:
 
 
 class SpatialBackground:
-    """Per-actor (and per-epoch) raster densities over one study region (see module doc).
+    """Per-process (and per-epoch) raster densities over one study region (see module doc).
 
     ``epochs`` are the centres (days) of the epochs of a slowly changing ground: the density at
     time t is ``sum_e psi_e(t) b_ke(x)`` with ``psi`` the hat functions of :func:`hat_weights`
     (one epoch: a static ground).
     """
 
-    def __init__(self, x0: float, y0: float, cell: float, nx: int, ny: int, n_actors: int,
+    def __init__(self, x0: float, y0: float, cell: float, nx: int, ny: int, n_processes: int,
                  eps: float = 1e-3, epochs=(0.0,)):
         self.x0, self.y0, self.cell, self.nx, self.ny = float(x0), float(y0), float(cell), nx, ny
-        self.n_actors = n_actors
+        self.n_processes = n_processes
         self.eps = float(eps)
         self.epochs = np.asarray(epochs, float)
         E = len(self.epochs)
-        self.rasters = np.full((n_actors, E, ny, nx), 1.0 / self.area, dtype=np.float32)
+        self.rasters = np.full((n_processes, E, ny, nx), 1.0 / self.area, dtype=np.float32)
         self.set_levels([])
 
     @classmethod
-    def for_points(cls, x, y, n_actors: int, min_cell: float, margin: float,
+    def for_points(cls, x, y, n_processes: int, min_cell: float, margin: float,
                    eps: float = 1e-3, epochs=(0.0,)) -> "SpatialBackground":
         X0, X1 = float(np.min(x)) - margin, float(np.max(x)) + margin
         Y0, Y1 = float(np.min(y)) - margin, float(np.max(y)) + margin
         area = (X1 - X0) * (Y1 - Y0)
         E = len(epochs)
-        # fit-time rasters: two folds and their combination per actor and epoch
-        cell = max(min_cell, math.sqrt(area * n_actors * E * 12 / MAX_RASTER_BYTES))
+        # fit-time rasters: two folds and their combination per process and epoch
+        cell = max(min_cell, math.sqrt(area * n_processes * E * 12 / MAX_RASTER_BYTES))
         nx = max(int(math.ceil((X1 - X0) / cell)), 1)
         ny = max(int(math.ceil((Y1 - Y0) / cell)), 1)
-        return cls(X0, Y0, cell, nx, ny, n_actors, eps, epochs)
+        return cls(X0, Y0, cell, nx, ny, n_processes, eps, epochs)
 
     @property
     def area(self) -> float:
@@ -455,7 +457,7 @@ class SpatialBackground:
         return out
 
     def stored(self, k: int, e: int) -> list:
-        """The stored bundle of actor k in epoch e (computing the blurs once, when needed)."""
+        """The stored bundle of process k in epoch e (computing the blurs once, when needed)."""
         out = [self.rasters[k, e]]
         for l in range(1, len(self.levels)):
             if self._blur[l] is None:
@@ -481,12 +483,12 @@ class SpatialBackground:
                else self.level_of(np.broadcast_to(precision_km, x.shape)))
         E = len(self.epochs)
         psi = np.ones((len(x), 1)) if E == 1 else self.psi(np.broadcast_to(t, x.shape))
-        out = np.zeros((len(x), self.n_actors))
+        out = np.zeros((len(x), self.n_processes))
         for e in range(E):
             sel = np.flatnonzero(psi[:, e] > 0)
             if len(sel) == 0:
                 continue
-            for k in range(self.n_actors):
+            for k in range(self.n_processes):
                 out[sel, k] += psi[sel, e] * self.lookup(self.stored(k, e), x[sel], y[sel],
                                                          lvl[sel])
         return out
@@ -506,9 +508,8 @@ class SpatialBackground:
                 "epochs": [float(v) for v in self.epochs]}
 
     def to_arrays(self) -> dict:
-        """The rasters for saving, each distinct one once: an actor's quiet epochs are all its
-        all-time ground, so most (actor, epoch) rasters repeat (608 rasters, 191 distinct, for
-        the 30-year Iraq sample)."""
+        """The rasters for saving, each distinct one once: a process's quiet epochs are all its
+        all-time ground, so most (process, epoch) rasters repeat."""
         K, E = self.rasters.shape[:2]
         seen: dict[bytes, int] = {}
         unique: list[np.ndarray] = []
@@ -547,7 +548,7 @@ def _fold_pool() -> ThreadPoolExecutor:
 
 
 class CrossFitKDE:
-    """Fit-time background of every actor, cross-fitted over alternating time blocks.
+    """Fit-time background of every process, cross-fitted over alternating time blocks.
 
     Events fall in two folds by alternating time blocks (``crossfit_block_days`` of the model,
     15 days: a few triggering decay times, 1/omega being about 9 days on the UCDP data).
@@ -557,12 +558,12 @@ class CrossFitKDE:
     spread otherwise does (it then absorbs the clustering and biases the branching ratios
     down). Leaving one event out is not enough for that. Background events at the same place
     in other periods still count. The density kept for predictions is the weighted sum of the
-    two folds' KDEs (all the data). An actor with under 2 % of its weight in one fold falls back
+    two folds' KDEs (all the data). A process with under 2 % of its weight in one fold falls back
     to a leave-one-out KDE of all its events.
 
-    Epochs: the KDE of actor k in epoch e weights its events by ``psi_e(t_i)`` and is shrunk
-    towards the actor's all-time KDE with ``shrink`` pseudo-events,
-    ``b_ke = (W_ke KDE_ke + shrink KDE_k) / (W_ke + shrink)``, so an actor quiet in an epoch keeps
+    Epochs: the KDE of process k in epoch e weights its events by ``psi_e(t_i)`` and is shrunk
+    towards the process's all-time KDE with ``shrink`` pseudo-events,
+    ``b_ke = (W_ke KDE_ke + shrink KDE_k) / (W_ke + shrink)``, so a process quiet in an epoch keeps
     its usual ground there, and one with many events follows where it acts now.
 
     Groups: when actors are split into processes (``group[k]`` = the actor of process k), a
@@ -591,16 +592,16 @@ class CrossFitKDE:
         self.needed = [[set(np.unique(lvl[(self.fold == bool(f)) & (self.psi[:, e] > 0)]))
                         for e in range(E)] for f in (0, 1)]
         self.needed_all = [self.needed[0][e] | self.needed[1][e] for e in range(E)]
-        K = spatial.n_actors
+        K = spatial.n_processes
         self.values = np.zeros((len(x), K))  # cross-fitted KDE at the events (no floor)
-        self.bundles: list = [None] * K  # per actor: [fold][epoch] -> bundle seen by that fold
-        self.last_weights: list = [None] * K  # weights of each actor's last proposal
-        self.combined: list = [None] * K  # per actor: [epoch] -> base raster of all the data
+        self.bundles: list = [None] * K  # per process: [fold][epoch] -> bundle seen by that fold
+        self.last_weights: list = [None] * K  # weights of each process's last proposal
+        self.combined: list = [None] * K  # per process: [epoch] -> base raster of all the data
 
     def _epoch_rasters(self, h, p, loo: bool):
         """Per epoch: raster (shrunk to the all-time one) and the own-term per unit weight.
 
-        Works on the events with weight only (an actor's own and the latent ones)."""
+        Works on the events with weight only (a process's own and the latent ones)."""
         sb = self.sb
         idx = np.flatnonzero(p > 0)
         xs, ys, hs, ps, psi = self.x[idx], self.y[idx], h[idx], p[idx], self.psi[idx]
@@ -732,10 +733,10 @@ class CrossFitKDE:
 
 class TemporalBackground:
     """mu_k(t): piecewise-constant rates per bin, MAP under Gamma priors: a pseudo-count
-    ``tau`` per bin, plus any fixed per-actor, per-bin pseudo-counts from :meth:`add_prior`
+    ``tau`` per bin, plus any fixed per-process, per-bin pseudo-counts from :meth:`add_prior`
     (the model's shrinkage of a process's rate towards its actor's activity)."""
 
-    def __init__(self, t_start: float, t_end: float, bin_days: float, n_actors: int,
+    def __init__(self, t_start: float, t_end: float, bin_days: float, n_processes: int,
                  tau: float = 0.1):
         self.t_start, self.t_end = float(t_start), float(t_end)
         nb_ = max(int(math.ceil((self.t_end - self.t_start) / bin_days)), 1)
@@ -744,8 +745,8 @@ class TemporalBackground:
         if nb_ > 1 and self.edges[-1] - self.edges[-2] < 0.25 * bin_days:
             self.edges = np.delete(self.edges, -2)  # fold a sliver into the previous bin
         self.tau = float(tau)
-        self.mu = np.ones((n_actors, len(self.edges) - 1))
-        self.extra = 0.0  # further pseudo-counts per actor and bin (add_prior)
+        self.mu = np.ones((n_processes, len(self.edges) - 1))
+        self.extra = 0.0  # further pseudo-counts per process and bin (add_prior)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -767,7 +768,7 @@ class TemporalBackground:
             self.mu[k] = (s + pseudo[k]) / self.lengths
 
     def integral(self) -> np.ndarray:
-        """int mu_k dt over the fitted period, per actor."""
+        """int mu_k dt over the fitted period, per process."""
         return self.mu @ self.lengths
 
     def log_prior(self) -> float:
@@ -775,7 +776,7 @@ class TemporalBackground:
 
     @property
     def pseudo(self) -> np.ndarray:
-        """Gamma pseudo-counts per actor and bin (``tau``, plus any set by :meth:`add_prior`)."""
+        """Gamma pseudo-counts per process and bin (``tau``, plus any set by :meth:`add_prior`)."""
         return np.broadcast_to(self.tau + self.extra, self.mu.shape)
 
     def add_prior(self, extra: np.ndarray) -> None:

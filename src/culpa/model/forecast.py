@@ -94,9 +94,10 @@ from scipy import sparse
 from scipy.special import ndtr
 from scipy.stats import ncx2
 
-from culpa.events.schema import LABELLED_STATUSES
+from culpa.model import timekernel
+from culpa.model.fitted import check_fitted
+from culpa.model.frames import EventArrays, days_since
 from culpa.model.geo import LocalProjection, haversine_km
-from culpa.model.hawkes import _target_column, date_intervals
 
 #: Spectral radius allowed for the in-horizon cascade (``c alpha``).
 CASCADE_CAP = 0.9
@@ -114,8 +115,7 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(48)
 
 def days_since_t0(model, when) -> np.ndarray:
     """Time(s) in the model's frame: days since ``model.t0_`` (float)."""
-    v = pd.to_datetime(pd.Series(np.atleast_1d(when))).to_numpy(dtype="datetime64[s]")
-    return (v - model.t0_).astype(np.float64) / 86400.0
+    return days_since(pd.Series(np.atleast_1d(when)), model.t0_)
 
 
 def intensity(model, time, lat, lon) -> np.ndarray:
@@ -126,7 +126,7 @@ def intensity(model, time, lat, lon) -> np.ndarray:
     to the end of its data, held from then on).
 
     ``time``: datetimes, or floats already in days since ``model.t0_``."""
-    model._check_fitted()
+    check_fitted(model)
     t = np.asarray(time, dtype=float) if np.asarray(time).dtype.kind == "f" \
         else days_since_t0(model, time)
     lat, lon = np.atleast_1d(np.asarray(lat, float)), np.atleast_1d(np.asarray(lon, float))
@@ -195,44 +195,28 @@ def _extra_history(model, ev: pd.DataFrame) -> dict:
     n = len(ev)
     if n == 0:
         return {k: v[:0] for k, v in _empty(K).items()}
-    start = pd.to_datetime(ev["time_start"])
-    end = pd.to_datetime(ev["time_end"]).fillna(start) if "time_end" in ev else start
-    s_d, e_d = days_since_t0(model, start), days_since_t0(model, end)
-    dprec = (pd.to_numeric(ev["date_precision_days"], errors="coerce").fillna(1.0).to_numpy()
-             if "date_precision_days" in ev else np.ones(n))
-    t, u = date_intervals(s_d, e_d, dprec)
-    lat = ev["latitude"].to_numpy(float)
-    lon = ev["longitude"].to_numpy(float)
-    x, y = model.projection_.forward(lat, lon)
-    prec = (pd.to_numeric(ev["location_precision_km"], errors="coerce").to_numpy(float)
-            if "location_precision_km" in ev else np.full(n, np.nan))
-    prec = np.where(np.isnan(prec), model.min_bandwidth_km, prec)
-    lut = {a: i for i, a in enumerate(model.processes_)}
-    actor = ev["actor"].astype(object).where(ev["actor"].notna(), None)
-    status = ev["attribution"].astype(object) if "attribution" in ev else pd.Series([None] * n)
-    labelled = (actor.notna() & status.isin(LABELLED_STATUSES)).to_numpy()
-    unit = model._unit_names(actor.to_numpy(), ev["event_type"].to_numpy(dtype=object)
-                             if "event_type" in ev else np.full(n, None, dtype=object),
-                             _target_column(ev))
+    a = EventArrays.parse(ev)
+    t, u = a.dates_since(model.t0_)
+    x, y = model.projection_.forward(a.lat, a.lon)
+    prec = np.where(np.isnan(a.location_precision), model.min_bandwidth_km,
+                    a.location_precision)
+    process = model.process_map_.index(model.process_names(a.actor, a.event_type, a.target))
+    # labelled by an actor the model does not know: excites none of its processes (Q row 0)
+    known = a.labelled & (process >= 0)
     Q = np.zeros((n, K))
-    known = np.array([labelled[i] and unit[i] in lut for i in range(n)], bool)
-    Q[known, [lut[a] for a in unit[known]]] = 1.0
-    # labelled by an actor the model does not know: excites none of its actors (Q row 0)
-    latent = ~labelled
+    Q[known, process[known]] = 1.0
+    latent = ~a.labelled
     if latent.any():
-        q = ev[latent]
         Q[latent] = model.predict_process_proba(pd.DataFrame({
-            "time": q["time_start"], "latitude": q["latitude"], "longitude": q["longitude"],
-            "location_precision_km": prec[latent], "date_precision_days": dprec[latent],
-            "time_end": end[latent],
-            "event_type": q["event_type"] if "event_type" in q else None,
-            "fatalities": q["fatalities"] if "fatalities" in q else np.nan}))
+            "time": a.start[latent], "latitude": a.lat[latent], "longitude": a.lon[latent],
+            "location_precision_km": prec[latent],
+            "date_precision_days": a.date_precision[latent], "time_end": a.end[latent],
+            "event_type": a.event_type[latent], "fatalities": a.fatalities[latent]}))
     top, top_p = model.event_actors(Q, np.full(n, -1))
-    return dict(t=t, u=u, x=x, y=y, s2=prec ** 2, Ex=Q @ model.alpha_, lat=lat, lon=lon,
-                ids=ev["id"].astype(str).to_numpy(dtype=object),
-                date=start.to_numpy(dtype="datetime64[s]"), actor=top,
-                actor_probability=top_p, labelled=known,
-                fitted=np.zeros(n, bool), t_start=s_d)
+    return dict(t=t, u=u, x=x, y=y, s2=prec ** 2, Ex=Q @ model.alpha_, lat=a.lat, lon=a.lon,
+                ids=a.ids.astype(object), date=a.start.to_numpy(dtype="datetime64[s]"),
+                actor=top, actor_probability=top_p, labelled=known,
+                fitted=np.zeros(n, bool), t_start=days_since(a.start, model.t0_))
 
 
 def _empty(K: int) -> dict:
@@ -247,28 +231,15 @@ def _empty(K: int) -> dict:
 # time: the triggering kernel's mass in a window
 
 
-def _Fbar(s, omega: float, W: float) -> np.ndarray:
-    """int_0^s G_W(r) dr, G_W the CDF of the exponential truncated to [0, W] (0 for s < 0)."""
-    s = np.asarray(s, float)
-    zw = -math.expm1(-omega * W)
-    sc = np.clip(s, 0.0, W)
-    return (sc + np.expm1(-omega * sc) / omega) / zw + np.maximum(s - W, 0.0)
-
-
-def _G(s, omega: float, W: float) -> np.ndarray:
-    s = np.clip(np.asarray(s, float), 0.0, W)
-    return -np.expm1(-omega * s) / -math.expm1(-omega * W)
-
-
 def time_mass(lo, hi, t, u, omega: float, W: float) -> np.ndarray:
     """int_lo^hi g_u(t - t_j) dt: the share of each event's triggering kernel (the truncated
     exponential convolved with its date uncertainty U[-u_j, u_j]) that falls in [lo, hi]."""
     t, u = np.asarray(t, float), np.asarray(u, float)
     a, b = np.asarray(lo, float) - t, np.asarray(hi, float) - t
     uu = np.maximum(u, 1e-9)
-    fuzzy = ((_Fbar(b + uu, omega, W) - _Fbar(b - uu, omega, W))
-             - (_Fbar(a + uu, omega, W) - _Fbar(a - uu, omega, W))) / (2 * uu)
-    sharp = _G(b, omega, W) - _G(a, omega, W)
+    fuzzy = ((timekernel.cdf_integral(b + uu, omega, W) - timekernel.cdf_integral(b - uu, omega, W))
+             - (timekernel.cdf_integral(a + uu, omega, W) - timekernel.cdf_integral(a - uu, omega, W))) / (2 * uu)
+    sharp = timekernel.cdf(b, omega, W) - timekernel.cdf(a, omega, W)
     return np.clip(np.where(u > 1e-6, fuzzy, sharp), 0.0, 1.0)
 
 
@@ -390,7 +361,7 @@ def background_weights(model, a: float, b: float) -> np.ndarray:
 def cascade_factor(model, H: float) -> np.ndarray:
     """(I - c alpha^T)^-1 with c = Fbar(H) / H and the spectral radius of c alpha capped."""
     K = len(model.processes_)
-    c = float(_Fbar(H, model.omega_, float(model.window_days))) / H
+    c = float(timekernel.cdf_integral(H, model.omega_, float(model.window_days))) / H
     M = c * np.asarray(model.alpha_, float)
     rho = float(np.max(np.abs(np.linalg.eigvals(M)))) if K else 0.0
     if rho > CASCADE_CAP:
@@ -550,7 +521,7 @@ def long_run(model, x: float, y: float, R: float, H: float, bg_space=None) -> np
     fe = model.fitted_events_
     d = np.hypot(fe.x - x, fe.y - y)
     near = np.flatnonzero(d < R + cutoff)
-    ghat = _G(model.t_end_ - fe.t[near], model.omega_, float(model.window_days))
+    ghat = timekernel.cdf(model.t_end_ - fe.t[near], model.omega_, float(model.window_days))
     P = kernel_disc_mass(model, d[near], R, fe.s2[near])
     exc = (fe.excitation[near] * (ghat * P)[:, None]).sum(0)
     return (bg + exc) * H / span
@@ -560,7 +531,7 @@ def forecast_site(model, site: Site, start, horizon_days: float = 7.0,
                   hist: History | None = None, top: int = 5) -> SiteForecast:
     """Expected events of every actor within ``site.radius_km`` of the site over
     ``[start, start + H days)`` (``H`` = the site's own horizon, else ``horizon_days``)."""
-    model._check_fitted()
+    check_fitted(model)
     H = float(site.horizon_days or horizon_days)
     start = pd.Timestamp(start)
     T = float(days_since_t0(model, start)[0])

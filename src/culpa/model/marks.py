@@ -1,4 +1,4 @@
-"""Mark likelihood f_k(m) per actor: what kind of event, against whom, how deadly, how well located.
+"""Mark likelihood f_k(m) per process (an actor's events of one kind): what kind of event, against whom, how deadly, how well located.
 
 ``f_k(m) = prod_c P(m_c | k)`` over the mark channels, each a categorical distribution estimated
 from counts weighted by the label probabilities ``Q[i, k]`` and smoothed by a symmetric
@@ -83,12 +83,12 @@ def kind_labels(event_type, target) -> np.ndarray:
 
 
 class MarkModel:
-    """Per-actor categorical likelihoods of the mark channels (see module doc)."""
+    """Per-process categorical likelihoods of the mark channels (see module doc)."""
 
-    def __init__(self, kinds: list[str], n_actors: int, pseudo_count: float = 1.0,
+    def __init__(self, kinds: list[str], n_processes: int, pseudo_count: float = 1.0,
                  channels=MARK_CHANNELS):
         self.kinds = list(kinds)
-        self.n_actors = n_actors
+        self.n_processes = n_processes
         self.a = float(pseudo_count)
         self.channels = tuple(channels)
         self.types = sorted({k.split("|", 1)[0] for k in self.kinds})
@@ -96,11 +96,11 @@ class MarkModel:
         self._kind_type = np.array([t_index[k.split("|", 1)[0]] for k in self.kinds], np.int32)
         sizes = {"kind": max(len(self.kinds), 1), "fatalities": len(FATALITY_BANDS),
                  "precision": len(PRECISION_CLASSES)}
-        self.log_p = [np.full((n_actors, sizes[c]), -np.log(sizes[c])) for c in self.channels]
-        self.forbidden = None  # (n_actors x kinds) bool: kinds an actor cannot have
+        self.log_p = [np.full((n_processes, sizes[c]), -np.log(sizes[c])) for c in self.channels]
+        self.forbidden = None  # (n_processes x kinds) bool: kinds a process cannot have
 
     def forbid_self_targets(self, actor_names) -> None:
-        """Each actor (process) ``k`` of actor ``actor_names[k]`` never has a kind whose target
+        """Each process ``k`` of actor ``actor_names[k]`` never has a kind whose target
         is that name (exact text): nobody attacks or fights itself."""
         targets = [k.split("|", 1)[1] for k in self.kinds]
         self.forbidden = np.array([[t == a for t in targets] for a in actor_names], bool)
@@ -109,7 +109,7 @@ class MarkModel:
             self.log_p[c] = self._renormalise(np.exp(self.log_p[c]))
 
     @classmethod
-    def for_events(cls, event_type, target, n_actors: int, pseudo_count: float = 1.0,
+    def for_events(cls, event_type, target, n_processes: int, pseudo_count: float = 1.0,
                    channels=MARK_CHANNELS, min_count: int = 5) -> "MarkModel":
         """The categories of a fit: each type|target pair seen ``min_count`` times, and
         ``type|*`` for every type (rare or unknown targets)."""
@@ -118,7 +118,7 @@ class MarkModel:
         common = {k for k, c in counts.items() if c >= min_count}
         types = {k.split("|", 1)[0] for k in labels}
         kinds = sorted(common | {f"{t}|{OTHER_TARGET}" for t in types})
-        return cls(kinds, n_actors, pseudo_count, channels)
+        return cls(kinds, n_processes, pseudo_count, channels)
 
     def encode(self, event_type, target, fatalities, precision_km,
                fitting: bool = False) -> np.ndarray:
@@ -194,7 +194,7 @@ class MarkModel:
 
     def loglik(self, codes: np.ndarray) -> np.ndarray:
         """log f_k(m_i), (N x K)."""
-        out = np.zeros((len(codes), self.n_actors))
+        out = np.zeros((len(codes), self.n_processes))
         for c, lp in enumerate(self.log_p):
             code = codes[:, c]
             ok = code >= 0

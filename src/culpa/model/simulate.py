@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from culpa.model import timekernel
 from culpa.model.geo import LocalProjection
 
 EVENT_TYPES = ("armed clash", "shelling", "airstrike", "IED", "raid")
@@ -39,11 +40,6 @@ class Simulation:
     mu: np.ndarray  # background events per day, per actor
     actors: list[str]
     hotspots: list[np.ndarray] = field(default_factory=list)  # per actor: (n, 3) x, y, sd
-
-
-def _trunc_exp(rng, omega, window, n):
-    u = rng.uniform(size=n)
-    return -np.log1p(-u * (-np.expm1(-omega * window))) / omega
 
 
 def simulate(*, n_actors: int = 3, mu=None, alpha=None, omega: float = 0.2,
@@ -99,7 +95,7 @@ def simulate(*, n_actors: int = 3, mu=None, alpha=None, omega: float = 0.2,
                 continue
             rep = np.repeat(np.arange(len(pt)), cnt)
             m = len(rep)
-            ct = pt[rep] + _trunc_exp(rng, omega, window_days, m)
+            ct = pt[rep] + timekernel.sample(rng, omega, window_days, m)
             cx = px[rep] + rng.normal(0, sigma_km, m)
             cy = py[rep] + rng.normal(0, sigma_km, m)
             keep = ct < days
