@@ -10,9 +10,9 @@ import pytest
 
 from culpa.events.store import Store
 from culpa.model import forecast as fc
-from culpa.model import kernels as kr
 from culpa.model.hawkes import HawkesAttributor
 from helpers import UCDP_SYRIA
+from reference_kernels import g_reference
 
 AT = pd.Timestamp("2017-05-01")  # the battle of Tabqa (Ath Thawrah district) is under way
 
@@ -104,7 +104,7 @@ def test_kernel_masses_in_time_and_space():
     omega, W = 0.13, 60.0
     for tj, u in [(-0.5, 0.5), (-10.0, 3.0), (-0.2, 0.0), (-58.0, 2.0)]:
         ts = np.linspace(0, 7, 70001)[:-1] + 0.5e-4
-        g = kr.g_reference(ts - tj, np.full(len(ts), u), omega, W)
+        g = g_reference(ts - tj, np.full(len(ts), u), omega, W)
         assert fc.time_mass(0.0, 7.0, [tj], [u], omega, W)[0] == pytest.approx(g.mean() * 7,
                                                                                rel=1e-3)
     rng = np.random.default_rng(0)
