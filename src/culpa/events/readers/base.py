@@ -497,9 +497,23 @@ class CsvSource:
         if not mask.any():
             return
         i = int(np.argmax(mask))
-        value = batch.frame[field].iloc[i] if field in batch.frame.columns else None
+        value = cell_value(batch, field, i)
         raise InputError(f"{problem} (value {show_value(value)})", file=str(self.path),
                          line=self.line_of_row(batch.first_row + i), field=field)
+
+
+def cell_value(batch: Batch, field: str, i: int):
+    """The value of one cell, for a message; the raw stored number where Python has no value
+    for it (a date 2^31 days after 1970)."""
+    if field not in batch.frame.columns:
+        return None
+    try:
+        return batch.frame[field].iloc[i]
+    except (OverflowError, ValueError, OSError):
+        try:
+            return f"raw value {batch.raw.column(field)[i].value}"
+        except Exception:  # noqa: BLE001 - only a message is at stake
+            return "(not representable)"
 
 
 def show_value(value, limit: int = 80) -> str:

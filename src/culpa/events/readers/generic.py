@@ -55,7 +55,7 @@ import pyarrow as pa
 from culpa import yamldoc
 from culpa.errors import InputError
 from culpa.events.readers.base import (
-    Batch, CsvSource, Progress, _out_of_years, build_table, check_counts, check_regular_file,
+    Batch, CsvSource, Progress, _out_of_years, build_table, cell_value, check_counts, check_regular_file,
     check_unique_columns, parse_times, resolve_actors, show_value, sniff_encoding, text,
     to_float)
 from culpa.inputs import read_text
@@ -200,7 +200,7 @@ class ParquetSource:
             return
         i = int(np.argmax(mask))
         row = batch.first_row + i + 1
-        value = batch.frame[field].iloc[i] if field in batch.frame.columns else None
+        value = cell_value(batch, field, i)
         raise InputError(f"row {row}: {problem} (value {show_value(value)})", file=str(self.path),
                          line=row, field=field)
 
