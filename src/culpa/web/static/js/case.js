@@ -530,7 +530,7 @@
           });
         } else { cell.textContent = choice[k] === "mine" ? "yours (only you changed it)" : "theirs (only they changed it)"; }
         t.appendChild(el("tr", {"data-unit": k, "data-conflict": both.indexOf(k) >= 0 ? "both" : "one"}, [el("th", {scope: "row", text: k}),
-          el("td", {}, [el("code", {text: show(ut[k])})]), el("td", {}, [el("code", {text: show(um[k])})]), cell]));
+          el("td", {}, [el("code", {text: show(ut[k], um[k])})]), el("td", {}, [el("code", {text: show(um[k], ut[k])})]), cell]));
       });
       box.appendChild(t);
       box.appendChild(el("button", {type: "button", id: "merge-save", text: "Save the merged case as version " + (row.version + 1), onclick: function () {
@@ -548,7 +548,15 @@
       $("save").disabled = false;
     });
   }
-  function show(v) { return v === undefined ? "(absent)" : typeof v === "object" ? JSON.stringify(v) : String(v); }
+  /* What one side holds, as far as it differs from the other side (whole when added/removed). */
+  function show(v, other) {
+    if (v === undefined) { return "(absent)"; }
+    if (v && other && typeof v === "object" && typeof other === "object" && !Array.isArray(v)) {
+      return Object.keys(Object.assign({}, v, other)).filter(function (k) { return !same(v[k], other[k]); })
+        .map(function (k) { return k + ": " + (v[k] === undefined ? "(absent)" : typeof v[k] === "object" ? JSON.stringify(v[k]) : v[k]); }).join("\n");
+    }
+    return typeof v === "object" ? JSON.stringify(v) : String(v);
+  }
 
   function merge(theirs, mine, choice, ut, um) {
     var out = {};

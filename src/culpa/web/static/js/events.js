@@ -66,7 +66,7 @@
       state.extent = [Math.min.apply(null, ts), Math.max.apply(null, ts) + DAY];
       $("ask-date").value = day(state.extent[1]);
       var b = L.latLngBounds(all.map(function (e) { return [lat(e), lon(e)]; }));
-      map.fitBounds(b.pad(0.1), {maxZoom: 9});
+      map.fitBounds(b.pad(0.1), {maxZoom: 9, animate: false});
     } else {
       state.extent = [Date.now() - 365 * DAY, Date.now()];
       culpa.message("The store holds no events yet: ingest some (culpa ingest FILE, or POST /api/ingest).", "", 0);

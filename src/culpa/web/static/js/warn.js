@@ -34,7 +34,7 @@
     layer.clearLayers();
     culpa.clear(detail);
     detail.appendChild(el("h2", {text: "From " + doc.at + ", " + doc.horizon_days + " days ahead"}));
-    if (doc.model) { detail.appendChild(el("p", {class: "hint", text: "Model fitted until " + doc.model.fitted_until + " (" + doc.model.source + ")."})); }
+    if (doc.model) { detail.appendChild(el("p", {class: "hint", text: "The model learnt from the events until " + doc.model.fitted_until + "."})); }
     var bounds = [];
     doc.sites.forEach(function (s) {
       var c = LEVEL_COLOUR[s.level] || "#666";
@@ -65,7 +65,7 @@
       } else { sec.appendChild(el("p", {class: "hint", text: "No recent event drives it: its background rate."})); }
       detail.appendChild(sec);
     });
-    if (bounds.length) { map.fitBounds(L.latLngBounds(bounds).pad(0.5), {maxZoom: 9}); }
+    if (bounds.length) { map.fitBounds(L.latLngBounds(bounds).pad(0.5), {maxZoom: 9, animate: false}); }
   }
 
   $("warn-form").addEventListener("submit", function (ev) {
