@@ -68,6 +68,13 @@ class Workbench:
                              headers={"Authorization": f"Bearer {self.tokens[user]}",
                                       **kw.pop("headers", {})}, **kw)
 
+    def wait_model(self, timeout: float = 400) -> None:
+        """Until the server's model (fitted in the background at start-up) is ready."""
+        end = time.time() + timeout
+        while httpx.get(f"{self.base}/api/health", timeout=10).json().get("model") != "ready":
+            assert time.time() < end, f"the server's model was not ready in {timeout} s"
+            time.sleep(0.5)
+
     def analysis(self, case_id: str, timeout: float = 240) -> dict:
         """The saved case's analysis, once the server has computed it."""
         end = time.time() + timeout
@@ -98,17 +105,16 @@ def workbench(tmp_path_factory):
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        end = time.time() + 300
-        while True:  # up, and its model fitted (the server fits one in the background)
+        end = time.time() + 120
+        while True:  # up (its model is fitted in the background meanwhile: wait_model)
             assert proc.poll() is None, (tmp / "serve.log").read_text()[-3000:]
-            assert time.time() < end, "the server's model was not ready in 300 s"
+            assert time.time() < end, "the server did not answer in 120 s"
             try:
-                health = httpx.get(f"{base}/api/health", timeout=5).json()
-                if health.get("model", "ready") == "ready":
+                if httpx.get(f"{base}/api/health", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.3)
         yield Workbench(base)
     finally:
         proc.terminate()
@@ -259,7 +265,7 @@ def test_clicking_a_place_ranks_the_actors_as_post_api_attribute(session, workbe
     s.page.fill("#ask-date", "2018-06-15")
     box = s.page.locator("[data-testid=map]").bounding_box()
     s.page.mouse.click(box["x"] + box["width"] - 70, box["y"] + 70)  # away from the events
-    s.page.wait_for_selector("#attribution [data-testid=ranking] li")
+    s.page.wait_for_selector("#attribution [data-testid=ranking] li", timeout=400_000)
     a = s.page.locator("#attribution")
     body = {"lat": float(a.get_attribute("data-lat")), "lon": float(a.get_attribute("data-lon")),
             "time": a.get_attribute("data-time")}
@@ -267,6 +273,7 @@ def test_clicking_a_place_ranks_the_actors_as_post_api_attribute(session, workbe
     shown = s.page.eval_on_selector_all(
         "#attribution [data-testid=ranking] li",
         "els => els.map(e => [e.dataset.actor, parseFloat(e.dataset.probability)])")
+    workbench.wait_model()  # the page waits for it by itself (503 -> asks again)
     answer = workbench.api("POST", "/api/attribute", json=body).json()
     expected = [(x["actor"], x["probability"]) for x in answer["actors"]
                 if x["probability"] >= 0.001][:10]
