@@ -125,3 +125,42 @@ def test_hypotheses_carry_the_canonical_actor_the_events_use(demo_doc):
     is_hyp = next(h for h in doc["hypotheses"] if h["id"] == "IS")
     assert is_hyp["actor_as_written"] == "Islamic State" and is_hyp["actor"] == "IS"
     assert "IS" in {e["actor"] for e in doc["nearby_events"]}
+
+
+@pytest.fixture(scope="module")
+def kirkuk_db(tmp_path_factory):
+    """The Iraq extract plus GTD's 2019-2020 Kirkuk attacks, several coded "Unknown"."""
+    db = tmp_path_factory.mktemp("kirkuk") / "kirkuk.duckdb"
+    culpa_json("ingest", UCDP_IRAQ, REPO / "tests" / "data" / "gtd_iraq_kirkuk_2019_2020_cp1252.csv",
+               "--db", db)
+    return db
+
+
+def test_a_case_with_unattributed_events_nearby_gives_json_and_a_report(kirkuk_db, tmp_path):
+    html = tmp_path / "k1.html"
+    doc = culpa_json("case", K1_CASE, "--db", kirkuk_db, "--html", html)
+    unattributed = [e for e in doc["nearby_events"] if e["actor"] is None]
+    assert unattributed and all(e["id"].startswith("gtd:") for e in unattributed)
+    assert doc["leading"] in doc["posterior"]
+    assert "K-1" in html.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("target", ["case", "store", "other"])
+def test_the_report_never_overwrites_an_input_or_a_file_that_is_not_a_report(iraq_db, tmp_path,
+                                                                             target):
+    case_file = tmp_path / "case.yaml"
+    case_file.write_text(DEMO_CASE.read_text(encoding="utf-8"), encoding="utf-8")
+    other = tmp_path / "notes.txt"
+    other.write_text("my notes")
+    out = {"case": case_file, "store": iraq_db, "other": other}[target]
+    before = out.read_bytes()
+    proc = culpa("case", case_file, "--db", iraq_db, "--html", out, "--json")
+    assert proc.returncode == 2, proc.stderr
+    assert json.loads(proc.stdout)["field"] == "--html"
+    assert out.read_bytes() == before
+
+
+def test_an_unwritable_report_path_is_a_usage_error(iraq_db, tmp_path):
+    proc = culpa("case", DEMO_CASE, "--db", iraq_db, "--html", tmp_path / "no" / "r.html",
+                 "--json")
+    assert proc.returncode == 2 and "no such directory" in json.loads(proc.stdout)["error"]

@@ -22,7 +22,8 @@ def test_fit_saves_a_model_and_reports_what_it_learned(fitted):
     assert fit["decay_days"] > 0 and fit["sigma_km"] > 0
     assert set(fit["mark_persistence"]) == set(fit["actors"])
     assert all(0 < r < 1 for r in fit["mark_persistence"].values())
-    assert (db.parent / "iraq.duckdb.model.npz").exists() or fit["model"]
+    assert fit["model"] == str(db.parent / "iraq.duckdb.model.npz")
+    assert (db.parent / "iraq.duckdb.model.npz").exists()
 
 
 def test_attribute_ranks_actors_and_names_its_reasons(fitted):

@@ -89,7 +89,7 @@ def test_branching_rows_sum_to_one_and_find_true_parents(model, sim):
     assert (best[confident] == true_parent[confident]).mean() > 0.6
 
 
-def test_predict_proba_matches_explain_and_is_fast(model, sim):
+def test_predict_proba_matches_explain_and_its_terms_add_up(model, sim):
     rows = sim.sample(20, random_state=0)
     q = pd.DataFrame({"time": rows["time_start"], "latitude": rows["latitude"],
                       "longitude": rows["longitude"],

@@ -21,4 +21,6 @@ from culpa.cli import audit as _audit  # noqa: F401,E402
 
 
 def main() -> None:
-    app()
+    from culpa.cli.common import run
+
+    run()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from culpa.cli.common import (DbOption, JsonOption, app, emit_json, err, handle_errors, out,
-                              resolve_db)
+from culpa.cli.common import DbOption, JsonOption, app, emit_json, handle_errors, out, status, \
+    workspace
 
 
 @app.command()
@@ -22,18 +20,8 @@ def case(
     json: JsonOption = False,
 ) -> None:
     """Who did it, given the event record and the evidence? Prior, posterior, break-even."""
-    from culpa.evidence.case import load_case
-    from culpa.evidence.context import case_document
-
-    the_case = load_case(case_file)
-    with err.status("fitting the model on the window before the incident ...") if not json \
-            else nullcontext():
-        doc = case_document(the_case, resolve_db(db))
-    if html is not None:
-        from culpa.report.html import render_case_report
-
-        render_case_report(doc, html)
-        doc["report"] = str(html)
+    with status(not json) as progress:
+        doc = workspace(db).case(case_file, html=html, progress=progress)
     if json:
         emit_json(doc)
         return
@@ -41,6 +29,8 @@ def case(
 
 
 def print_summary(doc: dict) -> None:
+    from rich.table import Table
+
     lead = doc["leading"]
     out.print(f"[bold]{doc['title']}[/bold]")
     out.print(f"Leading explanation: [bold green]{lead}[/bold green] "

@@ -6,10 +6,13 @@ import functools
 import json
 import os
 import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
 import typer
+from typer._click.exceptions import ClickException  # typer vendors click since 0.2x
 from rich.console import Console
 from rich.markup import escape
 
@@ -29,7 +32,9 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def default_db() -> Path:
-    return Path(os.environ.get("CULPA_DB", "culpa.duckdb"))
+    from culpa.api import default_db as _default
+
+    return _default()
 
 
 DbOption = Annotated[
@@ -41,6 +46,35 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 
 def resolve_db(db: Path | None) -> Path:
     return db if db is not None else default_db()
+
+
+def workspace(db: Path | None):
+    """The library API over the store a verb was given (``--db``, else the default)."""
+    from culpa.api import Workspace
+
+    return Workspace(resolve_db(db))
+
+
+@contextmanager
+def status(enabled: bool) -> Iterator[Callable]:
+    """A progress callback for the library (``progress(stage, done, total)``) that shows the
+    current stage as a spinner on stderr; silent when not ``enabled`` (``--json``)."""
+    current: dict[str, Any] = {}
+
+    def progress(stage: str, done: int = 0, total: int | None = None) -> None:
+        if not enabled:
+            return
+        if "status" not in current:
+            current["status"] = err.status(f"{stage} ...", spinner="dots")
+            current["status"].__enter__()
+        else:
+            current["status"].update(f"{stage} ...")
+
+    try:
+        yield progress
+    finally:
+        if "status" in current:
+            current["status"].__exit__(None, None, None)
 
 
 def emit_json(doc: Any) -> None:
@@ -72,12 +106,14 @@ def handle_errors(json_flag_name: str = "json") -> Callable:
     """
 
     def deco(fn: Callable) -> Callable:
+        flags = _flags(fn)
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
             except CulpaError as exc:
-                _report(exc, exc.exit_code, kwargs.get(json_flag_name, False))
+                _report(_as_flag(exc, flags), exc.exit_code, kwargs.get(json_flag_name, False))
             except KeyboardInterrupt:
                 err.print("[red]interrupted[/red]")
                 raise typer.Exit(130) from None
@@ -93,6 +129,55 @@ def handle_errors(json_flag_name: str = "json") -> Callable:
         return wrapper
 
     return deco
+
+
+def _flags(fn: Callable) -> dict[str, str]:
+    """A verb's library argument names -> its option flags (``min_prob`` -> ``--min-prob``,
+    ``model_path`` -> ``--model``), read from the verb's own typer options."""
+    import typing
+
+    flags = {}
+    for name, hint in typing.get_type_hints(fn, include_extras=True).items():
+        for meta in getattr(hint, "__metadata__", ()):
+            # in Annotated form typer takes a leading "--flag" given as ``default`` as a decl
+            decls = [d for d in (getattr(meta, "default", None),
+                                 *(getattr(meta, "param_decls", None) or ()))
+                     if isinstance(d, str) and d.startswith("--")]
+            flag = decls[0] if decls else "--" + name.replace("_", "-")
+            if isinstance(meta, typer.models.OptionInfo):
+                flags[name] = flag
+                flags[flag.lstrip("-").replace("-", "_")] = flag
+    return flags
+
+
+def _as_flag(exc: CulpaError, flags: dict[str, str]) -> CulpaError:
+    """The library names its arguments; on the command line the field is the verb's flag."""
+    from culpa.errors import InputError
+
+    field = getattr(exc, "field", None)
+    if isinstance(exc, InputError) and field in flags:
+        return InputError(exc.detail, file=exc.file, line=exc.line, field=flags[field],
+                          path=exc.path)
+    return exc
+
+
+def run(args: list[str] | None = None) -> None:
+    """Run the app. Usage errors (an unknown option, a missing or out-of-range value) exit 2
+    as usual; with ``--json`` among the arguments they also print the JSON error document."""
+    args = sys.argv[1:] if args is None else list(args)
+    try:
+        code = app(args=args, prog_name="culpa", standalone_mode=False)
+    except ClickException as exc:
+        if "--json" in args:
+            emit_json({"error": exc.format_message(), "exit_code": exc.exit_code})
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("[red]aborted[/red]")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _report(exc: Exception, code: int, as_json: bool) -> None:

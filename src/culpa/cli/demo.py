@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from culpa.cli.common import JsonOption, app, emit_json, err, handle_errors, out
+from culpa.cli.common import JsonOption, app, emit_json, handle_errors, out, status
+from culpa.errors import InputError
 
 
 @app.command()
@@ -21,47 +20,43 @@ def demo(
     json: JsonOption = False,
 ) -> None:
     """Ingest the bundled UCDP sample, fit the model, run the example case, write its report."""
+    from culpa.api import Workspace
     from culpa.cli.case import print_summary
-    from culpa.cli.modelling import default_model_path
     from culpa.data import UCDP_CREDIT, sample_path
-    from culpa.events.store import Store
-    from culpa.evidence.case import load_case
-    from culpa.evidence.context import case_document
-    from culpa.model.hawkes import HawkesAttributor
-    from culpa.report.html import render_case_report
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    db = workdir / "culpa.duckdb"
-    with Store(db) as store:
-        report = store.ingest([sample_path()])
-        stats = store.stats()
-        events = store.events_frame()
+    if workdir.exists() and not workdir.is_dir():
+        raise InputError("exists and is not a directory", file=str(workdir), field="--workdir")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the directory: {exc.strerror or exc}",
+                         file=str(workdir), field="--workdir") from None
+    ws = Workspace(workdir / "culpa.duckdb")
+    ingest = ws.ingest([sample_path()])
+    stats = ws.stats()
     if not json:
-        out.print(f"[bold]1. ingest[/bold]  {report.rows:,} UCDP GED events read "
-                  f"({report.added:,} new) -> {db}")
+        out.print(f"[bold]1. ingest[/bold]  {ingest['rows']:,} UCDP GED events read "
+                  f"({ingest['added']:,} new) -> {ws.db}")
         top = ", ".join(f"{a['actor']} ({a['events']:,})" for a in stats["actors"][:4])
         out.print(f"   {stats['events']:,} events {stats['first_date']} .. {stats['last_date']}; "
                   f"most active: {top}")
 
-    t0 = time.perf_counter()
-    with err.status("2. fitting the model ...") if not json else nullcontext():
-        model = HawkesAttributor().fit(events)
-    model_path = model.save(default_model_path(db))
-    fit_seconds = time.perf_counter() - t0
+    with status(not json) as progress:
+        progress("2. fitting the model")
+        fitted = ws.fit(progress=progress)
     if not json:
-        out.print(f"[bold]2. fit[/bold]     {len(events):,} events, {len(model.actors_)} actors, "
-                  f"{model.n_iter_} EM iterations, {fit_seconds:.1f} s -> {model_path}")
+        out.print(f"[bold]2. fit[/bold]     {fitted['n_events']:,} events, "
+                  f"{fitted['n_actors']} actors, {fitted['n_iter']} EM iterations, "
+                  f"{fitted['fit_seconds']:.1f} s -> {fitted['model']}")
 
     case_file = Path(str(resources.files("culpa.data").joinpath("demo_case.yaml")))
-    the_case = load_case(case_file)
-    with err.status("3. running the example case ...") if not json else nullcontext():
-        doc = case_document(the_case, db)
     html = workdir / "report.html"
-    render_case_report(doc, html)
-    doc["report"] = str(html)
+    with status(not json) as progress:
+        progress("3. running the example case")
+        doc = ws.case(case_file, html=html, progress=progress)
     if json:
-        emit_json({"db": str(db), "ingest": report.to_dict(), "stats": stats,
-                   "model": str(model_path), "fit_seconds": round(fit_seconds, 3),
+        emit_json({"db": str(ws.db), "ingest": ingest, "stats": stats,
+                   "model": fitted["model"], "fit_seconds": fitted["fit_seconds"],
                    "case_file": str(case_file), "case": doc, "report": str(html),
                    "credit": UCDP_CREDIT})
         return

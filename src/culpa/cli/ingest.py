@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from culpa.cli.common import DbOption, JsonOption, app, emit_json, handle_errors, out, resolve_db
-from culpa.cli.progress import byte_progress
+from culpa.cli.common import DbOption, JsonOption, app, emit_json, handle_errors, out, workspace
 from culpa.errors import InputError
 
 
@@ -40,8 +39,8 @@ def ingest(
     Re-reading a file adds nothing; any bad row aborts the whole ingest and leaves the store
     as it was.
     """
+    from culpa.cli.progress import byte_progress
     from culpa.events import readers
-    from culpa.events.store import ingest_files
 
     if format not in readers.FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(readers.FORMATS)}",
@@ -51,16 +50,15 @@ def ingest(
         from culpa.events.readers.generic import parse_mapping
 
         col_map = parse_mapping(mapping or [], mapping_file)
-    path = resolve_db(db)
+    ws = workspace(db)
     total = sum(f.stat().st_size for f in files if f.is_file())
     with byte_progress("ingesting", total, enabled=not json) as advance:
-        report, n_total = ingest_files(path, files, format, alias_files=alias_files(aliases),
-                                       mapping=col_map, progress=advance)
-    doc = report.to_dict() | {"db": str(path), "events_in_store": n_total}
+        doc = ws.ingest(files, format, aliases=alias_files(aliases), mapping=col_map,
+                        progress=advance)
     if json:
         emit_json(doc)
         return
-    for f in report.files:
-        out.print(f"{f.path}: [bold]{f.rows:,}[/bold] {f.format} events read, "
-                  f"[green]{f.added:,} new[/green]")
-    out.print(f"{path}: {n_total:,} events in the store")
+    for f in doc["files"]:
+        out.print(f"{f['path']}: [bold]{f['rows']:,}[/bold] {f['format']} events read, "
+                  f"[green]{f['added']:,} new[/green]")
+    out.print(f"{doc['db']}: {doc['events_in_store']:,} events in the store")

@@ -1,60 +1,31 @@
-"""culpa fit / attribute / chain / backtest — the attribution model's verbs."""
+"""culpa fit / attribute / chain / backtest — the attribution model's verbs.
+
+Each gathers its options, makes one :class:`culpa.api.Workspace` call and prints the result.
+"""
 
 from __future__ import annotations
 
-import time as _time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
-from rich.table import Table
-from rich.tree import Tree
 
-from culpa.cli.common import (DbOption, JsonOption, app, emit_json, err, handle_errors, out,
-                              resolve_db)
-from culpa.errors import AnalysisError, InputError
+from culpa.cli.common import (DbOption, JsonOption, app, emit_json, handle_errors, out, status,
+                              workspace)
 
 SinceOption = Annotated[str | None, typer.Option("--since", help="First day (YYYY-MM-DD).")]
 UntilOption = Annotated[str | None, typer.Option("--until", help="Day after the last (YYYY-MM-DD).")]
 ModelOption = Annotated[Path | None, typer.Option(
     "--model", help="Fitted model (default: the one `culpa fit` saved beside the store).")]
+ParamOption = Annotated[list[str] | None, typer.Option(
+    "--param", help="Model hyperparameter NAME=VALUE (repeatable), e.g. process_by=actor.")]
 
 
-def default_model_path(db: Path) -> Path:
-    return db.with_name(db.name + ".model.npz")
+def parse_params(values: list[str] | None) -> dict:
+    """``--param NAME=VALUE`` options -> estimator parameters, checked against its own list."""
+    from culpa.api import parse_param
 
-
-def parse_day(value: str | None, flag: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        return pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise InputError(f"not a date: {value!r} (use YYYY-MM-DD)", field=flag) from None
-
-
-def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    try:
-        w, s, e, n = (float(v) for v in value.split(","))
-    except ValueError:
-        raise InputError(f"expected W,S,E,N in degrees, got {value!r}", field="--bbox") from None
-    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-        raise InputError(f"not a box: {value!r} (W<E, S<N, in range)", field="--bbox")
-    return w, s, e, n
-
-
-def load_events(db: Path, since=None, until=None, bbox=None) -> pd.DataFrame:
-    from culpa.events.store import Store
-
-    with Store(db, read_only=True) as store:
-        events = store.events_frame(since=since, until=until, bbox=bbox)
-    if events.empty:
-        raise AnalysisError("no events in the store for that selection")
-    return events
+    return dict(parse_param(v) for v in values or [])
 
 
 @app.command()
@@ -65,37 +36,18 @@ def fit(
     until: UntilOption = None,
     bbox: Annotated[str | None, typer.Option("--bbox", help="W,S,E,N in degrees.")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Where to save the model.")] = None,
+    param: ParamOption = None,
     json: JsonOption = False,
 ) -> None:
     """Fit the attribution model (multi-actor spatio-temporal Hawkes, EM) and save it."""
-    from culpa.model.hawkes import HawkesAttributor
-
-    db = resolve_db(db)
-    events = load_events(db, parse_day(since, "--since"), parse_day(until, "--until"),
-                         parse_bbox(bbox))
-    t0 = _time.perf_counter()
-    with err.status(f"fitting on {len(events):,} events ...", spinner="dots") if not json \
-            else nullcontext():
-        model = HawkesAttributor().fit(events)
-    seconds = _time.perf_counter() - t0
-    path = out_path or default_model_path(db)
-    model.save(path)
-    branching, persistence = model.actor_means(model.branching_ratio_), \
-        model.actor_means(model.mark_persistence_)
-    doc = {"model": str(path), "n_events": len(events), "n_actors": len(model.actors_),
-           "actors": list(model.actors_), "processes": list(model.processes_),
-           "n_iter": int(model.n_iter_),
-           "fit_seconds": round(seconds, 3), "log_likelihood": float(model.log_likelihood_[-1]),
-           "decay_days": float(1.0 / model.omega_), "sigma_km": float(model.sigma_km_),
-           "branching_ratio": dict(zip(model.actors_, map(float, branching))),
-           "mark_persistence": dict(zip(model.actors_, map(float, persistence))),
-           "process_branching_ratio": dict(zip(model.processes_,
-                                               map(float, model.branching_ratio_)))}
+    params = parse_params(param)
+    with status(not json) as progress:
+        doc = workspace(db).fit(since, until, bbox, out=out_path, progress=progress, **params)
     if json:
         emit_json(doc)
         return
-    out.print(f"fitted on [bold]{len(events):,}[/bold] events, {len(model.actors_)} actors, "
-              f"{model.n_iter_} EM iterations in {seconds:.1f} s -> {path}")
+    out.print(f"fitted on [bold]{doc['n_events']:,}[/bold] events, {doc['n_actors']} actors, "
+              f"{doc['n_iter']} EM iterations in {doc['fit_seconds']:.1f} s -> {doc['model']}")
     out.print(f"  triggering: mean delay {doc['decay_days']:.1f} days, spatial spread "
               f"{doc['sigma_km']:.1f} km")
     top = sorted(doc["branching_ratio"].items(), key=lambda kv: -kv[1])[:5]
@@ -106,30 +58,16 @@ def fit(
               + ", ".join(f"{a} {doc['mark_persistence'][a]:.0%}" for a in big))
 
 
-def _load_or_fit(db: Path, model_path: Path | None, json: bool):
-    from culpa.model.hawkes import HawkesAttributor
-
-    path = model_path or default_model_path(db)
-    if path.exists():
-        return HawkesAttributor.load(path)
-    if model_path is not None:
-        raise InputError("no such model file", file=str(model_path))
-    if not json:
-        err.print(f"[yellow]no saved model at {path}; fitting one now (run `culpa fit` to keep "
-                  "it)[/yellow]")
-    return HawkesAttributor().fit(load_events(db))
-
-
 @app.command()
 @handle_errors()
 def attribute(
-    lat: Annotated[float, typer.Option("--lat", help="Latitude in degrees.", min=-90, max=90)],
-    lon: Annotated[float, typer.Option("--lon", help="Longitude in degrees.", min=-180, max=180)],
+    lat: Annotated[float, typer.Option("--lat", help="Latitude in degrees, -90..90.")],
+    lon: Annotated[float, typer.Option("--lon", help="Longitude in degrees, -180..180.")],
     time: Annotated[str, typer.Option("--time", help="When (YYYY-MM-DD or ISO datetime).")],
     db: DbOption = None,
     model_path: ModelOption = None,
     precision_km: Annotated[float | None, typer.Option(
-        "--precision-km", min=0, help="How exactly the place is known, km (default: exactly).")
+        "--precision-km", help="How exactly the place is known, km (default: exactly).")
     ] = None,
     event_type: Annotated[str | None, typer.Option("--event-type")] = None,
     target: Annotated[str | None, typer.Option(
@@ -139,14 +77,16 @@ def attribute(
     json: JsonOption = False,
 ) -> None:
     """Who did it? Ranked probabilities for an event at a place and time, with the reasons."""
-    when = parse_day(time, "--time")
-    model = _load_or_fit(resolve_db(db), model_path, json)
-    doc = model.explain(when, lat, lon, precision_km=precision_km, event_type=event_type,
-                        fatalities=fatalities, top=top, target=target)
+    from rich.table import Table
+
+    with status(not json) as progress:
+        doc = workspace(db).attribute(lat, lon, time, event_type=event_type, target=target,
+                                      fatalities=fatalities, precision_km=precision_km, top=top,
+                                      model_path=model_path, progress=progress)
     if json:
         emit_json(doc)
         return
-    table = Table(title=f"Who acted at {lat:.4f}, {lon:.4f} on {when.date()}?")
+    table = Table(title=f"Who acted at {lat:.4f}, {lon:.4f} on {doc['time'][:10]}?")
     for col in ("actor", "probability", "background share", "main reasons"):
         table.add_column(col)
     shown = [a for a in doc["actors"] if a["probability"] >= 0.001][:10] or doc["actors"][:1]
@@ -173,8 +113,11 @@ def chain(
     json: JsonOption = False,
 ) -> None:
     """What followed what: an event's likely triggers and what it likely triggered."""
-    model = _load_or_fit(resolve_db(db), model_path, json)
-    doc = model.chain(event_id, depth=depth, min_proba=min_prob)
+    from rich.tree import Tree
+
+    with status(not json) as progress:
+        doc = workspace(db).chain(event_id, depth=depth, min_prob=min_prob,
+                                  model_path=model_path, progress=progress)
     if json:
         emit_json(doc)
         return
@@ -191,7 +134,7 @@ def _label(e: dict) -> str:
     return f"{e['id']} {e['date']} {who}{how}"
 
 
-def _grow(node: Tree, items: list[dict], key: str) -> None:
+def _grow(node, items: list[dict], key: str) -> None:
     if not items:
         node.add("[dim]nothing above the threshold[/dim]")
     for item in items:
@@ -211,25 +154,19 @@ def backtest(
     json: JsonOption = False,
 ) -> None:
     """Hide a share of known labels, infer them, and score the model against baselines."""
-    from culpa.evaluate.backtest import plot_reliability, run_backtest
+    from rich.table import Table
 
-    events = load_events(resolve_db(db))
-    parse_day(since, "--since")
-    with err.status("fitting with masked labels ...", spinner="dots") if not json \
-            else nullcontext():
-        result = run_backtest(events, since, mask_fraction, seed)
-    if plot is not None:
-        plot_reliability(result, plot)
-    doc = result.to_dict() | ({"plot": str(plot)} if plot else {})
+    with status(not json) as progress:
+        doc = workspace(db).backtest(since, mask_fraction, seed, plot=plot, progress=progress)
     if json:
         emit_json(doc)
         return
-    table = Table(title=f"{result.n_scored} masked events since {result.since} "
-                        f"({len(result.classes)} classes)")
+    table = Table(title=f"{doc['n_scored']} masked events since {doc['since']} "
+                        f"({len(doc['classes'])} classes)")
     for col in ("", "top-1", "log-loss", "Brier", "ECE"):
         table.add_column(col, justify="right")
-    for name, s in {"model": result.model, **result.baselines}.items():
+    for name, s in {"model": doc["model"], **doc["baselines"]}.items():
         table.add_row(name, f"{s['top1']:.3f}", f"{s['log_loss']:.3f}", f"{s['brier']:.3f}",
                       f"{s['ece']:.3f}")
     out.print(table)
-    out.print(f"fit: {result.fit_seconds:.1f} s" + (f"; reliability diagram -> {plot}" if plot else ""))
+    out.print(f"fit: {doc['fit_seconds']:.1f} s" + (f"; reliability diagram -> {plot}" if plot else ""))

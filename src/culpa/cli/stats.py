@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from culpa.cli.common import DbOption, JsonOption, app, emit_json, handle_errors, out, resolve_db
+from culpa.cli.common import DbOption, JsonOption, app, emit_json, handle_errors, out, workspace
 
 
 @app.command()
@@ -18,10 +17,9 @@ def stats(
     top: Annotated[int, typer.Option(help="Actors to list in the table.")] = 20,
 ) -> None:
     """Summarise the store: events, date range, events per actor."""
-    from culpa.events.store import Store
+    from rich.table import Table
 
-    with Store(resolve_db(db), read_only=True) as store:
-        doc = store.stats()
+    doc = workspace(db).stats()
     if json:
         emit_json(doc)
         return

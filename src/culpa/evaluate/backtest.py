@@ -82,7 +82,7 @@ def mask_labels(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, se
     """Hide the labels of a seeded random ``mask_fraction`` of labelled events on or after
     ``since``; actors with under ``min_events`` labelled events score as one class, "other"."""
     if not 0 < mask_fraction < 1:
-        raise InputError(f"must be between 0 and 1, got {mask_fraction}", field="--mask-fraction")
+        raise InputError(f"must be between 0 and 1, got {mask_fraction}", field="mask_fraction")
     events = events.sort_values(["time_start", "id"]).reset_index(drop=True)
     since_ts = pd.Timestamp(since)
     labelled = (events["attribution"].isin(LABELLED_STATUSES) & events["actor"].notna()).to_numpy()

@@ -137,8 +137,8 @@ def run_forecast_backtest(events: pd.DataFrame, since, horizon_days: float = 7.0
     from culpa.model.hawkes import HawkesAttributor
 
     tick = time.perf_counter()
-    for name, v in (("--horizon-days", horizon_days), ("--cell-km", cell_km),
-                    ("--refit-days", refit_days)):
+    for name, v in (("horizon_days", horizon_days), ("cell_km", cell_km),
+                    ("refit_days", refit_days)):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise InputError(f"must be a positive number, got {v!r}", field=name)
     ev = events[events["latitude"].notna() & events["longitude"].notna()].copy()
@@ -157,7 +157,7 @@ def run_forecast_backtest(events: pd.DataFrame, since, horizon_days: float = 7.0
         known = set(ev.loc[_labelled(ev), "actor"])
         for a in actors:
             if a not in known:
-                raise InputError(f"no labelled events by {a!r} in the store", field="--actors")
+                raise InputError(f"no labelled events by {a!r} in the store", field="actors")
     times = []
     T = since
     while T + pd.Timedelta(days=H) <= until:
@@ -165,7 +165,7 @@ def run_forecast_backtest(events: pd.DataFrame, since, horizon_days: float = 7.0
         T = T + pd.Timedelta(days=H)
     if not times:
         raise InputError(f"no full {H:g}-day period between {since.date()} and {until.date()}",
-                         field="--since")
+                         field="since")
 
     grid = fc.CellGrid.covering(train0["latitude"].to_numpy(float),
                                 train0["longitude"].to_numpy(float), cell_km)
@@ -252,7 +252,7 @@ def pick_cell(result: ForecastBacktestResult, lat_lon: tuple[float, float] | Non
         c = int(result.grid.index([lat_lon[0]], [lat_lon[1]])[0])
         if c < 0:
             raise InputError(f"{lat_lon[0]:g},{lat_lon[1]:g} is outside the forecast grid",
-                             field="--plot-cell")
+                             field="plot_cell")
         return c
     tot = sum(result.y[a].sum(0) for a in result.actors)
     return int(np.argmax(tot))

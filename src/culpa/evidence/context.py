@@ -1,19 +1,24 @@
 """What the event record says about a case's incident: the model's prior over actors at that
 time and place, its reasons, and the events of the window around it.
 
-The model is fitted only on events in the case's window *before* the incident, so the incident
-itself (if the store holds it) never informs its own prior.
+The model is the one fitted only on events in the case's window *before* the incident, so the
+incident itself (if the store holds it) never informs its own prior.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from culpa.events.actors import AliasTable
 from culpa.evidence.case import Case
+
+#: Gives the fitted model of a case's window and the lock to hold while using it.
+ModelFor = Callable[[], tuple[Any, Any]]
 
 #: Fewer events than this in the window and the model's prior is not worth having.
 MIN_EVENTS_FOR_MODEL = 30
@@ -37,45 +42,82 @@ class IncidentContext:
     warning: dict | None = None  # culpa warn's view of the place, the day before
 
 
-def incident_context(case: Case, db: Path | None, top: int = 10) -> IncidentContext:
-    """Fit on the window before the incident and read off the prior, reasons and nearby events."""
+def case_window(case: Case) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The days whose events inform a case: ``window_days`` up to (not including) the
+    incident's time."""
+    until = pd.Timestamp(case.incident.time)
+    return until - pd.Timedelta(days=case.window_days or DEFAULT_WINDOW_DAYS), until
+
+
+def incident_context(case: Case, db: Path | None, model_for: ModelFor | None = None,
+                     top: int = 10) -> IncidentContext:
+    """Read the window before the incident from the store; when it holds enough events, take
+    the model ``model_for()`` gives for that window and read off the prior and its reasons.
+
+    Without ``model_for`` the model is the one :class:`culpa.api.Workspace` keys to the window
+    (loaded when saved beside the store, else fitted and saved)."""
     from culpa.events.store import Store
-    from culpa.model.geo import haversine_km
-    from culpa.model.hawkes import HawkesAttributor
+
+    if model_for is None:
+        model_for = _workspace_model(case, db)
 
     if db is None or not Path(db).exists():
         return IncidentContext(note="no store: hypotheses without an explicit prior share equally")
-    inc = case.incident
-    window = case.window_days or DEFAULT_WINDOW_DAYS
-    start = pd.Timestamp(inc.time) - pd.Timedelta(days=window)
+    start, until = case_window(case)
     with Store(db, read_only=True) as store:
         aliases = store.alias_table()
-        events = store.events_frame(since=start, until=pd.Timestamp(inc.time))
-    ctx = IncidentContext(aliases=aliases, n_window_events=len(events), window_events=events)
-    if not events.empty:
-        dist = haversine_km(inc.lat, inc.lon, events["latitude"].to_numpy(),
-                            events["longitude"].to_numpy())
-        near = events.assign(distance_km=dist)[dist <= NEARBY_RADIUS_KM]
-        ctx.nearby_events = [
-            {"id": r.id, "date": r.time_start.date().isoformat(), "lat": r.latitude,
-             "lon": r.longitude, "actor": r.actor, "event_type": r.event_type,
-             "fatalities": None if pd.isna(r.fatalities) else int(r.fatalities),
-             "distance_km": round(float(r.distance_km), 1),
-             "location_precision_km": r.location_precision_km}
-            for r in near.itertuples()]
+        events = store.events_frame(since=start, until=until)
+    ctx = IncidentContext(aliases=aliases, n_window_events=len(events), window_events=events,
+                          nearby_events=nearby_events(case, events))
     if len(events) < MIN_EVENTS_FOR_MODEL:
+        window = case.window_days or DEFAULT_WINDOW_DAYS
         ctx.note = (f"only {len(events)} events in the {window} days before the incident: "
                     "hypotheses without an explicit prior share equally")
         return ctx
-    model = HawkesAttributor().fit(events)
-    ctx.model = model
-    ctx.explanation = model.explain(pd.Timestamp(inc.time), inc.lat, inc.lon,
-                                    precision_km=inc.precision_km, event_type=inc.event_type,
-                                    target=inc.target,
-                                    top=top)
+    model, lock = model_for()
+    inc = case.incident
+    with lock:
+        ctx.model = model
+        ctx.explanation = model.explain(until, inc.lat, inc.lon, precision_km=inc.precision_km,
+                                        event_type=inc.event_type, target=inc.target, top=top)
+        ctx.warning = warning_before(model, case)
     ctx.model_prior = {a["actor"]: float(a["probability"]) for a in ctx.explanation["actors"]}
-    ctx.warning = warning_before(model, case)
     return ctx
+
+
+def _workspace_model(case: Case, db: Path | None) -> ModelFor:
+    def model_for():
+        from culpa.api import Workspace
+
+        ws = Workspace(db)
+        loaded = ws.prepare(ws.model_request("case", case=case))
+        return loaded.model, loaded.lock
+
+    return model_for
+
+
+def nearby_events(case: Case, events: pd.DataFrame) -> list[dict]:
+    """The window's events within ``NEARBY_RADIUS_KM`` of the incident, as JSON-ready dicts
+    (an unattributed event's actor, a missing type or precision are None)."""
+    from culpa.model.geo import haversine_km
+
+    if events.empty:
+        return []
+    inc = case.incident
+    dist = haversine_km(inc.lat, inc.lon, events["latitude"].to_numpy(),
+                        events["longitude"].to_numpy())
+    near = events.assign(distance_km=dist)[dist <= NEARBY_RADIUS_KM]
+    return [{"id": r.id, "date": r.time_start.date().isoformat(), "lat": r.latitude,
+             "lon": r.longitude, "actor": _value(r.actor), "event_type": _value(r.event_type),
+             "fatalities": None if pd.isna(r.fatalities) else int(r.fatalities),
+             "distance_km": round(float(r.distance_km), 1),
+             "location_precision_km": _value(r.location_precision_km)}
+            for r in near.itertuples()]
+
+
+def _value(v):
+    """A frame value as JSON-ready: pandas' missing markers (None, NaN, NA) become None."""
+    return None if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else v
 
 
 def warning_before(model, case: Case) -> dict:
@@ -98,17 +140,19 @@ def context_key(case: Case) -> tuple:
             inc.target, case.window_days)
 
 
-def case_document(case: Case, db: Path | None, ctx: IncidentContext | None = None) -> dict:
+def case_document(case: Case, db: Path | None, ctx: IncidentContext | None = None,
+                  model_for: ModelFor | None = None) -> dict:
     """The `culpa case --json` document, with the context the report draws on.
 
     ``ctx`` is the incident's context when the caller already has it (the same incident and
-    window: :func:`context_key`), so an edit of the hypotheses or items needs no new fit."""
+    window: :func:`context_key`), so an edit of the hypotheses or items needs no new fit;
+    else it is read with ``model_for`` (see :func:`incident_context`)."""
     from culpa.data import UCDP_CREDIT
     from culpa.evidence.analysis import analyse
     from culpa.evidence.case import hypothesis_priors
 
     if ctx is None:
-        ctx = incident_context(case, db)
+        ctx = incident_context(case, db, model_for)
     prior = hypothesis_priors(case, ctx.model_prior, resolve=ctx.aliases.resolve)
     result = analyse(case, prior)
     doc = result.to_dict()
