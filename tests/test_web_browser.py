@@ -336,22 +336,35 @@ def test_stale_save_is_caught_merged_without_loss_and_history_shows_both_analyst
         s.page.wait_for_selector("[data-testid=posterior][data-state=ready]")
 
     bob.page.select_option("[data-item=denial] select[name=credibility]", "5")
+    bob.page.select_option("[data-item=rocket-campaign] select[name=reliability]", "B")
     bob.page.click("#save")
     bob.page.wait_for_selector("text=Saved as version 2")
 
     alice.page.select_option("[data-item=warned-is-plan] select[name=reliability]", "D")
+    alice.page.select_option("[data-item=rocket-campaign] select[name=credibility]", "2")
+    alice.page.select_option("[data-item=denial] select[name=credibility]", "4")
     alice.page.click("#save")
     conflict = alice.page.wait_for_selector("[data-testid=conflict]:not([hidden])")
     assert "bob" in conflict.inner_text()
+    # Only the field both changed (denial's credibility) asks for a choice; the rest merges.
+    both = alice.page.eval_on_selector_all("[data-testid=conflict] tr[data-conflict=both]",
+                                           "els => els.map(e => e.dataset.unit)")
+    assert both == ["item denial"]
     alice.shot("case-conflict")
+    alice.page.check("[data-testid=conflict] tr[data-conflict=both] input[value=theirs]")
     alice.page.click("#merge-save")
     alice.page.wait_for_selector("text=Saved as version 3")
 
     row = workbench.api("GET", f"/api/cases/{case_id}").json()
     assert row["version"] == 3
     items = {e["id"]: e for e in row["doc"]["evidence"]}
-    assert items["denial"]["credibility"] == 5  # bob's change kept
     assert items["warned-is-plan"]["reliability"] == "D"  # alice's change kept
+    assert items["denial"]["credibility"] == 5  # both changed it: alice chose bob's
+    # Different fields of one item: both changes kept.
+    assert (items["rocket-campaign"]["reliability"], items["rocket-campaign"]["credibility"]) \
+        == ("B", 2)
+    assert [e["id"] for e in row["doc"]["evidence"]] == \
+        [e["id"] for e in yaml.safe_load(K1.read_text())["evidence"]]
 
     # Each analyst records a judgement: both appear beside the pooled posterior.
     for s in (alice, bob):

@@ -501,12 +501,26 @@
       var theirs = row.doc, ub = units(base), ut = units(theirs), um = units(doc);
       var keys = [];
       [ut, um, ub].forEach(function (u) { Object.keys(u).forEach(function (k) { if (keys.indexOf(k) < 0) { keys.push(k); } }); });
-      var choice = {}, both = [], theirsOnly = [];
+      var choice = {}, both = [], fused = {};
       keys.forEach(function (k) {
         var b = ub[k], t = ut[k], m = um[k];
         if (same(m, t)) { choice[k] = "mine"; }
-        else if (same(m, b)) { choice[k] = "theirs"; theirsOnly.push(k); }
+        else if (same(m, b)) { choice[k] = "theirs"; }
         else if (same(t, b)) { choice[k] = "mine"; }
+        else if (isObj(b) && isObj(t) && isObj(m)) {
+          // Both changed one item: field by field, each side's changes are kept; only a field
+          // both changed, differently, asks for a choice.
+          var f = {value: {}, fields: []};
+          Object.keys(Object.assign({}, b, t, m)).forEach(function (name) {
+            var fb = b[name], ft = t[name], fm = m[name];
+            var v = same(fm, fb) ? ft : (same(ft, fb) || same(ft, fm)) ? fm : undefined;
+            if (!same(fm, fb) && !same(ft, fb) && !same(ft, fm)) { f.fields.push(name); }
+            else if (v !== undefined) { f.value[name] = v; }
+          });
+          fused[k] = f;
+          choice[k] = "mine";
+          if (f.fields.length) { both.push(k); } else { choice[k] = "fused"; }
+        }
         else { choice[k] = "mine"; both.push(k); }
       });
       var box = culpa.clear($("conflict"));
@@ -528,13 +542,17 @@
             r.addEventListener("change", function () { choice[k] = side; });
             cell.appendChild(el("span", {}, [r, el("label", {for: rid, text: side === "mine" ? " yours " : " theirs "})]));
           });
-        } else { cell.textContent = choice[k] === "mine" ? "yours (only you changed it)" : "theirs (only they changed it)"; }
+          if (fused[k]) { cell.appendChild(el("div", {class: "hint", text: "for " + fused[k].fields.join(", ") + "; the other changes of both are kept"})); }
+        } else {
+          cell.textContent = choice[k] === "fused" ? "both (you changed different fields)" :
+            choice[k] === "mine" ? "yours (only you changed it)" : "theirs (only they changed it)";
+        }
         t.appendChild(el("tr", {"data-unit": k, "data-conflict": both.indexOf(k) >= 0 ? "both" : "one"}, [el("th", {scope: "row", text: k}),
           el("td", {}, [el("code", {text: show(ut[k], um[k])})]), el("td", {}, [el("code", {text: show(um[k], ut[k])})]), cell]));
       });
       box.appendChild(t);
       box.appendChild(el("button", {type: "button", id: "merge-save", text: "Save the merged case as version " + (row.version + 1), onclick: function () {
-        var merged = merge(theirs, doc, choice, ut, um);
+        var merged = merge(theirs, doc, choice, ut, um, fused);
         base = copy(theirs);
         version = row.version;
         doc = merged;
@@ -558,9 +576,23 @@
     return typeof v === "object" ? JSON.stringify(v) : String(v);
   }
 
-  function merge(theirs, mine, choice, ut, um) {
+  function isObj(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
+
+  function merge(theirs, mine, choice, ut, um, fused) {
     var out = {};
-    var pick = function (k) { return choice[k] === "mine" ? um[k] : ut[k]; };
+    var pick = function (k) {
+      var f = fused[k];
+      if (!f) { return choice[k] === "mine" ? um[k] : ut[k]; }
+      var v = copy(f.value);
+      f.fields.forEach(function (name) {
+        var side = choice[k] === "theirs" ? ut[k] : um[k];
+        if (side[name] !== undefined) { v[name] = side[name]; }
+      });
+      var order = Object.keys(Object.assign({}, ut[k], um[k]));
+      var ordered = {};
+      order.forEach(function (name) { if (name in v) { ordered[name] = v[name]; } });
+      return ordered;
+    };
     ["title", "incident", "window_days"].forEach(function (k) { var v = pick(k); if (v !== undefined) { out[k] = copy(v); } });
     Object.keys(Object.assign({}, ut, um)).forEach(function (k) {
       if (k.slice(0, 4) === "doc.") { var v = pick(k); if (v !== undefined) { out[k.slice(4)] = copy(v); } }

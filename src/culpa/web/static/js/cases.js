@@ -18,7 +18,8 @@
       }
       doc.cases.forEach(function (c) {
         body.appendChild(el("tr", {"data-case": c.id}, [
-          el("td", {}, [el("a", {href: "/cases/" + encodeURIComponent(c.id), text: c.title || c.id})]),
+          el("td", {}, [el("a", {href: "/cases/" + encodeURIComponent(c.id), text: c.title || c.id}),
+            el("span", {class: "hint", text: " " + c.id + (c.owner ? ", owner " + c.owner : "")})]),
           el("td", {text: c.leading === null || c.leading === undefined ? "being analysed" : c.leading}),
           el("td", {text: String(c.version)}),
           el("td", {text: when(c.updated_at) + (c.updated_by ? " by " + c.updated_by : "")})]));
