@@ -109,3 +109,20 @@ def gzipped(tmp_path):
         return out
 
     return make
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-count", type=int, default=None,
+                     help="inputs per reader (and case/sites files) for the fuzz tests; "
+                          "default: a small run that is part of the normal suite")
+    parser.addoption("--fuzz-seed", type=int, default=13, help="seed of the fuzz tests")
+
+
+@pytest.fixture
+def fuzz_count(request) -> int | None:
+    return request.config.getoption("--fuzz-count")
+
+
+@pytest.fixture
+def fuzz_seed(request) -> int:
+    return request.config.getoption("--fuzz-seed")

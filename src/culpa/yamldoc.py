@@ -61,7 +61,7 @@ class Document:
         probe = path
         while probe and probe not in self.lines:
             probe = probe[: max(probe.rfind("."), probe.rfind("["), 0)]
-        return self.lines.get(probe)
+        return self.lines.get(probe, 1 if not probe else None)  # the document: its first line
 
     def fail(self, path: str, message: str) -> InputError:
         """An InputError naming the file, the line of ``path`` and ``path`` itself."""
@@ -86,8 +86,13 @@ def load(text: str, file: str | None = None, *, max_chars: int = MAX_CHARS,
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
-        raise InputError(f"YAML syntax error: {problem}", file=file,
-                         line=None if mark is None else mark.line + 1) from None
+        line = None if mark is None else mark.line + 1
+        position = getattr(exc, "position", None)  # a reader error: bad characters
+        if line is None and isinstance(position, int):
+            line = text.count("\n", 0, position) + 1
+        if isinstance(exc, yaml.reader.ReaderError):
+            problem = f"character {exc.character!r} is not allowed in YAML text"
+        raise InputError(f"YAML syntax error: {problem}", file=file, line=line) from None
     except RecursionError:  # the event parser is iterative; this is a last line of defence
         raise InputError(f"nested deeper than {max_depth} levels", file=file) from None
     return Document(builder.result, builder.lines, file)
