@@ -42,10 +42,13 @@
       L.circle([s.latitude, s.longitude], {radius: s.radius_km * 1000, color: c, weight: 3, fillColor: c, fillOpacity: 0.25})
         .bindTooltip(s.name + ": " + s.level).addTo(layer);
       (s.drivers || []).forEach(function (d) {
-        if (d.latitude === undefined && d.lat === undefined) { return; }
-        L.circleMarker([d.latitude !== undefined ? d.latitude : d.lat, d.longitude !== undefined ? d.longitude : d.lon],
-          {radius: 5, color: "#fff", weight: 1, fillColor: culpa.colour(d.actor), fillOpacity: 0.9})
-          .bindTooltip(d.id + " " + d.date + " " + d.actor).addTo(layer);
+        var put = function (y, x) {
+          L.polyline([[s.latitude, s.longitude], [y, x]], {color: culpa.colour(d.actor), weight: 1.5, dashArray: "3 3"}).addTo(layer);
+          L.circleMarker([y, x], {radius: 6, color: "#fff", weight: 1, fillColor: culpa.colour(d.actor), fillOpacity: 0.95})
+            .bindTooltip(d.id + " " + d.date + " " + d.actor + ": drives " + s.name + " (" + culpa.pct(d.share) + ")").addTo(layer);
+        };
+        if (d.latitude !== undefined) { put(d.latitude, d.longitude); return; }
+        culpa.api("GET", "/api/events/" + encodeURIComponent(d.id)).then(function (e) { put(e.latitude, e.longitude); }, function () {});
       });
       var sec = el("section", {"data-site": s.name, "data-level": s.level}, [
         el("h3", {}, [s.name + ": ", el("span", {class: "level-" + s.level, text: s.level})])]);
