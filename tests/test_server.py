@@ -543,7 +543,7 @@ def test_deleting_takes_the_owner_or_an_admin_and_the_history_stays(as_):
 def test_culpa_ingest_is_refused_while_the_server_holds_the_store(server, event_db):
     before = httpx.get(server.url + "/api/health").json()["events"]
     done = culpa("ingest", UCDP_IRAQ, "--db", event_db)  # the whole sample: would add events
-    assert done.returncode == 2
+    assert done.returncode == 2, (done.stdout, server.proc.poll(), server.output()[-4000:])
     assert "lock" in done.stderr.lower()
     assert httpx.get(server.url + "/api/health").json()["events"] == before
 
