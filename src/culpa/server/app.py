@@ -102,6 +102,7 @@ def open_state(app: FastAPI, settings: Settings) -> None:
     app.state.team = TeamStore(settings.cases_url)
     app.state.jobs = Jobs()
     app.state.engine = Engine(settings.db, app.state.jobs)
+    app.state.jobs.after = app.state.engine.relock
     app.state.analyses = Analyses(app.state.engine, app.state.jobs)
 
 

@@ -49,6 +49,7 @@ class Jobs:
     KEEP = 200  # finished jobs remembered
 
     def __init__(self):
+        self.after: Callable[[], None] | None = None  # called after each job (Engine.relock)
         self._jobs: dict[str, Job] = {}
         self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
@@ -93,3 +94,8 @@ class Jobs:
                 job.state, job.message = "failed", "failed"
                 job.error = f"internal error ({type(exc).__name__}: {exc})"
             job.finished_at = time.time()
+            if self.after is not None:
+                try:
+                    self.after()
+                except Exception:  # keep the worker alive whatever happens
+                    pass

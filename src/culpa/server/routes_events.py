@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from culpa.errors import InputError
 from culpa.server import auth
 from culpa.server.app import MAX_PAGE
-from culpa.server.state import ModelNotReady
+from culpa.server.state import FitStarted, ModelNotReady
 from culpa.team.store import Principal
 
 router = APIRouter(prefix="/api", tags=["events"])
@@ -29,9 +29,9 @@ class Filters:
                  actor: str | None = Query(None, max_length=256),
                  limit: int = Query(100, ge=1, le=MAX_PAGE),
                  offset: int = Query(0, ge=0, le=2**31 - 1)):
-        from culpa.cli.modelling import parse_bbox, parse_day
+        from culpa.cli.modelling import parse_bbox
 
-        self.since, self.until = parse_day(since, "since"), parse_day(until, "until")
+        self.since, self.until = day(since, "since"), day(until, "until")
         self.bbox = parse_bbox(bbox)
         self.actor, self.limit, self.offset = actor, limit, offset
 
@@ -94,6 +94,20 @@ def actors(request: Request, who: Principal = Depends(auth.viewer)) -> dict:
     return {"actors": request.app.state.engine.actors()}
 
 
+def day(value: str | None, field: str):
+    """A date or datetime, or InputError naming the field (an empty string is no date)."""
+    import pandas as pd
+
+    from culpa.cli.modelling import parse_day
+
+    if value is None:
+        return None
+    when = parse_day(value, field)
+    if when is None or pd.isna(when):
+        raise InputError(f"not a date: {value!r} (use YYYY-MM-DD)", field=field)
+    return when
+
+
 class Attribute(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
@@ -110,6 +124,7 @@ def attribute(body: Attribute, request: Request,
               who: Principal = Depends(auth.viewer)) -> JSONResponse:
     """Who did it? The same JSON as ``culpa attribute --json``."""
     engine = request.app.state.engine
+    day(body.time, "time")
     with _model_ready():
         doc = engine.attribute(body.time, body.lat, body.lon, precision_km=body.precision_km,
                                event_type=body.event_type, target=body.target,
@@ -145,6 +160,7 @@ class Warn(BaseModel):
 @router.post("/warn")
 def warn(body: Warn, request: Request, who: Principal = Depends(auth.viewer)) -> JSONResponse:
     """Early warning at watched sites: the same JSON as ``culpa warn --json``."""
+    day(body.at, "at")
     with _model_ready():
         doc = request.app.state.engine.warn([s.model_dump(exclude_none=True) for s in body.sites],
                                             body.at, body.horizon_days, top=body.top)
@@ -158,6 +174,10 @@ class _model_ready:
         return self
 
     def __exit__(self, kind, exc, tb):
+        if isinstance(exc, FitStarted):
+            raise HTTPException(202, {"job": exc.job_id, "message": (
+                "a model fitted only on the events before that day is being made; poll the "
+                "job, then ask again")}) from None
         if isinstance(exc, ModelNotReady):
             raise HTTPException(503, {"error": "the model is still being fitted; poll the job "
                                                "and ask again", "job": exc.job_id},

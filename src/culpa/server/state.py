@@ -28,6 +28,10 @@ class ModelNotReady(Exception):
         self.job_id = job_id
 
 
+class FitStarted(ModelNotReady):
+    """The answer needs a model fitted on the data before a date: a job is fitting it."""
+
+
 class Engine:
     #: Incident contexts (a fitted model each) kept for quick re-analysis of edited cases.
     KEEP_CONTEXTS = 16
@@ -176,6 +180,7 @@ class Engine:
         model, source = self._model_before(when)
         with self._rw.read():
             extra = _recent_events(self.db, model, when)
+        self.relock()
         hist = fc.history(model, extra)
         forecasts = [fc.forecast_site(model, fc.Site(**s), when, horizon_days, hist, top=top)
                      for s in sites]
@@ -185,6 +190,9 @@ class Engine:
                 "model": {"source": source, "fitted_until": str(_fitted_until(model).date()),
                           "actors": len(model.actors_)},
                 "levels": {name: {"min_ratio": r, "min_p_any": p} for name, r, p in fc.LEVELS}}
+
+    #: Models fitted for warn on earlier dates, kept; one such fit runs at a time.
+    KEEP_BEFORE = 8
 
     def _model_before(self, when):
         from culpa.cli.warn import _fitted_until
@@ -199,10 +207,15 @@ class Engine:
                 return found
             job = self.jobs.get(found) if found else None
             if job is None or job.state == "failed":
+                busy = [j for j in map(self.jobs.get, (v for v in self._before.values()
+                                                       if isinstance(v, str)))
+                        if j is not None and j.state in ("queued", "running")]
+                if busy:  # one fit for an earlier date at a time: wait for it, then ask again
+                    raise FitStarted(busy[0].id)
                 job = self.jobs.submit("fit-before", "server",
                                        lambda j, w=when, k=key: self._fit_before(j, w, k))
                 self._before[key] = job.id
-        raise ModelNotReady(job.id)
+        raise FitStarted(job.id)
 
     def _fit_before(self, job, when, key: str) -> dict:
         from culpa.cli.modelling import load_events
@@ -214,6 +227,9 @@ class Engine:
         job.report(0.1, f"fitting on {len(events):,} events before {when.date()}")
         model = HawkesAttributor().fit(events)
         with self._before_lock:
+            done = [k for k, v in self._before.items() if isinstance(v, tuple)]
+            for k in done[:max(0, len(done) + 1 - self.KEEP_BEFORE)]:
+                del self._before[k]
             self._before[key] = (model, f"fitted now on {len(events):,} events before "
                                         f"{when.date()}")
         return {"n_events": len(events)}
@@ -256,6 +272,19 @@ class Engine:
 
         ctx = self.cached_context(case)
         return None if ctx is None else case_document(case, self.db, ctx)
+
+    def relock(self) -> None:
+        """Open the held handle afresh, so the file lock is surely ours again.
+
+        POSIX record locks belong to the process: when any other handle this process opened on
+        the file is closed (a fit's own read-only Store), the kernel can drop the lock DuckDB
+        took for the held one. The job runner calls this after every job."""
+        from culpa.events.store import Store
+
+        with self._rw.write():
+            if self._hold is not None:
+                self._hold.close()
+                self._hold = Store(self.db, read_only=True)
 
     def close(self) -> None:
         with self._rw.write():
