@@ -30,9 +30,9 @@
       return resp.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = {error: text}; }
-        if (!resp.ok) {
+        if (!resp.ok || resp.status === 202) {  // 202: a job is making the answer; ask again
           if (resp.status === 401 && !opts.noLogin) { location.reload(); }
-          var msg = (data && data.error) || (resp.status + " " + resp.statusText);
+          var msg = (data && (data.error || data.message)) || (resp.status + " " + resp.statusText);
           if (data && data.path && msg.indexOf(data.path) < 0) { msg = data.path + ": " + msg; }
           var err = new Error(msg);
           err.status = resp.status; err.body = data;
@@ -43,11 +43,11 @@
     });
   }
 
-  /* call() -> a promise of the API; while the server's model is still being fitted (503),
-     say so and ask again every two seconds. */
+  /* call() -> a promise of the API; while the server's model is still being fitted (503, or
+     202 while a job makes the model for an earlier day), say so and ask again every 2 s. */
   function whenReady(call, onWait) {
     return call().catch(function (err) {
-      if (err.status !== 503) { throw err; }
+      if (err.status !== 503 && err.status !== 202) { throw err; }
       if (onWait) { onWait(err); }
       return new Promise(function (resolve) { setTimeout(resolve, 2000); }).then(function () { return whenReady(call, onWait); });
     });
