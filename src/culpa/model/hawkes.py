@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 import time as _time
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
