@@ -85,7 +85,7 @@ import numba as nb
 import numpy as np
 
 from culpa.model.marks import LOG_ZERO
-from culpa.model.pairs import _lower_bound
+from culpa.model.pairs import _lower_bound, cell_span
 
 TWO_PI = 2.0 * math.pi
 
@@ -194,6 +194,19 @@ def _cf(mi, mj, a, b):
     return a
 
 
+@nb.njit(cache=True)  # LLVM inlines it, as _cf
+def _add_space_stats(w, b, bedd, bres, C, sc, sdd):
+    """Add a pair's branching weight ``w`` to the spatial M-step sums of each component (the
+    pair's row ``b`` of the buffers: E|delta|^2 and responsibility per component)."""
+    if C == 1:
+        sdd[0] += w * bedd[b, 0]
+    else:
+        for c in range(C):
+            wc = w * bres[b, c]
+            sc[c] += wc
+            sdd[c] += wc * bedd[b, c]
+
+
 def n_chunks(n: int) -> int:
     return max(1, min(n, 16 * nb.get_num_threads()))
 
@@ -296,13 +309,7 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                             cp += w - fresh
                     sw += w
                     sdt += w * bedt[p - p0]
-                    if C == 1:
-                        sdd[0] += w * bedd[p - p0, 0]
-                    else:
-                        for c in range(C):
-                            wc = w * bres[p - p0, c]
-                            sc[c] += wc
-                            sdd[c] += wc * bedd[p - p0, c]
+                    _add_space_stats(w, p - p0, bedd, bres, C, sc, sdd)
                 Cp[i, k0] = cp
             else:
                 for k in range(K):
@@ -352,13 +359,7 @@ def _estep(indptr, par, dt, d2, s2, u, lab, Q, Ex, B, alpha, omega, W, rho, sig2
                         continue
                     sw += w
                     sdt += w * bedt[p - p0]
-                    if C == 1:
-                        sdd[0] += w * bedd[p - p0, 0]
-                    else:
-                        for c in range(C):
-                            wc = w * bres[p - p0, c]
-                            sc[c] += wc
-                            sdd[c] += wc * bedd[p - p0, c]
+                    _add_space_stats(w, p - p0, bedd, bres, C, sc, sdd)
         if C == 1:
             sc[0] = sw
         acc_S[ch, 0] = ll
@@ -674,27 +675,58 @@ def label_sweep(order, rev, pairs, s2, u, lab, Q, Ex, Lam, alpha, omega, window,
 # queries: the triggered intensity at new (t, x) from the fitted events before t
 
 
+@nb.njit(cache=True, inline="always")
+def _scan_history(qt, qx, qy, qs2, qu, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u,
+                  omega, W, rho, sig2, r2, zw, idx, val, d2o):
+    """The fitted events that can trigger a query at ``(qt, qx, qy)`` (strictly before it,
+    within the window and ``sqrt(r2)``): how many, and (when the buffers are not empty) each
+    one's index, g*h and squared distance in ``idx``, ``val``, ``d2o``, in grid order."""
+    store = len(idx) > 0
+    gx0, gx1, gy0, gy1 = cell_span(qx, qy, x0, y0, cell, nx, ny, reach)
+    m = 0
+    for gy in range(gy0, gy1):
+        for gx in range(gx0, gx1):
+            g = gy * nx + gx
+            p = _lower_bound(ct, start[g], start[g + 1], qt - W)
+            for q in range(p, start[g + 1]):
+                if ct[q] >= qt:
+                    break
+                j = ev[q]
+                dx, dy = x[j] - qx, y[j] - qy
+                dd = dx * dx + dy * dy
+                if dd <= r2:
+                    if store:
+                        idx[m] = j
+                        val[m] = _gh(qt - ct[q], dd, qu, u[j], qs2, s2[j], omega, W, zw, rho,
+                                     sig2)
+                        d2o[m] = dd
+                    m += 1
+    return m
+
+
+@nb.njit(cache=True)
+def _history_of(qt, qx, qy, qs2, qu, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u,
+                omega, W, rho, sig2, r2, zw):
+    """(index, g*h, squared distance) of every fitted event that can trigger the query."""
+    ni, nf = np.empty(0, np.int64), np.empty(0)
+    m = _scan_history(qt, qx, qy, qs2, qu, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2,
+                      u, omega, W, rho, sig2, r2, zw, ni, nf, nf)
+    idx, val, d2o = np.empty(max(m, 1), np.int64), np.empty(max(m, 1)), np.empty(max(m, 1))
+    _scan_history(qt, qx, qy, qs2, qu, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u,
+                  omega, W, rho, sig2, r2, zw, idx, val, d2o)
+    return idx[:m], val[:m], d2o[:m]
+
+
 @nb.njit(cache=True)
 def _query_row(i, out, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, qt, qx, qy,
                qs2, qu, omega, W, rho, sig2, r2, zw, mk, qm, qA, qB):
     K = Ex.shape[1]
-    ti, xi, yi = qt[i], qx[i], qy[i]
-    cx = int(math.floor((xi - x0) / cell))
-    cy = int(math.floor((yi - y0) / cell))
-    for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
-        for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
-            g = gy * nx + gx
-            p = _lower_bound(ct, start[g], start[g + 1], ti - W)
-            for q in range(p, start[g + 1]):
-                if ct[q] >= ti:
-                    break
-                j = ev[q]
-                dx, dy = x[j] - xi, y[j] - yi
-                dd = dx * dx + dy * dy
-                if dd <= r2:
-                    gh = _gh(ti - ct[q], dd, qu[i], u[j], qs2[i], s2[j], omega, W, zw, rho, sig2)
-                    for k in range(K):
-                        out[i, k] += Ex[j, k] * gh * _cf(qm[i], mk[j], qA[i, k], qB[i, k])
+    idx, val, _ = _history_of(qt[i], qx[i], qy[i], qs2[i], qu[i], x0, y0, cell, nx, ny, reach,
+                              start, ev, ct, x, y, s2, u, omega, W, rho, sig2, r2, zw)
+    for a in range(len(idx)):
+        j = idx[a]
+        for k in range(K):
+            out[i, k] += Ex[j, k] * val[a] * _cf(qm[i], mk[j], qA[i, k], qB[i, k])
 
 
 @nb.njit(cache=True, parallel=True)
@@ -724,35 +756,8 @@ def _query_serial(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, Ex, q
 def _query_one(x0, y0, cell, nx, ny, reach, start, ev, ct, x, y, s2, u, qt, qx, qy, qs2, qu,
                omega, W, rho, sig2, r2):
     zw = -math.expm1(-omega * W)
-    cx = int(math.floor((qx - x0) / cell))
-    cy = int(math.floor((qy - y0) / cell))
-    m = 0
-    for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
-        for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
-            g = gy * nx + gx
-            m += start[g + 1] - start[g]
-    idx = np.empty(m, np.int64)
-    val = np.empty(m)
-    d2o = np.empty(m)
-    n = 0
-    for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
-        for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
-            g = gy * nx + gx
-            p = _lower_bound(ct, start[g], start[g + 1], qt - W)
-            for q in range(p, start[g + 1]):
-                if ct[q] >= qt:
-                    break
-                j = ev[q]
-                dx, dy = x[j] - qx, y[j] - qy
-                dd = dx * dx + dy * dy
-                if dd <= r2:
-                    idx[n] = j
-                    val[n] = _gh(qt - ct[q], dd, qu, u[j], qs2, s2[j], omega, W, zw, rho, sig2)
-                    d2o[n] = dd
-                    n += 1
-    return idx[:n], val[:n], d2o[:n]
-
-
+    return _history_of(qt, qx, qy, qs2, qu, x0, y0, cell, nx, ny, reach, start, ev, ct, x, y,
+                       s2, u, omega, W, rho, sig2, r2, zw)
 
 
 def query_intensity(grid, x, y, s2, u, Ex, qt, qx, qy, qs2, qu, omega, window, space, radius,

@@ -26,6 +26,7 @@ but would rebuild them in every EM pass; at the scales targeted here the cap los
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba as nb
@@ -119,29 +120,53 @@ def _lower_bound(a, lo, hi, v):
     return lo
 
 
+@nb.njit(cache=True, inline="always")
+def cell_span(px, py, x0, y0, cell, nx, ny, reach):
+    """The grid cells within ``reach`` cells of a point: columns [gx0, gx1), rows [gy0, gy1)."""
+    cx = int(math.floor((px - x0) / cell))
+    cy = int(math.floor((py - y0) / cell))
+    return (max(cx - reach, 0), min(cx + reach + 1, nx), max(cy - reach, 0),
+            min(cy + reach + 1, ny))
+
+
+@nb.njit(cache=True, inline="always")
+def _scan_parents(i, t, x, y, u, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct,
+                  bj, bdt, bd2):
+    """The candidate parents of event ``i``: how many, and (when the buffers are not empty)
+    each one's index, lag and squared distance in ``bj``, ``bdt``, ``bd2``."""
+    store = len(bj) > 0
+    ti, xi, yi = t[i], x[i], y[i]
+    gx0, gx1, gy0, gy1 = cell_span(xi, yi, x0, y0, cell, nx, ny, reach)
+    m = 0
+    for gy in range(gy0, gy1):
+        for gx in range(gx0, gx1):
+            g = gy * nx + gx
+            p = _lower_bound(ct, start[g], start[g + 1], ti - window)
+            for q in range(p, start[g + 1]):
+                j = ev[q]
+                if j >= i:
+                    break
+                if ct[q] >= ti and u[i] <= 0.0 and u[j] <= 0.0:
+                    continue
+                dx, dy = x[j] - xi, y[j] - yi
+                dd = dx * dx + dy * dy
+                if dd <= r2:
+                    if store:
+                        bj[m] = j
+                        bdt[m] = ti - ct[q]
+                        bd2[m] = dd
+                    m += 1
+    return m
+
+
 @nb.njit(cache=True, parallel=True)
 def _count(t, x, y, u, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct):
     n = len(t)
     counts = np.zeros(n, np.int64)
+    nj, nf = np.empty(0, np.int32), np.empty(0, np.float64)
     for i in nb.prange(n):
-        ti, xi, yi = t[i], x[i], y[i]
-        cx = int(np.floor((xi - x0) / cell))
-        cy = int(np.floor((yi - y0) / cell))
-        c = 0
-        for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
-            for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
-                g = gy * nx + gx
-                p = _lower_bound(ct, start[g], start[g + 1], ti - window)
-                for q in range(p, start[g + 1]):
-                    j = ev[q]
-                    if j >= i:
-                        break
-                    if ct[q] >= ti and u[i] <= 0.0 and u[j] <= 0.0:
-                        continue
-                    dx, dy = x[j] - xi, y[j] - yi
-                    if dx * dx + dy * dy <= r2:
-                        c += 1
-        counts[i] = c
+        counts[i] = _scan_parents(i, t, x, y, u, window, r2, x0, y0, cell, nx, ny, reach, start,
+                                  ev, ct, nj, nf, nf)
     return counts
 
 
@@ -152,32 +177,13 @@ def _fill(t, x, y, u, s2, window, r2, x0, y0, cell, nx, ny, reach, start, ev, ct
     for ch in nb.prange(nchunk):
         lo = ch * n // nchunk
         hi = (ch + 1) * n // nchunk
-        bj = np.empty(maxc, np.int32)
-        bdt = np.empty(maxc, np.float64)
-        bd2 = np.empty(maxc, np.float64)
+        bj = np.empty(max(maxc, 1), np.int32)
+        bdt = np.empty(max(maxc, 1), np.float64)
+        bd2 = np.empty(max(maxc, 1), np.float64)
         bsc = np.empty(maxc, np.float64)
         for i in range(lo, hi):
-            ti, xi, yi = t[i], x[i], y[i]
-            cx = int(np.floor((xi - x0) / cell))
-            cy = int(np.floor((yi - y0) / cell))
-            m = 0
-            for gy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
-                for gx in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
-                    g = gy * nx + gx
-                    p = _lower_bound(ct, start[g], start[g + 1], ti - window)
-                    for q in range(p, start[g + 1]):
-                        j = ev[q]
-                        if j >= i:
-                            break
-                        if ct[q] >= ti and u[i] <= 0.0 and u[j] <= 0.0:
-                            continue
-                        dx, dy = x[j] - xi, y[j] - yi
-                        dd = dx * dx + dy * dy
-                        if dd <= r2:
-                            bj[m] = j
-                            bdt[m] = ti - ct[q]
-                            bd2[m] = dd
-                            m += 1
+            m = _scan_parents(i, t, x, y, u, window, r2, x0, y0, cell, nx, ny, reach, start, ev,
+                              ct, bj, bdt, bd2)
             o = indptr[i]
             if cap < 0 or m <= cap:
                 for a in range(m):
