@@ -201,3 +201,45 @@ def test_bad_values_and_states():
     with pytest.raises(InputError) as e:
         m.predict_proba(pd.DataFrame({"time": ["2020-02-01"], "latitude": [35.0]}))
     assert e.value.field == "longitude"
+
+
+def test_the_estimator_follows_scikit_learns_contract():
+    from sklearn.base import clone
+
+    m = HawkesAttributor(max_iter=3, process_by="actor")
+    assert clone(m).get_params() == m.get_params()
+    assert "random_state" not in m.get_params()
+    with pytest.raises(ValueError):
+        m.set_params(no_such_parameter=1)
+    for bad in (dict(window_days=-1), dict(mark_pseudo_count=0), dict(max_pair_memory_mb=-5)):
+        with pytest.raises(ValueError) as e:  # a ParameterError: an InputError and a ValueError
+            HawkesAttributor(**bad).fit(_tiny())
+        assert isinstance(e.value, InputError) and e.value.field == next(iter(bad))
+    assert not hasattr(m, "actors_")  # nothing learned before fit
+
+
+def test_a_refit_forgets_what_the_last_fit_cached():
+    m = HawkesAttributor(max_iter=3, process_by="actor").fit(_tiny())
+    m.chain("a")  # caches the id lookup and the children index
+    other = _tiny().assign(id=["d", "e", "f"])
+    m.fit(other)
+    assert list(m.event_ids_) == ["d", "e", "f"]
+    assert m.chain("d")["id"] == "d"
+    with pytest.raises(InputError):
+        m.chain("a")
+
+
+def test_events_since_the_fit_are_read_as_strictly_as_the_fit_reads_them():
+    from culpa.model import forecast as fc
+
+    m = HawkesAttributor(max_iter=3, process_by="actor").fit(_tiny())
+    later = _tiny().assign(id=["d", "e", "f"],
+                           time_start=pd.to_datetime(["2020-01-06", "2020-01-07", "2020-01-08"]))
+    assert len(fc.history(m, later)) == 6
+    bad = later.assign(date_precision_days=[1.0, -3.0, 1.0])
+    with pytest.raises(InputError) as e:  # as fit would
+        fc.history(m, bad)
+    assert e.value.field == "date_precision_days"
+    with pytest.raises(InputError) as e:
+        fc.history(m, later.assign(latitude=[35.0, 95.0, 35.0]))
+    assert e.value.field == "latitude"

@@ -16,7 +16,7 @@ import pandas as pd
 
 from culpa.errors import AnalysisError, InputError
 from culpa.evaluate import baselines, metrics
-from culpa.events.schema import LABELLED_STATUSES
+from culpa.events.schema import is_labelled
 from culpa.model.geo import LocalProjection
 
 OTHER = "other"
@@ -42,7 +42,7 @@ class BacktestResult:
 
 
 def scoring_classes(events: pd.DataFrame, min_events: int) -> list[str]:
-    labelled = events[events["attribution"].isin(LABELLED_STATUSES) & events["actor"].notna()]
+    labelled = events[is_labelled(events)]
     counts = labelled["actor"].value_counts()
     big = sorted(counts[counts >= min_events].index)
     return big + [OTHER]
@@ -85,7 +85,7 @@ def mask_labels(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, se
         raise InputError(f"must be between 0 and 1, got {mask_fraction}", field="mask_fraction")
     events = events.sort_values(["time_start", "id"]).reset_index(drop=True)
     since_ts = pd.Timestamp(since)
-    labelled = (events["attribution"].isin(LABELLED_STATUSES) & events["actor"].notna()).to_numpy()
+    labelled = is_labelled(events)
     candidates = np.flatnonzero(labelled & (events["time_start"] >= since_ts).to_numpy())
     n_mask = int(round(mask_fraction * len(candidates)))
     if n_mask < 10:

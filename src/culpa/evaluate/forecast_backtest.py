@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from culpa.errors import AnalysisError, InputError
-from culpa.events.schema import LABELLED_STATUSES
+from culpa.events.schema import is_labelled
 from culpa.model import forecast as fc
 
 ALL = "all actors"
@@ -97,7 +97,7 @@ def score(y: np.ndarray, p: np.ndarray) -> dict:
 
 
 def _labelled(events: pd.DataFrame) -> np.ndarray:
-    return (events["actor"].notna() & events["attribution"].isin(LABELLED_STATUSES)).to_numpy()
+    return is_labelled(events)
 
 
 def most_active(events: pd.DataFrame, n: int = 2) -> list[str]:

@@ -179,6 +179,10 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, BaseEstimator):
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and v >= 1):
                 raise ParameterError(f"must be a positive integer, got {v!r}", field=name)
+        for name in ("mark_pseudo_count", "max_pair_memory_mb"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise ParameterError(f"must be a positive number, got {v!r}", field=name)
         if not (self.tol >= 0):
             raise ParameterError(f"must be >= 0, got {self.tol!r}", field="tol")
         ch = tuple(self.mark_channels)
