@@ -13,8 +13,6 @@ from typing import Annotated, Any, Callable
 
 import typer
 from typer._click.exceptions import ClickException  # typer vendors click since 0.2x
-from rich.console import Console
-from rich.markup import escape
 
 from culpa.errors import CulpaError
 
@@ -24,11 +22,31 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
+class _LazyConsole:
+    """A Rich console made on first use, so that ``culpa --help`` does not load Rich."""
+
+    def __init__(self, **options: Any):
+        self._options, self._console = options, None
+
+    @property
+    def real(self):
+        """The Rich ``Console`` itself (for Rich objects that take one)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
 #: People read stdout; progress bars and warnings go to stderr so --json stays clean.
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+out = _LazyConsole()
+err = _LazyConsole(stderr=True, soft_wrap=True)
 
 
 def default_db() -> Path:
@@ -170,9 +188,7 @@ def run(args: list[str] | None = None) -> None:
     except ClickException as exc:
         if "--json" in args:
             emit_json({"error": exc.format_message(), "exit_code": exc.exit_code})
-        from typer import rich_utils
-
-        rich_utils.rich_format_error(exc)
+        exc.show()
         sys.exit(exc.exit_code)
     except typer.Abort:
         err.print("[red]aborted[/red]")
@@ -188,5 +204,7 @@ def _report(exc: Exception, code: int, as_json: bool) -> None:
             if val is not None:
                 doc[key] = val
         emit_json(doc)
+    from rich.markup import escape
+
     err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
     raise typer.Exit(code)

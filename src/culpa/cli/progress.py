@@ -1,11 +1,11 @@
-"""Rich progress bars on stderr, silent when stderr is not a terminal or --json is asked for."""
+"""A Rich byte progress bar on stderr, silent when stderr is not a terminal or --json is asked for."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from collections.abc import Iterator
 
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn,
+from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                            TimeRemainingColumn, TransferSpeedColumn)
 
 from culpa.cli.common import err
@@ -15,19 +15,8 @@ from culpa.cli.common import err
 def byte_progress(description: str, total: int, enabled: bool = True) -> Iterator:
     """Yields ``advance(n_bytes)``."""
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                        TransferSpeedColumn(), TimeRemainingColumn(), console=err,
+                        TransferSpeedColumn(), TimeRemainingColumn(), console=err.real,
                         transient=True, disable=not enabled or not err.is_terminal)
     with progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
-
-
-@contextmanager
-def step_progress(description: str, total: int | None, enabled: bool = True) -> Iterator:
-    """Yields ``advance(n_steps)`` for iterative work such as EM or a backtest."""
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                        console=err, transient=True, disable=not enabled or not err.is_terminal)
-    with progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)

@@ -88,7 +88,7 @@ def _progress(enabled: bool):
 
     progress = Progress(TextColumn("[bold]forecasting[/bold] {task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total} periods"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=err, transient=True, disable=not enabled)
+                        TimeRemainingColumn(), console=err.real, transient=True, disable=not enabled)
     with progress:
         task = progress.add_task("", total=None)
 
