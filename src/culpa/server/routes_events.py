@@ -29,7 +29,7 @@ class Filters:
                  actor: str | None = Query(None, max_length=256),
                  limit: int = Query(100, ge=1, le=MAX_PAGE),
                  offset: int = Query(0, ge=0, le=2**31 - 1)):
-        from culpa.cli.modelling import parse_bbox
+        from culpa.api import parse_bbox
 
         self.since, self.until = day(since, "since"), day(until, "until")
         self.bbox = parse_bbox(bbox)
@@ -98,7 +98,7 @@ def day(value: str | None, field: str):
     """A date or datetime, or InputError naming the field (an empty string is no date)."""
     import pandas as pd
 
-    from culpa.cli.modelling import parse_day
+    from culpa.api import parse_day
 
     if value is None:
         return None

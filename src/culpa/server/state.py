@@ -17,9 +17,6 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
-
-from culpa.errors import AnalysisError
 
 
 class ModelNotReady(Exception):
@@ -33,252 +30,177 @@ class FitStarted(ModelNotReady):
 
 
 class Engine:
-    #: Incident contexts (a fitted model each) kept for quick re-analysis of edited cases.
-    KEEP_CONTEXTS = 16
+    """The server's side of the library API: one :class:`culpa.api.Workspace` over the store.
+
+    Every question is asked with ``fit=False``; when its model is not at hand, a background job
+    prepares it (``Workspace.prepare``) and the request answers with that job."""
 
     def __init__(self, db: Path, jobs, autofit: bool = True):
+        from culpa.api import Workspace
         from culpa.events.store import Store
 
         self.db, self.jobs = Path(db), jobs
         if not self.db.exists():
             Store(self.db).close()  # an empty store, ready for POST /api/ingest
-        # Readers (queries, fits) share the store; an ingest has it alone. Queries on the held
-        # connection also take _con: one DuckDB connection is not for several threads at once.
+        self.ws = Workspace(self.db)
+        # Readers share the store; an ingest has it alone.
         self._rw = _ReadWrite()
-        self._con = threading.Lock()
-        self._before_lock = threading.Lock()
         self._hold = Store(self.db, read_only=True)
-        self._contexts: OrderedDict[tuple, object] = OrderedDict()
-        self._contexts_lock = threading.Lock()
+        # The Workspace's reads borrow the held handle (one thread at a time) instead of opening
+        # and closing their own: closing another handle on the file can drop the process's lock.
+        self._con = threading.Lock()
+        self.ws._store = self._borrow
         from culpa.events.schema import EVENT_COLUMNS
 
         self._columns = [c for c in EVENT_COLUMNS if c != "record"]  # the record: GET one event
-        self.model = None
+        self._preparing: dict[str, str] = {}  # model key -> job id
+        self._prep_lock = threading.Lock()
         self.fit_job: str | None = None
-        self._before: dict = {}  # day -> job id, then (model, source): warn's models
-        self._load_model(autofit)
+        if autofit and self.events_count() > 0:
+            try:
+                self._ready_or_job(self.ws.model_request("attribute"))
+            except ModelNotReady as exc:
+                self.fit_job = exc.job_id
+
+    @contextmanager
+    def _borrow_cm(self):
+        with self._con:
+            yield self._hold
+
+    def _borrow(self, read_only: bool = True):
+        from culpa.events.store import Store
+
+        return self._borrow_cm() if read_only else Store(self.db)
+
+    # -- models -------------------------------------------------------------------------
+
+    def _ready_or_job(self, request, started=ModelNotReady) -> None:
+        """Return when ``request``'s model is at hand, else raise ``started`` naming the job
+        preparing it (one job per model)."""
+        if request is None or self.ws.is_ready(request):
+            return
+        key = self.ws.model_key(request)
+        with self._prep_lock:
+            job = self.jobs.get(self._preparing.get(key, ""))
+            if job is None or job.state == "failed":
+                def work(j, r=request):
+                    j.report(0.05, f"preparing the model ({r.describe()})")
+                    self.ws.prepare(r, progress=lambda stage, done, total: j.report(
+                        0.1 if not total else 0.1 + 0.85 * done / total, stage))
+                    return {"model": r.describe()}
+                job = self.jobs.submit("fit", "server", work)
+                self._preparing[key] = job.id
+        raise started(job.id)
+
+    def _ask(self, question: str, call, started=ModelNotReady, **where):
+        from culpa.api import ModelNotReady as NotFitted
+
+        try:
+            return call()
+        except NotFitted as exc:
+            self._ready_or_job(exc.request, started)
+            return call()
+
+    @property
+    def model(self):
+        """Truthy when the model of attribute/chain is at hand."""
+        with self._rw.read():
+            return self.ws.is_ready(self.ws.model_request("attribute")) or None
 
     # -- store --------------------------------------------------------------------------
 
-    @contextmanager
-    def _query(self):
-        with self._rw.read(), self._con:
-            yield
-
     def events_count(self) -> int:
-        with self._query():
-            return self._hold.count()
+        with self._rw.read():
+            return self.ws.count()
 
     def events(self, since=None, until=None, bbox=None, actor=None, limit=100, offset=0
                ) -> tuple[list[dict], int]:
-        where, args = ["TRUE"], []
-        if since is not None:
-            where.append("time_start >= ?")
-            args.append(pd.Timestamp(since).to_pydatetime())
-        if until is not None:
-            where.append("time_start < ?")
-            args.append(pd.Timestamp(until).to_pydatetime())
-        if bbox is not None:
-            w, s, e, n = bbox
-            where.append("longitude BETWEEN ? AND ? AND latitude BETWEEN ? AND ?")
-            args += [w, e, s, n]
-        if actor is not None:
-            where.append("actor = ?")
-            args.append(actor)
-        cond = " AND ".join(where)
-        cols = ", ".join(self._columns)
-        with self._query():
-            con = self._hold.con
-            total = con.execute(f"SELECT count(*) FROM events WHERE {cond}", args).fetchone()[0]
-            cur = con.execute(f"SELECT {cols} FROM events WHERE {cond} ORDER BY time_start, id "
-                              f"LIMIT ? OFFSET ?", args + [limit, offset])
-            rows = cur.fetchall()
-        return [_row(self._columns, r) for r in rows], int(total)
+        with self._rw.read():
+            page = self.ws.events(since, until, bbox, actor, limit, offset)
+        return page["events"], page["total"]
 
     def event(self, event_id: str) -> dict | None:
-        with self._query():
-            return self._hold.event(event_id)
+        from culpa.errors import InputError
+
+        with self._rw.read():
+            try:
+                return self.ws.event(event_id)
+            except InputError:
+                return None
 
     def actors(self) -> list[dict]:
-        with self._query():
-            return self._hold.stats()["actors"]
+        with self._rw.read():
+            return self.ws.actors()
 
     def ingest(self, paths: list[Path], fmt: str, job) -> dict:
-        """Ingest files into the store (the job's work): the read-only hold is let go of for
-        the ingest, and taken again whatever happens."""
+        """Ingest files (the job's work): the read-only hold is let go of for the ingest, and
+        taken again whatever happens."""
         from culpa.events.store import Store
 
         with self._rw.write():
             self._hold.close()
             try:
                 job.report(0.1, "ingesting")
-                with Store(self.db) as store:
-                    report = store.ingest(paths, fmt)
-                    total = store.count()
+                return self.ws.ingest(paths, fmt)
             finally:
                 self._hold = Store(self.db, read_only=True)
-                self.forget_contexts()
-        return report.to_dict() | {"events_in_store": total}
 
-    # -- model --------------------------------------------------------------------------
+    def refit(self, job) -> dict:
+        """``culpa fit``: fit on every located event and save beside the store."""
+        job.report(0.05, "fitting")
+        with self._rw.read():
+            return self.ws.fit(progress=lambda stage, done, total: job.report(
+                0.1 if not total else 0.1 + 0.85 * done / total, stage))
 
     def model_path(self) -> Path:
-        from culpa.cli.modelling import default_model_path
+        from culpa.api import default_model_path
 
         return default_model_path(self.db)
 
-    def _load_model(self, autofit: bool) -> None:
-        from culpa.model.hawkes import HawkesAttributor
-
-        path = self.model_path()
-        if path.exists():
-            self.model = HawkesAttributor.load(path)
-        elif autofit and self.events_count() > 0:
-            self.fit_job = self.jobs.submit("refit", "server", self.refit).id
-
-    def refit(self, job) -> dict:
-        """Fit on every located event and save beside the store, then answer with it."""
-        from culpa.model.hawkes import HawkesAttributor
-
-        job.report(0.05, "reading the events")
-        with self._query():
-            events = self._hold.events_frame()
-        if events.empty:
-            raise AnalysisError("no located events in the store to fit on")
-        job.report(0.1, f"fitting on {len(events):,} events")
-        model = HawkesAttributor().fit(events)
-        job.report(0.9, "saving the model")
-        model.save(self.model_path())
-        self.model = model  # one assignment: requests see the old model or the new one
-        return {"n_events": len(events), "actors": len(model.actors_),
-                "model": str(self.model_path())}
-
-    def _model(self):
-        if self.model is None:
-            raise ModelNotReady(self.fit_job)
-        return self.model
+    # -- questions ----------------------------------------------------------------------
 
     def attribute(self, time, lat, lon, **marks) -> dict:
         """``culpa attribute --json``."""
-        from culpa.cli.modelling import parse_day
-
-        return self._model().explain(parse_day(time, "time"), lat, lon, **marks)
+        with self._rw.read():
+            return self._ask("attribute", lambda: self.ws.attribute(lat, lon, time, fit=False,
+                                                                    **marks))
 
     def chain(self, event_id: str, depth: int = 3, min_prob: float = 0.05) -> dict:
         """``culpa chain ID --json``."""
-        return self._model().chain(event_id, depth=depth, min_proba=min_prob)
+        with self._rw.read():
+            return self._ask("chain", lambda: self.ws.chain(event_id, depth, min_prob,
+                                                            fit=False))
 
     def warn(self, sites: list[dict], at: str, horizon_days: float, top: int = 5) -> dict:
-        """``culpa warn --json`` for sites given as data, by the verb's rule for the model: the
-        saved one if it was fitted only on data before ``at``, else a fit on the events before
-        ``at`` -- made in a background job the first time (ModelNotReady until it is done)."""
-        from culpa.cli.modelling import parse_day
-        from culpa.cli.warn import _fitted_until, _recent_events
-        from culpa.model import forecast as fc
-
-        when = parse_day(at, "at")
-        model, source = self._model_before(when)
+        """``culpa warn --json``; its model (the events before ``at``) is prepared in a job."""
         with self._rw.read():
-            extra = _recent_events(self.db, model, when)
-        self.relock()
-        hist = fc.history(model, extra)
-        forecasts = [fc.forecast_site(model, fc.Site(**s), when, horizon_days, hist, top=top)
-                     for s in sites]
-        return {"at": str(when.date()) if when == when.normalize() else when.isoformat(),
-                "horizon_days": horizon_days,
-                "sites": [f.to_dict() for f in forecasts],
-                "model": {"source": source, "fitted_until": str(_fitted_until(model).date()),
-                          "actors": len(model.actors_)},
-                "levels": {name: {"min_ratio": r, "min_p_any": p} for name, r, p in fc.LEVELS}}
-
-    #: Models fitted for warn on earlier dates, kept; one such fit runs at a time.
-    KEEP_BEFORE = 8
-
-    def _model_before(self, when):
-        from culpa.cli.warn import _fitted_until
-
-        model = self._model()
-        if _fitted_until(model) <= when:
-            return model, str(self.model_path())
-        key = str(when)
-        with self._before_lock:
-            found = self._before.get(key)
-            if isinstance(found, tuple):
-                return found
-            job = self.jobs.get(found) if found else None
-            if job is None or job.state == "failed":
-                busy = [j for j in map(self.jobs.get, (v for v in self._before.values()
-                                                       if isinstance(v, str)))
-                        if j is not None and j.state in ("queued", "running")]
-                if busy:  # one fit for an earlier date at a time: wait for it, then ask again
-                    raise FitStarted(busy[0].id)
-                job = self.jobs.submit("fit-before", "server",
-                                       lambda j, w=when, k=key: self._fit_before(j, w, k))
-                self._before[key] = job.id
-        raise FitStarted(job.id)
-
-    def _fit_before(self, job, when, key: str) -> dict:
-        from culpa.cli.modelling import load_events
-        from culpa.model.hawkes import HawkesAttributor
-
-        job.report(0.05, f"reading the events before {when.date()}")
-        with self._rw.read():
-            events = load_events(self.db, until=when)
-        job.report(0.1, f"fitting on {len(events):,} events before {when.date()}")
-        model = HawkesAttributor().fit(events)
-        with self._before_lock:
-            done = [k for k, v in self._before.items() if isinstance(v, tuple)]
-            for k in done[:max(0, len(done) + 1 - self.KEEP_BEFORE)]:
-                del self._before[k]
-            self._before[key] = (model, f"fitted now on {len(events):,} events before "
-                                        f"{when.date()}")
-        return {"n_events": len(events)}
+            return self._ask("warn", lambda: self.ws.warn(sites, at, horizon_days, top=top,
+                                                          fit=False), started=FitStarted)
 
     def case_document(self, case) -> dict:
-        """``culpa case --json`` for a validated case."""
-        from culpa.evidence.context import case_document, context_key, incident_context
-
+        """``culpa case --json`` for a validated case (called in a job: it may fit)."""
         with self._rw.read():
-            ctx = self.cached_context(case)
-            if ctx is None:
-                ctx = incident_context(case, self.db)
-                with self._contexts_lock:
-                    self._contexts[context_key(case)] = ctx
-                    while len(self._contexts) > self.KEEP_CONTEXTS:
-                        self._contexts.popitem(last=False)
-            return case_document(case, self.db, ctx)
-
-    def cached_context(self, case):
-        """The incident's context if a case with the same incident and window was analysed
-        since the store last changed (:meth:`forget_contexts`), else None (never fits)."""
-        from culpa.evidence.context import context_key
-
-        key = context_key(case)
-        with self._contexts_lock:
-            ctx = self._contexts.get(key)
-            if ctx is not None:
-                self._contexts.move_to_end(key)
-            return ctx
-
-    def forget_contexts(self) -> None:
-        """Drop the kept contexts: whatever changes the event store must call this."""
-        with self._contexts_lock:
-            self._contexts.clear()
+            return self.ws.case(case, fit=True)
 
     def quick_case_document(self, case) -> dict | None:
-        """``culpa case --json`` for ``case`` when its incident's context is at hand (an
-        edit of a case already analysed: milliseconds), else None."""
-        from culpa.evidence.context import case_document
+        """``culpa case --json`` when the case's model is at hand (milliseconds), else None."""
+        from culpa.api import ModelNotReady as NotFitted
 
-        ctx = self.cached_context(case)
-        return None if ctx is None else case_document(case, self.db, ctx)
+        with self._rw.read():
+            try:
+                return self.ws.case(case, fit=False)
+            except NotFitted:
+                return None
+
+    def forget_contexts(self) -> None:
+        """Models are keyed by the events' content: a changed store needs nothing forgotten."""
 
     def relock(self) -> None:
         """Open the held handle afresh, so the file lock is surely ours again.
 
-        POSIX record locks belong to the process: when any other handle this process opened on
-        the file is closed (a fit's own read-only Store), the kernel can drop the lock DuckDB
-        took for the held one. The job runner calls this after every job."""
+        POSIX record locks belong to the process: when another handle this process opened on
+        the file is closed, the kernel can drop the lock DuckDB took for the held one. The job
+        runner calls this after every job."""
         from culpa.events.store import Store
 
         with self._rw.write():
