@@ -168,41 +168,32 @@ class ExplanationMixin:
                     "actor": self.actors_[k], "actor_probability": pk,
                     "labelled": la_ >= 0, "background_proba": float(self._bg[j])}
 
-        def up(i, d):
-            if d == 0:
-                return []
-            sl = slice(p.indptr[i], p.indptr[i + 1])
-            w, par = self._w[sl], p.parent[sl]
-            out = []
-            for o in np.argsort(-w)[:max_branch]:
-                if w[o] < min_proba:
-                    break
-                j = int(par[o])
-                nd = node(j)
-                nd.update(probability=float(w[o]), days=float(p.dt[sl][o]),
-                          distance_km=float(math.sqrt(p.d2[sl][o])), parents=up(j, d - 1))
-                out.append(nd)
-            return out
+        def linked(i, key):  # (pair positions, the events at their other end)
+            if key == "parents":
+                pp = np.arange(p.indptr[i], p.indptr[i + 1])
+                return pp, p.parent[pp]
+            sl = slice(rptr[i], rptr[i + 1])
+            return rpair[sl], rchild[sl]
 
-        def down(j, d):
+        def walk(i, d, key):  # the likeliest parents (or children), recursively
             if d == 0:
                 return []
-            sl = slice(rptr[j], rptr[j + 1])
-            pp, cc = rpair[sl], rchild[sl]
+            pp, other = linked(i, key)
             w = self._w[pp]
             out = []
             for o in np.argsort(-w)[:max_branch]:
                 if w[o] < min_proba:
                     break
-                c = int(cc[o])
-                nd = node(c)
-                nd.update(probability=float(w[o]), days=float(p.dt[pp[o]]),
-                          distance_km=float(math.sqrt(p.d2[pp[o]])), children=down(c, d - 1))
+                j = int(other[o])
+                nd = node(j)
+                nd.update({"probability": float(w[o]), "days": float(p.dt[pp[o]]),
+                           "distance_km": float(math.sqrt(p.d2[pp[o]])),
+                           key: walk(j, d - 1, key)})
                 out.append(nd)
             return out
 
         root = node(pos)
-        root.update(parents=up(pos, depth), children=down(pos, depth))
+        root.update(parents=walk(pos, depth, "parents"), children=walk(pos, depth, "children"))
         return root
 
     def _event_actor(self, j: int) -> tuple[int, float]:
