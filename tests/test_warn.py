@@ -113,7 +113,7 @@ def test_forecast_backtest_end_to_end_on_a_real_month(syria_db, tmp_path):
     assert list(doc["actors"]) == ["Syrian insurgents", "IS"]  # the two most active before
     for scores in list(doc["actors"].values()) + [doc["all_actors"]]:
         assert scores["n_positive"] > 0
-        for method in ("model", "previous_period", "long_run_rate"):
+        for method in ("model", "previous_period", "long_run_rate", "lagged_gbm"):
             m = scores[method]
             assert set(m) == {"brier", "log_loss", "auroc", "average_precision"}
             assert all(math.isfinite(v) for v in m.values())

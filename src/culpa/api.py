@@ -568,7 +568,7 @@ class Workspace:
                           plot_cell: tuple[float, float] | None = None,
                           progress: Callable[[int, int, str], None] | None = None,
                           **params) -> dict:
-        """Score week-ahead forecasts per actor and cell against two baselines, fitting only on
+        """Score week-ahead forecasts per actor and cell against three baselines, fitting only on
         the past (``culpa forecast-backtest --json``, less ``run_seconds``)."""
         from culpa.evaluate.forecast_backtest import pick_cell, plot_forecast, run_forecast_backtest
 

@@ -135,8 +135,9 @@ def forecast_backtest(
         "--plot-cell", help="LAT,LON of the cell to plot (default: the busiest cell).")] = None,
     json: JsonOption = False,
 ) -> None:
-    """Score week-ahead forecasts per actor and cell against two baselines, fitting only on the
-    past: previous period's count (calibrated on the training data) and the long-run rate."""
+    """Score week-ahead forecasts per actor and cell against three baselines, fitting only on the
+    past: previous period's count (calibrated on the training data), the long-run rate and
+    gradient-boosted trees on lagged cell counts."""
     import time as _time
 
     tick = _time.perf_counter()
@@ -159,11 +160,11 @@ def forecast_backtest(
         table.add_column(col, justify="left" if col in ("actor", "method") else "right")
     rows = list(doc["actors"].items()) + [("all actors", doc["all_actors"])]
     for a, s in rows:
-        for n, m in enumerate(("model", "previous_period", "long_run_rate")):
+        for n, m in enumerate(("model", "previous_period", "long_run_rate", "lagged_gbm")):
             v = s[m]
             table.add_row(f"{escape(a)} ({s['n_positive']} hits)" if n == 0 else "",
                           m.replace("_", " "), f"{v['brier']:.4f}", f"{v['log_loss']:.4f}",
-                          _fmt(v["auroc"]), _fmt(v["average_precision"]), end_section=n == 2)
+                          _fmt(v["auroc"]), _fmt(v["average_precision"]), end_section=n == 3)
     out.print(table)
     out.print(f"{doc['n_refits']} fits ({doc['fit_seconds']:.0f} s), {doc['run_seconds']:.0f} s "
               "in all" + (f"; plot -> {plot}" if plot else ""))

@@ -20,6 +20,10 @@ Only data before ``T`` is used for a forecast at ``T``:
   the best any function of that count can do on the training data, so it is a fair rival.
 - **long_run_rate**: the cell's rate over all training data, ``rate = (n_cell + 0.1) / days``
   (0.1: so that a cell without events is unlikely, not impossible), ``P = 1 - exp(-rate H)``.
+- **lagged_gbm**: gradient-boosted trees on lagged counts per cell and actor (the cell's and
+  its neighbours' counts over the last 1/4/12/52 periods, time since the last event,
+  fatalities), refitted on the same schedule on the periods that ended by ``R``
+  (:mod:`culpa.evaluate.forecast_baselines`): the competitor a forecaster would use.
 
 Scores per actor, over all (cell, period) pairs: Brier score, log-loss (probabilities clipped
 to [1e-15, 1 - 1e-15]), AUROC and average precision (scikit-learn). ``all_actors`` scores the
@@ -44,7 +48,7 @@ from culpa.model import forecast as fc
 ALL = "all actors"
 COUNT_CLASSES = np.array([0, 1, 2, 3, 5, 10])  # lower edges of the previous-count classes
 LONG_RUN_PSEUDO = 0.1
-METHODS = ("model", "previous_period", "long_run_rate")
+METHODS = ("model", "previous_period", "long_run_rate", "lagged_gbm")
 
 
 @dataclass
@@ -234,6 +238,12 @@ def run_forecast_backtest(events: pd.DataFrame, since, horizon_days: float = 7.0
         if progress is not None:
             progress(i + 1, nW, f"{times[i].date()} (fit {n_refits})")
 
+    from culpa.evaluate.forecast_baselines import lagged_gbm_forecasts
+
+    fatalities = pd.to_numeric(ev["fatalities"], errors="coerce").to_numpy(float)
+    gbm = lagged_gbm_forecasts(day, cell, masks, fatalities, nW, H, refit_days, grid.nx, grid.ny)
+    for a in names:
+        proba[a]["lagged_gbm"] = gbm[a]
     scores = {}
     for a in names:
         scores[a] = {m: score(y[a], proba[a][m]) for m in METHODS}
@@ -273,7 +283,7 @@ def plot_forecast(result: ForecastBacktestResult, path, cell: int | None = None)
     fig, axes = plt.subplots(len(result.actors), 1, figsize=(10, 2.6 * len(result.actors) + 0.6),
                              sharex=True, squeeze=False)
     styles = {"model": ("C0", "-"), "previous_period": ("C1", "--"),
-              "long_run_rate": ("C2", ":")}
+              "long_run_rate": ("C2", ":"), "lagged_gbm": ("C3", "-.")}
     for ax, a in zip(axes[:, 0], result.actors):
         hit = result.y[a][:, cell]
         ax.bar(t[hit], np.ones(hit.sum()), width=result.horizon_days, align="edge",
@@ -283,7 +293,7 @@ def plot_forecast(result: ForecastBacktestResult, path, cell: int | None = None)
         s = result.scores[a]
         ax.set_title(f"{a}: Brier model {s['model']['brier']:.3f}, previous period "
                      f"{s['previous_period']['brier']:.3f}, long-run {s['long_run_rate']['brier']:.3f}"
-                     " (all cells)", fontsize=9)
+                     f", lagged GBM {s['lagged_gbm']['brier']:.3f} (all cells)", fontsize=9)
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("P(at least one)")
     axes[0, 0].legend(loc="upper right", fontsize=8, ncol=4)
