@@ -401,7 +401,7 @@ class SpatialBackground:
             p = np.unique(self.cell * 2.0 ** (np.round(4 * np.log2(p / self.cell)) / 4))
         base = float(p[0]) if len(p) else 0.0
         self.levels = np.concatenate([[base], p[1:]])
-        self._blur = [None] * len(self.levels)
+        self._blur_cache = {}
         self._blur_cells = [self.cell] + [self._blur_cell(math.sqrt(v * v - base * base))
                                           for v in p[1:]]
 
@@ -456,21 +456,26 @@ class SpatialBackground:
             out[sel] = tmp[:, 0]
         return out
 
-    def stored(self, k: int, e: int) -> list:
-        """The stored bundle of process k in epoch e (computing the blurs once, when needed)."""
+    def stored(self, k: int, e: int, needed=None) -> list:
+        """The stored bundle of process k in epoch e: its raster and its blurred versions, each
+        blurred once, when first needed (only the levels in ``needed``, when given: None for
+        the others). A query blurs what it looks up, never every process and epoch at once."""
         out = [self.rasters[k, e]]
         for l in range(1, len(self.levels)):
-            if self._blur[l] is None:
-                K, E = self.rasters.shape[:2]
-                self._blur[l] = np.stack([np.stack([
-                    self.blur(self.rasters[a, b].astype(np.float64), l).astype(np.float32)
-                    for b in range(E)]) for a in range(K)])
-            out.append(self._blur[l][k, e])
+            if needed is not None and l not in needed:
+                out.append(None)
+                continue
+            key = (k, e, l)
+            R = self._blur_cache.get(key)
+            if R is None:
+                R = self.blur(self.rasters[k, e].astype(np.float64), l).astype(np.float32)
+                self._blur_cache[key] = R
+            out.append(R)
         return out
 
     def set_raster(self, k: int, R: np.ndarray, e: int = 0) -> None:
         self.rasters[k, e] = np.asarray(R, np.float32)
-        self._blur = [None] * len(self.levels)
+        self._blur_cache = {}
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -488,9 +493,10 @@ class SpatialBackground:
             sel = np.flatnonzero(psi[:, e] > 0)
             if len(sel) == 0:
                 continue
+            needed = set(np.unique(lvl[sel]).tolist())
             for k in range(self.n_processes):
-                out[sel, k] += psi[sel, e] * self.lookup(self.stored(k, e), x[sel], y[sel],
-                                                         lvl[sel])
+                out[sel, k] += psi[sel, e] * self.lookup(self.stored(k, e, needed), x[sel],
+                                                         y[sel], lvl[sel])
         return out
 
     def density(self, x, y, precision_km=None, t=None) -> np.ndarray:
@@ -723,7 +729,7 @@ class CrossFitKDE:
             if comb is not None:
                 for e, c in enumerate(comb):
                     self.sb.rasters[k, e] = c
-        self.sb._blur = [None] * len(self.sb.levels)
+        self.sb._blur_cache = {}
         self.bundles = [None] * len(self.bundles)
 
 
