@@ -142,6 +142,22 @@ def test_events_are_paged_with_a_total(ws):
     assert {a["actor"] for a in ws.actors()} >= {"IS"}
 
 
+def test_the_store_pages_a_selection_itself(ws):
+    from culpa.errors import InputError
+    from culpa.events.store import Store
+
+    with Store(ws.db, read_only=True) as store:
+        rows, total = store.events_page(since="2018-01-01", actor="IS", limit=3, offset=2)
+        everything, n_all = store.events_page()
+        with pytest.raises(InputError) as e:
+            store.events_page(limit=-1)
+    assert e.value.field == "limit"
+    assert total == ws.events(since="2018-01-01", actor="IS")["total"] and len(rows) == 3
+    assert [r["id"] for r in rows] == [
+        e["id"] for e in ws.events(since="2018-01-01", actor="IS", limit=5)["events"][2:]]
+    assert "record" not in rows[0] and n_all == len(everything) >= total
+
+
 def test_the_library_names_its_arguments_not_flags(ws):
     from culpa.errors import InputError
 

@@ -174,3 +174,21 @@ def test_the_background_rate_holds_after_the_last_event(model):
     bg, trig = model.intensity_parts(early, lat, lon)
     np.testing.assert_allclose(fc.intensity(model, early, lat, lon), model.by_actor(bg + trig),
                                rtol=1e-6)
+
+
+def test_an_unclaimed_event_since_the_fit_is_attributed_with_its_target(syria, model):
+    """An unclaimed event since the fit excites the processes the model attributes it to, and
+    that attribution reads the event's target (who was attacked) as predict_proba does."""
+    since = syria[syria["time_start"] >= AT].head(40).assign(actor=None,
+                                                             attribution="unattributed")
+    targets = since["other_raw"].dropna().value_counts().index
+    assert len(targets) >= 2
+    as_recorded = fc.history(model, since)
+    swapped = since.assign(other_raw=np.where(since["other_raw"] == targets[0], targets[1],
+                                              targets[0]))
+    other = fc.history(model, swapped)
+    n_fit = len(model.fitted_events_.t)
+    for events, hist in ((since, as_recorded), (swapped, other)):
+        q = model.predict_process_proba(events.rename(columns={"time_start": "time"}))
+        np.testing.assert_allclose(hist.Ex[n_fit:], q @ model.alpha_, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(as_recorded.Ex[n_fit:], other.Ex[n_fit:])  # the target matters

@@ -215,6 +215,10 @@ def test_the_estimator_follows_scikit_learns_contract():
         with pytest.raises(ValueError) as e:  # a ParameterError: an InputError and a ValueError
             HawkesAttributor(**bad).fit(_tiny())
         assert isinstance(e.value, InputError) and e.value.field == next(iter(bad))
+        with pytest.raises(ValueError) as before:  # the same check, public, without any data
+            HawkesAttributor(**bad).check_params()
+        assert before.value.field == e.value.field
+    HawkesAttributor().check_params()  # the defaults are valid
     assert not hasattr(m, "actors_")  # nothing learned before fit
 
 

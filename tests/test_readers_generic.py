@@ -113,6 +113,9 @@ def test_parse_mapping_merges_file_and_pairs(readers_data):
     assert mapping["source"] == "other" and mapping["country"] == "nation"
     with pytest.raises(InputError, match="must give a column for time, latitude"):
         parse_mapping(["longitude=lon"], None)
+    with pytest.raises(InputError, match="'actor' is not FIELD=COLUMN") as e:
+        parse_mapping(["actor"], None)
+    assert e.value.field == "pairs"  # the library names its argument; the CLI says --map
 
 
 # -- Parquet ---------------------------------------------------------------------------------

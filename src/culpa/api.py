@@ -152,27 +152,12 @@ class Workspace:
         listed unless a ``bbox`` is given. Each event is a dict of the store's columns (times
         as ISO strings, missing values as None), without the raw source record.
         """
-        from culpa.events.schema import EVENT_COLUMNS
-
         since, until = parse_day(since, "since"), parse_day(until, "until")
         bbox = parse_bbox(bbox)
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise InputError(f"must be a whole number >= 0, got {limit!r}", field="limit")
-        if not isinstance(offset, int) or offset < 0:
-            raise InputError(f"must be a whole number >= 0, got {offset!r}", field="offset")
-        where, args = _selection(since, until, bbox, located=bbox is not None)
-        if actor is not None:
-            where += " AND actor = ?"
-            args.append(str(actor))
-        cols = [c for c in EVENT_COLUMNS if c != "record"]
         with self._store() as store:
-            total = int(store.con.execute(f"SELECT count(*) FROM events WHERE {where}",
-                                          args).fetchone()[0])
-            page = " LIMIT ? OFFSET ?" if limit is not None else " OFFSET ?"
-            rows = store.con.execute(
-                f"SELECT {', '.join(cols)} FROM events WHERE {where} ORDER BY time_start, id"
-                + page, args + ([limit, offset] if limit is not None else [offset])).fetchall()
-        return {"events": [{c: _plain(v) for c, v in zip(cols, row)} for row in rows],
+            rows, total = store.events_page(since, until, bbox, actor, located=bbox is not None,
+                                            limit=limit, offset=offset)
+        return {"events": [{c: _plain(v) for c, v in row.items()} for row in rows],
                 "total": total}
 
     def event(self, event_id: str) -> dict:
@@ -642,11 +627,8 @@ def check_values(params: Mapping[str, Any]) -> None:
     runs them too; here they fail fast, before a long load)."""
     from culpa.model import HawkesAttributor
 
-    check = getattr(HawkesAttributor(**dict(params)), "_check_params", None)
-    if check is None:
-        return
     try:
-        check()
+        HawkesAttributor(**dict(params)).check_params()
     except InputError as exc:
         raise InputError(f"{exc.field or ''}={params.get(exc.field, '?')!r}: {exc.detail}"
                          if exc.field in params else exc.detail, field="param") from None

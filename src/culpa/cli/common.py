@@ -117,14 +117,17 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def handle_errors(json_flag_name: str = "json") -> Callable:
+def handle_errors(json_flag_name: str = "json", fields: dict[str, str] | None = None
+                  ) -> Callable:
     """Turn culpa's errors into a clear message and a meaningful exit code, never a traceback.
 
     With --json the error is also printed as {"error": ..., "exit_code": ...} on stdout.
+    An error naming a library argument is shown with the verb's flag of the same name;
+    ``fields`` adds library argument names -> flags for arguments named otherwise.
     """
 
     def deco(fn: Callable) -> Callable:
-        flags = _flags(fn)
+        flags = _flags(fn) | dict(fields or {})
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ def alias_files(explicit: list[Path] | None) -> list[Path]:
 
 
 @app.command()
-@handle_errors()
+@handle_errors(fields={"pairs": "--map"})  # parse_mapping(pairs) takes the --map pairs
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Event files: CSV (plain or .gz) or Parquet.")],
     format: Annotated[str, typer.Option("--format", help="auto|ucdp|acled|gtd|csv")] = "auto",

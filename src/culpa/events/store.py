@@ -577,21 +577,36 @@ class Store:
         others (GTD has some), though the store keeps them.
         """
         cols = ", ".join(columns or [c for c in EVENT_COLUMNS if c != "record"])
-        where, args = ["TRUE"], []
-        if located:
-            where.append("latitude IS NOT NULL AND longitude IS NOT NULL")
-        if since is not None:
-            where.append("time_start >= ?")
-            args.append(_day(since, "since"))
-        if until is not None:
-            where.append("time_start < ?")
-            args.append(_day(until, "until"))
-        if bbox is not None:
-            w, s, e, n = bbox
-            where.append("longitude BETWEEN ? AND ? AND latitude BETWEEN ? AND ?")
-            args += [w, e, s, n]
-        sql = f"SELECT {cols} FROM events WHERE {' AND '.join(where)} ORDER BY time_start, id"
+        where, args = _where(since, until, bbox, located)
+        sql = f"SELECT {cols} FROM events WHERE {where} ORDER BY time_start, id"
         return self.con.execute(sql, args).df()
+
+    def events_page(self, since: str | dt.date | None = None, until: str | dt.date | None = None,
+                    bbox: tuple[float, float, float, float] | None = None,
+                    actor: str | None = None, located: bool = False, limit: int | None = None,
+                    offset: int = 0) -> tuple[list[dict], int]:
+        """A page of a selection, ordered by time then id: at most ``limit`` events (all when
+        None) from ``offset``, each a dict of the store's columns but the source record, and
+        the number of events in the whole selection. The selection is ``events_frame``'s, plus
+        ``actor`` (a canonical name); ``located`` is off by default here (a listing shows the
+        events the model cannot place too)."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
+            raise InputError(f"must be a whole number >= 0, got {limit!r}", field="limit")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InputError(f"must be a whole number >= 0, got {offset!r}", field="offset")
+        where, args = _where(since, until, bbox, located)
+        if actor is not None:
+            where += " AND actor = ?"
+            args.append(str(actor))
+        cols = [c for c in EVENT_COLUMNS if c != "record"]
+        total = int(self.con.execute(f"SELECT count(*) FROM events WHERE {where}",
+                                     args).fetchone()[0])
+        page = " LIMIT ? OFFSET ?" if limit is not None else " OFFSET ?"
+        rows = self.con.execute(
+            f"SELECT {', '.join(cols)} FROM events WHERE {where} ORDER BY time_start, id" + page,
+            args + ([limit, offset] if limit is not None else [offset])).fetchall()
+        return [dict(zip(cols, row)) for row in rows], total
 
     def event(self, event_id: str) -> dict | None:
         """One event, its ``record`` the full source record as a mapping of column -> value."""
@@ -614,6 +629,24 @@ class Store:
             if found is not None and len(found[0]) == len(value) - 1:
                 return dict(zip(found[0], value[1:]))
         return value  # a store of schema version 1 keeps JSON objects
+
+
+def _where(since, until, bbox, located: bool) -> tuple[str, list]:
+    """SQL ``WHERE`` text and its arguments for a selection of events (``until`` exclusive)."""
+    where, args = ["TRUE"], []
+    if located:
+        where.append("latitude IS NOT NULL AND longitude IS NOT NULL")
+    if since is not None:
+        where.append("time_start >= ?")
+        args.append(_day(since, "since"))
+    if until is not None:
+        where.append("time_start < ?")
+        args.append(_day(until, "until"))
+    if bbox is not None:
+        w, s, e, n = bbox
+        where.append("longitude BETWEEN ? AND ? AND latitude BETWEEN ? AND ?")
+        args += [w, e, s, n]
+    return " AND ".join(where), args
 
 
 def _day(value, name: str) -> dt.datetime:

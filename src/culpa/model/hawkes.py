@@ -160,7 +160,10 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, BaseEstimator):
     # -----------------------------------------------------------------------------------------
     # parameters
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """Check every parameter's value (``fit`` does this first); raises ``ParameterError``
+        (a ``ValueError``) naming the first bad one in ``field``. Reads no data, so a caller
+        can refuse bad values before a long load."""
         for name in ("window_days", "radius_km", "min_bandwidth_km", "background_bin_days"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
@@ -217,7 +220,7 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, BaseEstimator):
         is labelled iff its actor is set, its attribution is claimed/attributed and it is not
         ``latent``.
         """
-        self._check_params()
+        self.check_params()
         self._clear_fitted()
         tick = _time.perf_counter()
         ev = self._events_in_time_order(events)

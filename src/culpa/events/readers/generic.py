@@ -107,7 +107,7 @@ def parse_mapping(pairs: list[str], yaml_file: Path | None = None) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise InputError(f"{pair!r} is not FIELD=COLUMN", field="--map")
+            raise InputError(f"{pair!r} is not FIELD=COLUMN", field="pairs")
         mapping[key.strip()] = value.strip()
     check_mapping(mapping, origin)
     return mapping

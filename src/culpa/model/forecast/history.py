@@ -86,7 +86,8 @@ def _extra_history(model, ev: pd.DataFrame) -> dict:
             "time": a.start[latent], "latitude": a.lat[latent], "longitude": a.lon[latent],
             "location_precision_km": prec[latent],
             "date_precision_days": a.date_precision[latent], "time_end": a.end[latent],
-            "event_type": a.event_type[latent], "fatalities": a.fatalities[latent]}))
+            "event_type": a.event_type[latent], "target": a.target[latent],
+            "fatalities": a.fatalities[latent]}))
     top, top_p = model.event_actors(Q, np.full(n, -1))
     return dict(t=t, u=u, x=x, y=y, s2=prec ** 2, Ex=Q @ model.alpha_, lat=a.lat, lon=a.lon,
                 ids=a.ids.astype(object), date=a.start.to_numpy(dtype="datetime64[s]"),
