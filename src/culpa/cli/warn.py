@@ -2,7 +2,8 @@
 
 Both use the attribution model itself (no second model): :mod:`culpa.model.forecast` integrates
 its intensity over a place and the coming days; :mod:`culpa.evaluate.forecast_backtest` checks
-those forecasts week by week against what happened and against two simple rules and lagged-count boosted trees.
+those forecasts week by week against what happened, against two simple rules and against
+boosted trees on lagged cell counts.
 """
 
 from __future__ import annotations
