@@ -51,8 +51,9 @@ def main() -> None:
                 key = f"{args.data.name} since={since} seed={seed} params={json.dumps(params)}"
                 runs[key] = {**r.to_dict(), "params": params, "seconds": round(
                     time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d %H:%M")}
-                m, b = r.model, r.baselines
+                m, c, b = r.model, r.combined, r.baselines
                 print(f"{key}: model {m['top1']:.3f}/{m['log_loss']:.3f}/{m['ece']:.3f}  "
+                      f"combined {c['top1']:.3f}/{c['log_loss']:.3f}/{c['ece']:.3f}  "
                       + "  ".join(f"{n} {s['top1']:.3f}/{s['log_loss']:.3f}/{s['ece']:.3f}"
                                   for n, s in b.items()), flush=True)
                 RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -86,7 +86,7 @@ def test_backtest_scores_model_and_baselines_on_masked_events(fitted, tmp_path):
     doc = culpa_json("backtest", "--db", db, "--since", "2017-01-01", "--mask-fraction", "0.2",
                      "--seed", "1", "--plot", png)
     assert doc["n_scored"] > 100
-    for scores in [doc["model"], *doc["baselines"].values()]:
+    for scores in [doc["model"], doc["combined"], *doc["baselines"].values()]:
         assert set(scores) == {"top1", "log_loss", "brier", "ece"}
     assert set(doc["baselines"]) == {"admin1_majority", "knn", "gbm"}
     assert doc["fit_seconds"] > 0

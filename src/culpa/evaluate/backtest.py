@@ -17,6 +17,7 @@ import pandas as pd
 from culpa.errors import AnalysisError, InputError
 from culpa.evaluate import baselines, metrics
 from culpa.events.schema import is_labelled
+from culpa.model.combiner import GeometricCombiner
 from culpa.model.geo import LocalProjection
 
 OTHER = "other"
@@ -34,9 +35,12 @@ class BacktestResult:
     seed: int
     proba: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     y: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, int))
+    #: The Hawkes model and the trees combined (geometric mean 0.5/0.5, nothing fitted).
+    combined: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"n_scored": self.n_scored, "model": self.model, "baselines": self.baselines,
+                "combined": self.combined,
                 "fit_seconds": round(self.fit_seconds, 3), "classes": self.classes,
                 "since": self.since, "mask_fraction": self.mask_fraction, "seed": self.seed}
 
@@ -142,11 +146,13 @@ def run_backtest(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, s
         progress()
     y = m.y[m.masked]
     p_base = baseline_proba(m, seed)
+    p_comb = GeometricCombiner().predict_proba([p_model, p_base["gbm"]])
     return BacktestResult(
         n_scored=len(m.masked), classes=m.classes, model=metrics.score(p_model, y),
         baselines={name: metrics.score(p, y) for name, p in p_base.items()},
         fit_seconds=fit_seconds, since=str(pd.Timestamp(since).date()),
-        mask_fraction=mask_fraction, seed=seed, proba={"model": p_model, **p_base}, y=y)
+        mask_fraction=mask_fraction, seed=seed, proba={"model": p_model, **p_base}, y=y,
+        combined=metrics.score(p_comb, y))
 
 
 def plot_reliability(result: BacktestResult, path) -> None:
