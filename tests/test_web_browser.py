@@ -4,7 +4,7 @@ Kirkuk in 2018) and two real editors, alice and bob.
 
 Every test also checks that the page listed no error in ``#js-errors`` and that the browser asked
 no host but the server for anything. Set ``CULPA_WEB_SHOTS=DIR`` to keep a 1280 px screenshot
-of each page there.
+of each page there (CULPA_WEB_WIDTH=1024 for a laptop width).
 """
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ class Session:
 
     def __init__(self, browser, workbench: Workbench, user: str):
         self.wb, self.user = workbench, user
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        width = int(os.environ.get("CULPA_WEB_WIDTH", "1280"))  # e.g. 1024 for a laptop check
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
         self.page = self.context.new_page()
         self.page.set_default_timeout(60_000)
         self.requests: list[str] = []
