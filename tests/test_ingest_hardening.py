@@ -104,6 +104,10 @@ REFUSED = {  # name: (bytes, format, mapping, line, field, words in the message)
                         "date_start", "not a date"),
     "UCDP year -1": (with_cell(SYRIA_HEAD, 2, "date_start", "-1-01-01"), "auto", None, 3,
                      "date_start", "not a date"),
+    "a header without a line end (no events)": (SYRIA_HEAD.split(b"\n")[0], "auto", None, 2,
+                                                None, "no events"),
+    "a quoted field never closed": (SYRIA_HEAD + b'"' + SYRIA_HEAD.split(b"\n")[19].replace(
+        b'"', b""), "auto", None, 21, None, "columns"),
     "an id again with other content": (  # rows the store does not hold yet, then one again
         SYRIA_NEXT + SYRIA_NEXT.split(b"\n")[2].replace(b"Syria", b"Syrie") + b"\n", "auto",
         None, 21, "country", "appears twice with different content"),

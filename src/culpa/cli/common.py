@@ -117,6 +117,10 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+#: Whether the verb of this process has finished its work (see ``run``).
+_VERB = {"done": False}
+
+
 def handle_errors(json_flag_name: str = "json", fields: dict[str, str] | None = None
                   ) -> Callable:
     """Turn culpa's errors into a clear message and a meaningful exit code, never a traceback.
@@ -132,7 +136,9 @@ def handle_errors(json_flag_name: str = "json", fields: dict[str, str] | None = 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                out = fn(*args, **kwargs)
+                _VERB["done"] = True
+                return out
             except CulpaError as exc:
                 _report(_as_flag(exc, flags), exc.exit_code, kwargs.get(json_flag_name, False))
             except KeyboardInterrupt:
@@ -192,11 +198,28 @@ def run(args: list[str] | None = None) -> None:
         if "--json" in args:
             emit_json({"error": exc.format_message(), "exit_code": exc.exit_code})
         exc.show()
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except typer.Abort:
         err.print("[red]aborted[/red]")
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        _exit(1)
+    except KeyboardInterrupt:  # outside a verb: the verbs report their own
+        if _VERB["done"]:  # it had done its work and said so: that is the outcome
+            _exit(0)
+        err.print("[red]interrupted[/red] before the command started: nothing was done")
+        _exit(130)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Exit with the command's outcome: a Ctrl-C after the command has finished (while the
+    interpreter shuts down) must not turn a done ingest into a silent death by signal."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (the CLI run inside a test's thread)
+        pass
+    sys.exit(code)
 
 
 def _report(exc: Exception, code: int, as_json: bool) -> None:

@@ -64,6 +64,15 @@ def check_regular_file(path: Path) -> None:
         raise InputError(f"cannot read file: {exc.strerror or exc}", file=str(path)) from None
 
 
+def unreadable(path: Path, exc: BaseException) -> InputError:
+    """The refusal for a file that stops being readable part way: a damaged or cut-off gzip
+    stream is the file's problem as a whole (it has no line), anything else an OS error."""
+    if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return InputError(f"file is truncated or corrupt ({exc}); nothing was ingested",
+                          file=str(path))
+    return InputError(f"cannot read file: {exc}", file=str(path))
+
+
 def is_gzip(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(2) == GZIP_MAGIC
@@ -120,7 +129,7 @@ def read_header(path: Path, encoding: str | None = None) -> list[str]:
     except csv.Error as exc:
         raise InputError(f"cannot parse the header: {exc}", file=str(path), line=1) from None
     except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"cannot read file: {exc}", file=str(path)) from None
+        raise unreadable(path, exc) from None
     if not first or not any(c.strip() for c in first):
         raise InputError("file is empty (no header line)", file=str(path), line=1)
     for name in first:
@@ -206,7 +215,7 @@ def _decodes(path: Path, encoding: str) -> bool:
     except UnicodeDecodeError:
         return False
     except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"cannot read file: {exc}", file=str(path)) from None
+        raise unreadable(path, exc) from None
     return True
 
 
@@ -360,10 +369,16 @@ class CsvSource:
                     yield batch
                 return
             except _BlockTooSmall:
+                if not is_gzip(self.path) and block > self.path.stat().st_size:
+                    # the whole file fits in a block and a record still does not end
+                    raise InputError("a record does not end: a quoted field is opened and "
+                                     "never closed (it runs to the end of the file)",
+                                     file=str(self.path), line=self._last_record_line()) \
+                        from None
                 if block >= MAX_BLOCK_SIZE:
                     raise InputError(f"a record is longer than {MAX_BLOCK_SIZE >> 20} MiB",
                                      file=str(self.path), line=self.line_of_row(done)) from None
-                block *= 8
+                block = min(block * 8, MAX_BLOCK_SIZE)  # (pyarrow takes at most 2^31 - 1)
 
     def _batches(self, block: int, skip: int) -> Iterator[Batch]:
         read_opts = pacsv.ReadOptions(
@@ -397,6 +412,13 @@ class CsvSource:
             raise self._truncated(exc) from None
         except pa.ArrowInvalid as exc:
             if "straddling" in str(exc):
+                raise _BlockTooSmall from None
+            if "Could not skip initial" in str(exc):
+                # pyarrow found no line end after the header (or the HXL row): either the
+                # file holds nothing more -- no events, as with a header-only file -- or
+                # the header is longer than a block
+                if self._records_after_header() == 0:
+                    return
                 raise _BlockTooSmall from None
             raise self._parse_error(exc, row) from None
         except OSError as exc:
@@ -461,6 +483,25 @@ class CsvSource:
             for rec in reader:
                 yield start, rec
                 start = reader.line_num + 1
+
+    def _last_record_line(self) -> int | None:
+        """The line where the file's last record begins, by the csv module (which reads an
+        unclosed quoted field to the end of the file as one record)."""
+        line = None
+        try:
+            for line, _rec in self._rows_with_lines():
+                pass
+        except (EOFError, zlib.error, gzip.BadGzipFile, csv.Error):
+            pass
+        return line
+
+    def _records_after_header(self) -> int | None:
+        """How many non-empty records follow the header (and the HXL row), by the csv module."""
+        try:
+            return sum(1 for i, (_, rec) in enumerate(self._rows_with_lines())
+                       if rec and i >= (2 if self.skip_hxl else 1))
+        except (EOFError, zlib.error, gzip.BadGzipFile, csv.Error):
+            return None
 
     def _first_ragged_line(self) -> tuple[int | None, int]:
         try:

@@ -172,6 +172,13 @@ class ParquetSource:
         except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"cannot read Parquet file: {exc}", file=str(self.path)) from None
         check_unique_columns(self.columns, str(self.path))
+        for f in self.file.schema_arrow:  # a damaged or unknown time zone name in the schema
+            if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+                try:
+                    pa.array([0], f.type).cast(pa.string())
+                except (pa.ArrowException, ValueError) as exc:
+                    raise InputError(f"the column's time zone cannot be used: {exc}",
+                                     file=str(self.path), field=f.name) from None
 
     def batches(self) -> Iterator[Batch]:
         total_rows = max(self.file.metadata.num_rows, 1)
@@ -182,6 +189,7 @@ class ParquetSource:
                 if rb.num_rows == 0:
                     continue
                 table = pa.Table.from_batches([rb])
+                self._check_text(table, row)
                 for i, field in enumerate(table.schema):  # categorical columns: plain values
                     if pa.types.is_dictionary(field.type):
                         table = table.set_column(i, field.name,
@@ -193,6 +201,30 @@ class ParquetSource:
         except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as exc:
             raise InputError(f"cannot read Parquet file ({exc}); nothing was ingested",
                              file=str(self.path), line=row + 1) from None
+
+    def _check_text(self, table: pa.Table, row: int) -> None:
+        """Refuse text that is not UTF-8 (a damaged page: Parquet has no checksum by default),
+        naming its row and column."""
+        for name, col in zip(table.column_names, table.columns):
+            t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+            if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+                continue
+            try:
+                col.validate(full=True)
+            except pa.ArrowInvalid:
+                values = col.cast(t).cast(pa.binary() if pa.types.is_string(t)
+                                          else pa.large_binary()).to_pylist() \
+                    if not pa.types.is_dictionary(col.type) else [None] * len(col)
+                bad = 0
+                for k, v in enumerate(values):
+                    try:
+                        if v is not None:
+                            v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        bad = k
+                        break
+                raise InputError(f"row {row + bad + 1}: not valid UTF-8 text",
+                                 file=str(self.path), line=row + bad + 1, field=name) from None
 
     def fail(self, batch: Batch, mask, field: str, problem: str) -> None:
         mask = np.asarray(mask, dtype=bool)
