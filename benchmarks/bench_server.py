@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100.0, help="attributions per second offered")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "server.json")
     args = ap.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "iraq.duckdb"
         from culpa.data import sample_path
@@ -134,6 +135,10 @@ def main() -> None:
                     "loaded at start-up; team store SQLite (WAL)",
            "get_case": get_case | {"mode": "closed loop: each client asks again at once"},
            "post_attribute": attribute | {"mode": "open loop at the offered rate"},
+           "load_average": {"before": load_before,
+                            "after": [round(x, 2) for x in os.getloadavg()],
+                            "note": "1/5/15-minute load averages (uptime) of this machine, "
+                                    "which other sessions share"},
            "command": "python benchmarks/bench_server.py " + " ".join(sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d")}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,19 @@ class _Loaded:
     source: str  # where it came from, for people
     fitted_now: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
+    warmed: set = field(default_factory=set)
+
+    @contextmanager
+    def reading(self, question: str):
+        """A query of the fitted model: the model is read-only for queries, so only a
+        question's first call (which builds the model's lazy indexes) holds the lock; later
+        calls from many threads run at once."""
+        if question in self.warmed:
+            yield
+            return
+        with self.lock:
+            yield
+            self.warmed.add(question)
 
 
 class Workspace:
@@ -400,7 +414,7 @@ class Workspace:
         top = int(check_number(top, "top", 0, 10_000, whole=True))
         loaded = self.prepare(self.model_request("attribute", model_path=model_path), fit=fit,
                               progress=progress)
-        with loaded.lock:
+        with loaded.reading("attribute"):
             return loaded.model.explain(when, lat, lon, precision_km=precision_km,
                                         event_type=event_type, fatalities=fatalities, top=top,
                                         target=target)
@@ -413,7 +427,7 @@ class Workspace:
         min_prob = check_number(min_prob, "min_prob", 0, 1)
         loaded = self.prepare(self.model_request("chain", model_path=model_path), fit=fit,
                               progress=progress)
-        with loaded.lock:
+        with loaded.reading("chain"):
             return loaded.model.chain(str(event_id), depth=depth, min_proba=min_prob)
 
     def parse_case(self, doc_or_path):

@@ -35,6 +35,7 @@ with one whose role is too low.
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from collections import deque
@@ -93,12 +94,23 @@ def bearer(request: Request) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-def principal(request: Request) -> Principal:
+async def _lookup(team, token: str) -> Principal | None:
+    """The token's owner: from the in-process cache on the event loop, else from the database
+    in a worker thread."""
+    from starlette.concurrency import run_in_threadpool
+
+    who = team.remembered_principal(token)
+    if who is None:
+        who = await run_in_threadpool(team.principal, token)
+    return who
+
+
+async def principal(request: Request) -> Principal:
     """The caller, from the bearer token or the session cookie (with CSRF for writes)."""
     team = request.app.state.team
     token = bearer(request)
     if token is not None:
-        who = team.principal(token)
+        who = await _lookup(team, token)
         if who is None:
             raise HTTPException(401, "the token is unknown or has expired; log in again")
         return who
@@ -106,12 +118,12 @@ def principal(request: Request) -> Principal:
     if not token:
         raise HTTPException(401, "log in first (POST /api/login), or send "
                                  "'Authorization: Bearer TOKEN'")
-    who = team.principal(token)
+    who = await _lookup(team, token)
     if who is None:
         raise HTTPException(401, "the session is unknown or has expired; log in again")
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER)
-        if not sent or sent != who.csrf:
+        if not sent or not hmac.compare_digest(sent.encode(), (who.csrf or "").encode()):
             raise HTTPException(403, f"a change made with the session cookie needs the "
                                      f"{CSRF_HEADER} header (the {CSRF_COOKIE} cookie's value)")
     return who
@@ -120,7 +132,7 @@ def principal(request: Request) -> Principal:
 def require(role: str) -> Callable[..., Principal]:
     """A dependency: the caller, who must hold at least ``role``."""
 
-    def check(who: Principal = Depends(principal)) -> Principal:
+    async def check(who: Principal = Depends(principal)) -> Principal:
         if not who.can(role):
             raise HTTPException(403, f"this needs the {role} role; {who.username} is a "
                                      f"{who.role}")

@@ -73,19 +73,37 @@ def list_cases(request: Request, limit: int = Query(100, ge=1, le=MAX_PAGE),
 
 
 @router.get("/{case_id}")
-def get_case(case_id: str, request: Request,
-             who: Principal = Depends(auth.viewer)) -> JSONResponse:
+async def get_case(case_id: str, request: Request,
+                   who: Principal = Depends(auth.viewer)) -> Response:
     """The case, its version and its analysis (``culpa case --json`` for its doc, plus each
     analyst, the pooled posterior and the disagreement once anyone has recorded a judgement)."""
-    team = request.app.state.team
-    row = team.get_case(_id(case_id))
+    from starlette.concurrency import run_in_threadpool
+
+    case_id = _id(case_id)
+    responses = _analyses(request).responses
+    body = responses.get(case_id)
+    if body is None:
+        body = await run_in_threadpool(_case_body, request, case_id, who)
+    return Response(body, media_type="application/json")
+
+
+def _case_body(request: Request, case_id: str, who: Principal) -> bytes:
+    """GET /api/cases/{id}'s body, serialised (and kept when its analysis is ready)."""
+    from culpa.server.analyses import dumps
+
+    team, analyses = request.app.state.team, _analyses(request)
+    stamp = analyses.responses.stamp(case_id)
+    row = team.get_case(case_id)
     judgements = team.judgements(row["id"])
-    analysis, job = _analyses(request).full(row["doc"], judgements, who.username)
-    body = {"id": row["id"], "version": row["version"], "title": row["title"],
-            "owner": row["owner"], "doc": row["doc"], "analysis": analysis,
-            "analysis_job": job, "judgements": judgements, "created_at": row["created_at"],
-            "updated_at": row["updated_at"], "updated_by": row["updated_by"]}
-    return JSONResponse(body)
+    analysis, job = analyses.full(row["doc"], judgements, who.username)
+    body = dumps({"id": row["id"], "version": row["version"], "title": row["title"],
+                  "owner": row["owner"], "doc": row["doc"], "analysis": analysis,
+                  "analysis_job": job, "judgements": judgements,
+                  "created_at": row["created_at"], "updated_at": row["updated_at"],
+                  "updated_by": row["updated_by"]})
+    if analysis is not None:
+        analyses.responses.put(case_id, stamp, body)
+    return body
 
 
 @router.put("/{case_id}")
@@ -93,8 +111,11 @@ def save_case(case_id: str, body: Save, request: Request,
               who: Principal = Depends(auth.editor)) -> dict:
     """Save a new version; 409 with the current ``version`` if someone saved since yours."""
     validate(body.doc, None, where="doc.")
-    saved = request.app.state.team.update_case(_id(case_id), body.version, body.doc, None,
-                                               who.username)
+    try:
+        saved = request.app.state.team.update_case(_id(case_id), body.version, body.doc, None,
+                                                   who.username)
+    finally:
+        _analyses(request).responses.changed(case_id)
     _analyses(request).base(body.doc, who.username)
     return saved
 
@@ -106,7 +127,10 @@ def delete_case(case_id: str, request: Request, who: Principal = Depends(auth.ed
     row = team.get_case(_id(case_id))
     if row["owner"] != who.username and not who.can("admin"):
         raise HTTPException(403, f"only {row['owner']} (the owner) or an admin may delete it")
-    team.delete_case(row["id"], who.username)
+    try:
+        team.delete_case(row["id"], who.username)
+    finally:
+        _analyses(request).responses.changed(row["id"])
     return {"id": row["id"], "deleted": True}
 
 
@@ -127,7 +151,10 @@ def save_judgement(case_id: str, body: Judgement, request: Request,
     team = request.app.state.team
     row = team.get_case(_id(case_id))
     pooling.check_judgement(row["doc"], body.items, validate)
-    team.set_judgement(row["id"], who.username, body.items)
+    try:
+        team.set_judgement(row["id"], who.username, body.items)
+    finally:
+        _analyses(request).responses.changed(row["id"])
     return {"id": row["id"], "user": who.username, "items": body.items}
 
 

@@ -121,7 +121,7 @@ class Attribute(BaseModel):
 
 @router.post("/attribute")
 def attribute(body: Attribute, request: Request,
-              who: Principal = Depends(auth.viewer)) -> JSONResponse:
+              who: Principal = Depends(auth.viewer)) -> Response:
     """Who did it? The same JSON as ``culpa attribute --json``."""
     engine = request.app.state.engine
     day(body.time, "time")
@@ -129,17 +129,17 @@ def attribute(body: Attribute, request: Request,
         doc = engine.attribute(body.time, body.lat, body.lon, precision_km=body.precision_km,
                                event_type=body.event_type, target=body.target,
                                fatalities=body.fatalities, top=body.top)
-    return JSONResponse(_json(doc))
+    return _json_response(doc)
 
 
 @router.get("/events/{event_id}/chain")
 def chain(event_id: str, request: Request, depth: int = Query(3, ge=1, le=10),
           min_prob: float = Query(0.05, ge=0, le=1),
-          who: Principal = Depends(auth.viewer)) -> JSONResponse:
+          who: Principal = Depends(auth.viewer)) -> Response:
     """What triggered the event and what it triggered: ``culpa chain ID --json``."""
     with _model_ready():
         doc = request.app.state.engine.chain(event_id, depth=depth, min_prob=min_prob)
-    return JSONResponse(_json(doc))
+    return _json_response(doc)
 
 
 class Site(BaseModel):
@@ -158,13 +158,13 @@ class Warn(BaseModel):
 
 
 @router.post("/warn")
-def warn(body: Warn, request: Request, who: Principal = Depends(auth.viewer)) -> JSONResponse:
+def warn(body: Warn, request: Request, who: Principal = Depends(auth.viewer)) -> Response:
     """Early warning at watched sites: the same JSON as ``culpa warn --json``."""
     day(body.at, "at")
     with _model_ready():
         doc = request.app.state.engine.warn([s.model_dump(exclude_none=True) for s in body.sites],
                                             body.at, body.horizon_days, top=body.top)
-    return JSONResponse(_json(doc))
+    return _json_response(doc)
 
 
 class _model_ready:
@@ -185,6 +185,13 @@ class _model_ready:
         if isinstance(exc, InputError) and exc.field == "event_id":
             raise HTTPException(404, exc.detail) from None
         return False
+
+
+def _json_response(doc) -> Response:
+    """The answer's JSON, serialised once (the same document as ``culpa VERB --json``)."""
+    from culpa.server.analyses import dumps
+
+    return Response(dumps(doc), media_type="application/json")
 
 
 def _json(doc):

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,10 @@ from culpa.team.schema import cases, chain_head, history, judgements, tokens, us
 
 #: Login sessions last this long unless the server is told otherwise.
 SESSION_SECONDS = 8 * 3600
+#: How long a token's owner is remembered in-process (``TeamStore.principal``). Logout and
+#: removing a user through the same TeamStore forget it at once; a change made by another
+#: process (``culpa user remove`` while the server runs) is seen within this many seconds.
+PRINCIPAL_CACHE_SECONDS = 2.0
 
 
 class NotFound(LookupError):
@@ -90,6 +95,17 @@ class TeamStore:
                              f"{str(exc.orig if hasattr(exc, 'orig') else exc).strip()}",
                              field="--cases") from None
         self.dialect = self.engine.dialect.name
+        # token digest -> (Principal, monotonic time it was read): see PRINCIPAL_CACHE_SECONDS
+        self._principals: dict[str, tuple[Principal, float]] = {}
+        self._principals_lock = threading.Lock()
+
+    def _forget_principals(self, digest: str | None = None, username: str | None = None) -> None:
+        with self._principals_lock:
+            if digest is not None:
+                self._principals.pop(digest, None)
+            if username is not None:
+                for k in [k for k, (p, _) in self._principals.items() if p.username == username]:
+                    del self._principals[k]
 
     def _engines(self) -> tuple[sa.Engine, sa.Engine]:
         url = sa.engine.make_url(self.url)
@@ -153,10 +169,12 @@ class TeamStore:
         return None if r is None else dict(r._mapping)
 
     def remove_user(self, username: str) -> None:
+        self._forget_principals(username=username)
         with self.writer.begin() as conn:
             conn.execute(tokens.delete().where(tokens.c.username == username))
             if conn.execute(users.delete().where(users.c.username == username)).rowcount == 0:
                 raise InputError(f"no user {username!r}", field="NAME")
+        self._forget_principals(username=username)  # a lookup may have raced the delete
 
     def check_login(self, username: str, password: str) -> dict | None:
         """The user if the password is theirs; as slow for an unknown name as for a known one."""
@@ -187,22 +205,57 @@ class TeamStore:
                                                 kind="api", created_at=now_iso()))
         return token
 
+    def remembered_principal(self, token: str) -> Principal | None:
+        """The owner of ``token`` when it was looked up in the last
+        :data:`PRINCIPAL_CACHE_SECONDS` and has not expired, else None (ask :meth:`principal`).
+        Never touches the database: an async caller may use it on its event loop."""
+        with self._principals_lock:
+            hit = self._principals.get(_digest(token))
+        if hit is None or time.monotonic() - hit[1] >= PRINCIPAL_CACHE_SECONDS:
+            return None
+        who = hit[0]
+        if who.expires_at is not None and who.expires_at < time.time():
+            return None
+        return who
+
     def principal(self, token: str) -> Principal | None:
-        """Who holds ``token``, or None (unknown, expired, or the user was removed)."""
+        """Who holds ``token``, or None (unknown, expired, or the user was removed).
+
+        A found owner is remembered for :data:`PRINCIPAL_CACHE_SECONDS` (a request then needs
+        no query); its expiry is checked on every call."""
+        digest = _digest(token)
+        now = time.monotonic()
+        with self._principals_lock:
+            hit = self._principals.get(digest)
+        if hit is not None and now - hit[1] < PRINCIPAL_CACHE_SECONDS:
+            who = hit[0]
+            if who.expires_at is not None and who.expires_at < time.time():
+                self._forget_principals(digest)
+                return None
+            return who
         q = (sa.select(tokens.c.kind, tokens.c.csrf, tokens.c.expires_at, users.c.username,
                        users.c.role)
              .join(users, users.c.username == tokens.c.username)
-             .where(tokens.c.token_hash == _digest(token)))
+             .where(tokens.c.token_hash == digest))
         with self.engine.connect() as conn:
             r = conn.execute(q).first()
         if r is None or (r.expires_at is not None and r.expires_at < time.time()):
+            self._forget_principals(digest)
             return None
-        return Principal(r.username, r.role, r.kind, r.csrf, r.expires_at)
+        who = Principal(r.username, r.role, r.kind, r.csrf, r.expires_at)
+        with self._principals_lock:
+            if len(self._principals) > 10_000:
+                self._principals.clear()
+            self._principals[digest] = (who, now)
+        return who
 
     def end_session(self, token: str) -> None:
+        digest = _digest(token)
+        self._forget_principals(digest)
         with self.writer.begin() as conn:
-            conn.execute(tokens.delete().where(tokens.c.token_hash == _digest(token))
+            conn.execute(tokens.delete().where(tokens.c.token_hash == digest)
                          .where(tokens.c.kind == "session"))
+        self._forget_principals(digest)
 
     # -- cases ----------------------------------------------------------------------------
 
