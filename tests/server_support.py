@@ -161,7 +161,8 @@ class Server:
         c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
         return c
 
-    def wait_job(self, client: httpx.Client, job_id: str, timeout: float = 180) -> dict:
+    def wait_job(self, client: httpx.Client, job_id: str, timeout: float = 900) -> dict:
+        """The job once finished; the generous default holds on a loaded machine."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = client.get(f"/api/jobs/{job_id}").json()
