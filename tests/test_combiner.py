@@ -1,9 +1,12 @@
-"""The geometric combiner of the Hawkes model's and the trees' probabilities."""
+"""The combiners of the Hawkes model's and the trees' probabilities: the geometric mean with a
+fitted temperature, and the learned log-linear pool p ∝ p_hawkes^a · p_trees^b."""
 
 import numpy as np
+import pytest
 
+from culpa.evaluate import metrics
 from culpa.evaluate.metrics import log_loss
-from culpa.model.combiner import GeometricCombiner
+from culpa.model.combiner import GeometricCombiner, LogLinearPool, out_of_fold, pool
 
 
 def _members(seed=0, n=400, k=3):
@@ -38,3 +41,72 @@ def test_fit_returns_self_and_learns_a_temperature_that_calibrates():
     assert 2.5 < comb.temperature_ < 3.5
     assert log_loss(comb.predict_proba(sharp), y) < log_loss(
         GeometricCombiner().predict_proba(sharp), y)
+
+
+
+
+def calibrated(n=4000, k=4, seed=0):
+    """Probabilities and labels drawn from them: a perfectly calibrated model."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(k, 0.5), size=n)
+    y = np.array([rng.choice(k, p=row) for row in p])
+    return p, y
+
+
+def test_fit_returns_self_with_one_non_negative_weight_per_model():
+    p, y = calibrated()
+    noise = np.random.default_rng(1).dirichlet(np.ones(4), size=len(y))
+    combiner = LogLinearPool()
+    assert combiner.fit([p, noise], y) is combiner
+    assert combiner.weights_.shape == (2,) and (combiner.weights_ >= 0).all()
+    # the informative model carries the pool; pure noise gets (almost) nothing
+    assert combiner.weights_[0] > 0.8 and combiner.weights_[1] < 0.1
+
+
+def test_the_pool_of_two_identical_calibrated_models_is_that_model():
+    p, y = calibrated()
+    assert np.allclose(pool([p, p], [0.5, 0.5]), p)
+    combiner = LogLinearPool().fit([p, p], y)
+    assert combiner.weights_.sum() == pytest.approx(1.0, abs=0.08)
+    assert np.abs(combiner.predict_proba([p, p]) - p).max() < 0.05
+
+
+def test_free_weights_also_calibrate_an_overconfident_model():
+    p, y = calibrated()
+    sharp = pool([p], [3.0])  # p^3, renormalised: far too sure of itself
+    combiner = LogLinearPool().fit([sharp], y)
+    assert combiner.weights_[0] == pytest.approx(1 / 3, abs=0.05)
+    assert metrics.ece(combiner.predict_proba([sharp]), y) < metrics.ece(sharp, y)
+
+
+def test_out_of_fold_never_lets_a_row_see_its_own_label():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=600)  # labels with no signal at all
+    seen = []
+
+    def memoriser(train, held):
+        """Answers with the label it was trained on where it has one: a perfect leak detector."""
+        seen.append((set(train), set(held)))
+        known = dict(zip(train, y[train]))
+        out = np.full((len(held), 3), 1 / 3)
+        for i, r in enumerate(held):
+            if r in known:
+                out[i] = np.eye(3)[known[r]] * 0.98 + 0.02 / 3
+        return out
+
+    oof = out_of_fold(memoriser, len(y), n_folds=2, seed=0)
+    assert len(seen) == 2 and all(not (train & held) for train, held in seen)
+    assert set().union(*(held for _, held in seen)) == set(range(len(y)))
+    assert not np.isnan(oof).any()
+    # nothing leaked: out-of-fold the memoriser is exactly chance
+    assert metrics.score(oof, y)["log_loss"] == pytest.approx(np.log(3))
+
+
+def test_mismatched_inputs_are_refused_with_a_clear_message():
+    p, y = calibrated(n=50)
+    with pytest.raises(ValueError, match="shape"):
+        LogLinearPool().fit([p, p[:, :3]], y)
+    with pytest.raises(ValueError, match="labels"):
+        LogLinearPool().fit([p], y[:10])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        LogLinearPool().predict_proba([p])

@@ -11,6 +11,8 @@ events' labels (out-of-fold) -- it is the held-out calibration step. Prediction 
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import numpy as np
 
 #: Floor applied to member probabilities before taking logs (keeps log-loss finite).
@@ -64,3 +66,107 @@ class GeometricCombiner:
     def predict_proba(self, probas: list[np.ndarray]) -> np.ndarray:
         t = getattr(self, "temperature_", None) or self.temperature or 1.0
         return self._softmax(self._logits(probas) / t)
+
+
+# Learned log-linear pool: p ∝ p_1^w_1 · p_2^w_2 · ... with free weights w >= 0 (fitted by
+# log-loss on out-of-fold probabilities, so the common scale of the weights is the temperature).
+
+
+FLOOR = EPS
+
+
+def _log_stack(probas: Sequence[np.ndarray]) -> np.ndarray:
+    probas = [np.asarray(p, dtype=float) for p in probas]
+    if not probas:
+        raise ValueError("need at least one model's probabilities")
+    shape = probas[0].shape
+    for i, p in enumerate(probas):
+        if p.ndim != 2 or p.shape != shape:
+            raise ValueError(f"model {i}: probabilities of shape {p.shape}, expected {shape}")
+    return np.log(np.clip(np.stack(probas), FLOOR, 1.0))  # (M, n, K)
+
+
+def pool(probas: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Normalised p ∝ prod_m p_m^w_m, row by row."""
+    logs = _log_stack(probas)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (logs.shape[0],):
+        raise ValueError(f"{len(w)} weights for {logs.shape[0]} models")
+    z = np.tensordot(w, logs, axes=1)
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+class LogLinearPool:
+    """Scikit-learn style: ``fit(probas, y)`` learns ``weights_`` (one per model, >= 0) by
+    maximum likelihood; ``predict_proba(probas)`` pools new probabilities with them.
+
+    ``probas`` is a list of (n, K) arrays over the same K classes, one per model, in a fixed
+    order (e.g. [hawkes, gbm]); ``y`` holds class indices in 0..K-1.
+    """
+
+    def __init__(self, max_weight: float = 5.0):
+        self.max_weight = max_weight
+
+    def fit(self, probas: Sequence[np.ndarray], y: np.ndarray) -> "LogLinearPool":
+        from scipy.optimize import minimize
+
+        logs = _log_stack(probas)
+        y = np.asarray(y, dtype=int)
+        n_models, n, k = logs.shape
+        if len(y) != n:
+            raise ValueError(f"{len(y)} labels for {n} rows of probabilities")
+        if n == 0 or y.min() < 0 or y.max() >= k:
+            raise ValueError(f"labels must be class indices in 0..{k - 1}")
+        rows = np.arange(n)
+        own = logs[:, rows, y]  # (M, n): each model's log-probability of the true class
+
+        def loss_grad(w):
+            z = np.tensordot(w, logs, axes=1)
+            zmax = z.max(axis=1, keepdims=True)
+            e = np.exp(z - zmax)
+            s = e.sum(axis=1, keepdims=True)
+            q = e / s
+            lse = (np.log(s) + zmax)[:, 0]
+            loss = np.mean(lse - z[rows, y])
+            grad = np.einsum("mnk,nk->m", logs, q) / n - own.mean(axis=1)
+            return loss, grad
+
+        start = np.full(n_models, 1.0 / n_models)
+        res = minimize(loss_grad, start, jac=True, method="L-BFGS-B",
+                       bounds=[(0.0, self.max_weight)] * n_models)
+        self.weights_ = np.clip(res.x, 0.0, self.max_weight)
+        self.log_loss_ = float(res.fun)
+        self.n_models_ = n_models
+        self.n_classes_ = k
+        return self
+
+    def predict_proba(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+        if not hasattr(self, "weights_"):
+            raise RuntimeError("LogLinearPool is not fitted: call fit first")
+        return pool(probas, self.weights_)
+
+
+def out_of_fold(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int,
+                n_folds: int = 2, seed: int = 0) -> np.ndarray:
+    """Out-of-fold probabilities for ``n`` labelled rows.
+
+    The rows are split (seeded) into ``n_folds`` folds; for each fold,
+    ``fit_predict(train_rows, held_rows)`` must fit on the labels of ``train_rows`` only (the
+    held rows' labels hidden, e.g. latent for the Hawkes model) and return (len(held_rows), K)
+    probabilities for ``held_rows``. No row's own label ever feeds its own prediction.
+    """
+    if n_folds < 2 or n < n_folds:
+        raise ValueError(f"need at least 2 folds and as many rows, got {n_folds} folds, {n} rows")
+    fold = np.random.default_rng(seed).permutation(n) % n_folds
+    out = None
+    for f in range(n_folds):
+        held, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
+        p = np.asarray(fit_predict(train, held), dtype=float)
+        if p.ndim != 2 or p.shape[0] != len(held):
+            raise ValueError(f"fold {f}: fit_predict returned shape {p.shape} for {len(held)} rows")
+        if out is None:
+            out = np.full((n, p.shape[1]), np.nan)
+        out[held] = p
+    return out
