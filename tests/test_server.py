@@ -505,7 +505,20 @@ def test_exports_json_and_the_html_report(server, as_, case_id):
     html = as_["vic"].get(f"/api/cases/{case_id}/report.html")
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert "Bombing in Mosul" in html.text
-    assert "connect-src" not in html.headers["content-security-policy"]  # default-src 'none'
+    csp = html.headers["content-security-policy"]
+    assert "connect-src" not in csp  # default-src 'none'
+    # no 'unsafe-inline' for scripts: exactly the report's own inline scripts may run
+    script_src = next(p.strip() for p in csp.split(";") if p.strip().startswith("script-src"))
+    assert "unsafe-inline" not in script_src
+    import base64
+    import hashlib
+    import re
+
+    scripts = re.findall(r"<script>(.*?)</script>", html.text, flags=re.S)
+    assert len(scripts) >= 2  # the charts' library and the charts
+    for js in scripts:
+        digest = base64.b64encode(hashlib.sha256(js.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in script_src.split()
 
 
 def test_lists_are_paginated_with_a_maximum_page_size(as_):

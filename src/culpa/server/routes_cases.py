@@ -208,12 +208,28 @@ def case_report(case_id: str, request: Request,
         out = Path(tmp) / "report.html"
         render_case_report(analysis, out)
         html = out.read_text(encoding="utf-8")
-    # The report inlines its scripts and data and fetches nothing: allow inline, forbid network.
-    csp = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-           "img-src data: blob:; font-src data:; base-uri 'none'; form-action 'none'; "
-           "frame-ancestors 'none'")
+    # The report inlines its scripts and data and fetches nothing: its own scripts run (by the
+    # SHA-256 hashes its page lists, as the CLI's report does), no other script, no network.
+    csp = ("default-src 'none'; script-src " + _script_sources(html) + "; style-src "
+           "'unsafe-inline'; img-src data: blob:; font-src data:; base-uri 'none'; "
+           "form-action 'none'; frame-ancestors 'none'")
     return HTMLResponse(html, headers={"Content-Security-Policy": csp,
                                        **_attachment(row, "html", inline=True)})
+
+
+def _script_sources(page: str) -> str:
+    """The script-src of the report's own Content-Security-Policy (the hashes of exactly its
+    inline scripts); 'none' when the page names none."""
+    import re
+    from html import unescape
+
+    meta = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)"', page)
+    if meta:
+        for part in unescape(meta.group(1)).split(";"):
+            name, _, sources = part.strip().partition(" ")
+            if name == "script-src" and "'unsafe-inline'" not in sources and sources.strip():
+                return sources.strip()
+    return "'none'"
 
 
 def _id(case_id: str) -> str:
