@@ -42,7 +42,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
 
 from culpa.errors import AnalysisError, ParameterError
 from culpa.model import kernels as kr
@@ -55,6 +54,7 @@ from culpa.model.frames import (OPTIONAL_COLUMNS, REQUIRED_COLUMNS, EventArrays,
                                 date_intervals)
 from culpa.model.geo import LocalProjection
 from culpa.model.io import FORMAT_VERSION, SaveLoadMixin
+from culpa.model.params import ParamsMixin
 from culpa.model.marks import MARK_CHANNELS, MarkModel, clean_texts
 from culpa.model.pairs import BYTES_PER_PAIR, GridIndex, build_pairs
 from culpa.model.processes import PROCESS_BY, PROCESS_MIN_TARGET, ProcessMap
@@ -63,7 +63,7 @@ __all__ = ["HawkesAttributor", "NotFittedError", "FittedEvents", "date_intervals
            "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "FORMAT_VERSION"]
 
 
-class HawkesAttributor(ExplanationMixin, SaveLoadMixin, BaseEstimator):
+class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
     """Multi-actor spatio-temporal Hawkes process with latent labels (EM / stochastic declustering).
 
     Parameters
