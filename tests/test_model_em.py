@@ -154,6 +154,50 @@ def test_save_load_round_trip(model, sim, tmp_path):
         HawkesAttributor.load(tmp_path / "bad.npz")
 
 
+def test_a_loaded_model_reads_only_the_rasters_a_query_needs(model, sim, tmp_path):
+    import copy
+    import pickle
+
+    from culpa.model.background import LazyRasters
+
+    path = model.save(tmp_path / "model.npz")
+    m2 = HawkesAttributor.load(path)
+    lazy = m2._spatial.rasters
+    assert isinstance(lazy, LazyRasters) and lazy._cache == {}  # nothing decompressed yet
+    q = pd.DataFrame({"time": [sim["time_start"].iloc[0]], "latitude": [sim["latitude"].iloc[0]],
+                      "longitude": [sim["longitude"].iloc[0]]})
+    np.testing.assert_array_equal(model.predict_proba(q), m2.predict_proba(q))
+    assert 0 < len(lazy._cache) <= lazy.shape[0] * min(lazy.shape[1], 2)
+    np.testing.assert_array_equal(np.asarray(lazy), model._spatial.rasters)
+    for other in (copy.deepcopy(m2), pickle.loads(pickle.dumps(m2))):
+        np.testing.assert_array_equal(other.predict_proba(q), model.predict_proba(q))
+
+
+def test_a_format_3_model_file_still_loads(model, sim, tmp_path):
+    """Format 3 held the distinct rasters stacked in one array; it loads (all at once)."""
+    import json
+
+    path = model.save(tmp_path / "model.npz")
+    with np.load(path, allow_pickle=False) as z:
+        arr = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arr["meta_json"]).decode("utf-8"))
+    meta["version"] = 3
+    arr["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    n = int(arr["raster_index"].max()) + 1
+    arr["rasters"] = np.stack([arr.pop(f"raster_{i}") for i in range(n)])
+    old = tmp_path / "old.npz"
+    np.savez_compressed(old, **arr)
+    q = pd.DataFrame({"time": sim["time_start"].iloc[::50], "latitude": sim["latitude"].iloc[::50],
+                      "longitude": sim["longitude"].iloc[::50]})
+    np.testing.assert_array_equal(HawkesAttributor.load(old).predict_proba(q),
+                                  model.predict_proba(q))
+    meta["version"] = 2
+    arr["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    np.savez_compressed(old, **arr)
+    with pytest.raises(InputError, match="older culpa"):
+        HawkesAttributor.load(old)
+
+
 def _tiny():
     return pd.DataFrame({
         "id": ["a", "b", "c"],

@@ -267,13 +267,14 @@ class SpatialBackground:
     """
 
     def __init__(self, x0: float, y0: float, cell: float, nx: int, ny: int, n_processes: int,
-                 eps: float = 1e-3, epochs=(0.0,)):
+                 eps: float = 1e-3, epochs=(0.0,), rasters=None):
         self.x0, self.y0, self.cell, self.nx, self.ny = float(x0), float(y0), float(cell), nx, ny
         self.n_processes = n_processes
         self.eps = float(eps)
         self.epochs = np.asarray(epochs, float)
         E = len(self.epochs)
-        self.rasters = np.full((n_processes, E, ny, nx), 1.0 / self.area, dtype=np.float32)
+        self.rasters = (np.full((n_processes, E, ny, nx), 1.0 / self.area, dtype=np.float32)
+                        if rasters is None else rasters)
         self.set_levels([])
 
     @classmethod
@@ -528,23 +529,74 @@ class SpatialBackground:
                     seen[key] = len(unique)
                     unique.append(r)
                 index[k, e] = seen[key]
-        return {"raster_index": index, "rasters": np.stack(unique)}
+        # one array each, so that a loaded model decompresses only the rasters a query reads
+        return {"raster_index": index, **{f"raster_{i}": r for i, r in enumerate(unique)}}
 
     @staticmethod
-    def rasters_from_arrays(arrays) -> np.ndarray:
-        """Inverse of :meth:`to_arrays`: (K, E, ny, nx)."""
-        return np.asarray(arrays["rasters"])[np.asarray(arrays["raster_index"])]
+    def rasters_from_arrays(arrays) -> "np.ndarray | LazyRasters":
+        """Inverse of :meth:`to_arrays`: (K, E, ny, nx), read lazily from an open ``.npz``
+        (format 4: one array per distinct raster) or at once (format 3: one stacked array)."""
+        index = np.asarray(arrays["raster_index"])
+        if "rasters" in arrays:
+            return np.asarray(arrays["rasters"])[index]
+        return LazyRasters(arrays, index)
 
     @classmethod
-    def from_saved(cls, meta: dict, rasters: np.ndarray) -> "SpatialBackground":
-        rasters = np.asarray(rasters)
-        if rasters.ndim == 3:
-            rasters = rasters[:, None]
+    def from_saved(cls, meta: dict, rasters) -> "SpatialBackground":
+        if not isinstance(rasters, LazyRasters):
+            rasters = np.asarray(rasters)
+            if rasters.ndim == 3:
+                rasters = rasters[:, None]
+            rasters = np.ascontiguousarray(rasters, dtype=np.float32)
         sb = cls(meta["x0"], meta["y0"], meta["cell"], int(meta["nx"]), int(meta["ny"]),
-                 rasters.shape[0], meta["eps"], meta.get("epochs", [0.0]))
-        sb.rasters = np.ascontiguousarray(rasters, dtype=np.float32)
+                 rasters.shape[0], meta["eps"], meta.get("epochs", [0.0]), rasters=rasters)
         sb.set_levels(meta.get("levels", []))
         return sb
+
+
+class LazyRasters:
+    """The (K, E, ny, nx) float32 rasters of a loaded model, each distinct one decompressed from
+    the model file on first use (``rasters[k, e]``); ``np.asarray`` gives them all. ``source``
+    maps ``raster_<i>`` to arrays (an open ``np.load`` of an in-memory copy of the file)."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 4
+
+    def __init__(self, source, index: np.ndarray):
+        self._source = source
+        self._index = np.array(index, np.int64)
+        self._cache: dict[int, np.ndarray] = {}
+        self._next = int(self._index.max()) + 1 if self._index.size else 0
+        first = source[f"raster_{int(self._index.flat[0])}"]
+        self.shape = (*self._index.shape, *first.shape)
+
+    def _get(self, u: int) -> np.ndarray:
+        r = self._cache.get(u)
+        if r is None:
+            r = np.ascontiguousarray(self._source[f"raster_{u}"], dtype=np.float32)
+            self._cache[u] = r
+        return r
+
+    def __getitem__(self, key):
+        k, e = key
+        return self._get(int(self._index[k, e]))
+
+    def __setitem__(self, key, value) -> None:
+        k, e = key
+        self._cache[self._next] = np.array(value, np.float32)
+        self._index[k, e] = self._next
+        self._next += 1
+
+    def __array__(self, dtype=None, copy=None):
+        K, E = self._index.shape
+        out = np.empty(self.shape, np.float32)
+        for k in range(K):
+            for e in range(E):
+                out[k, e] = self[k, e]
+        return out if dtype is None else out.astype(dtype)
+
+    def __reduce__(self):  # copies and pickles hold plain arrays, not the open archive
+        return (np.array, (self.__array__(),))
 
 
 @functools.lru_cache(maxsize=1)

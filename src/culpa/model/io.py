@@ -5,6 +5,7 @@ stored once. A mixin of :class:`~culpa.model.hawkes.HawkesAttributor`."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from culpa.model.geo import LocalProjection
 from culpa.model.marks import MARK_CHANNELS, MarkModel
 from culpa.model.processes import ProcessMap
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+#: formats this culpa still reads (3: the rasters stacked in one array, read at once)
+READABLE_VERSIONS = (3, 4)
 
 
 class SaveLoadMixin:
@@ -65,22 +68,25 @@ class SaveLoadMixin:
         """Read a model written by :meth:`save` (``np.load(..., allow_pickle=False)``)."""
         path = Path(path)
         try:
-            z = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
+            # the file is read into memory once; its rasters are decompressed when first used
+            z = np.load(io.BytesIO(path.read_bytes()), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
             raise InputError(f"cannot read model: {e}", file=str(path)) from None
-        with z:
-            if "meta_json" not in z.files:
-                raise InputError("not a culpa model file (no metadata)", file=str(path))
-            meta = json.loads(bytes(z["meta_json"]).decode("utf-8"))
-            if meta.get("format") != "culpa.HawkesAttributor":
-                raise InputError("not a culpa HawkesAttributor file", file=str(path))
-            if meta.get("version", 0) > FORMAT_VERSION:
-                raise InputError(f"model format {meta['version']} is newer than this culpa "
-                                 f"({FORMAT_VERSION})", file=str(path))
-            if meta.get("version", 0) < FORMAT_VERSION:
-                raise InputError(f"model format {meta.get('version')} was written by an older "
-                                 f"culpa: fit it again (culpa fit)", file=str(path))
-            arr = {k: z[k] for k in z.files}
+        if not hasattr(z, "files"):
+            raise InputError("not a culpa model file (not an .npz archive)", file=str(path))
+        if "meta_json" not in z.files:
+            raise InputError("not a culpa model file (no metadata)", file=str(path))
+        meta = json.loads(bytes(z["meta_json"]).decode("utf-8"))
+        if meta.get("format") != "culpa.HawkesAttributor":
+            raise InputError("not a culpa HawkesAttributor file", file=str(path))
+        if meta.get("version", 0) > FORMAT_VERSION:
+            raise InputError(f"model format {meta['version']} is newer than this culpa "
+                             f"({FORMAT_VERSION})", file=str(path))
+        if meta.get("version", 0) not in READABLE_VERSIONS:
+            raise InputError(f"model format {meta.get('version')} was written by an older "
+                             f"culpa: fit it again (culpa fit)", file=str(path))
+        arr = {k: z[k] for k in z.files if not k.startswith("raster_")
+               or k == "raster_index"}
         known = cls().get_params()
         params = {k: v for k, v in meta["params"].items() if k in known}
         params["mark_channels"] = tuple(params.get("mark_channels", MARK_CHANNELS))
@@ -116,7 +122,8 @@ class SaveLoadMixin:
         m._pers = (kr.persistence(m._mk, m._marks.kind_log_p(), m.mark_persistence_)
                    if m.mark_persistence_.any() else None)
         m._spatial = SpatialBackground.from_saved(meta["spatial"],
-                                                  SpatialBackground.rasters_from_arrays(arr))
+                                                  SpatialBackground.rasters_from_arrays(
+            z if "raster_index" in z.files and "rasters" not in z.files else arr))
         m._temporal = TemporalBackground.from_saved(meta["temporal"], arr["mu_edges"], arr["mu"])
         m._pairs = m._w = m._grid = None
         m._set_public()
