@@ -34,6 +34,8 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import store_fingerprint  # noqa: E402
 RESULTS: list[dict] = []
 
 
@@ -43,14 +45,7 @@ def culpa(*args, prefix=(), timeout=600, stdin=None):
 
 
 def events(db: Path):
-    if not db.exists():
-        return None
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute("SELECT count(*), sum(hash(id)), sum(hash(record)) FROM events") \
-            .fetchone()
-    finally:
-        con.close()
+    return store_fingerprint(db) if db.exists() else None
 
 
 def check(section, label, args, rc=(2,), names=(), db=None, json_out=False, prefix=(),

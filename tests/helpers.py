@@ -45,3 +45,15 @@ def culpa(*args: str, env: dict | None = None, check: bool = False) -> subproces
 def culpa_json(*args: str) -> dict:
     proc = culpa(*args, "--json", check=True)
     return json.loads(proc.stdout)
+
+
+def store_fingerprint(db) -> tuple:
+    """(count, hash of ids, hash of records) of a store's events: equal exactly when the events are."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT count(*), sum(hash(id)), sum(hash(record)) FROM events") \
+            .fetchone()
+    finally:
+        con.close()

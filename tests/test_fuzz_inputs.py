@@ -26,6 +26,7 @@ from culpa.errors import InputError
 from culpa.events.readers.base import MAX_COUNT
 from culpa.events.store import ingest_files
 from helpers import REPO, TEST_DATA, UCDP_IRAQ, UCDP_SYRIA, culpa
+from helpers import store_fingerprint as fingerprint
 
 pytestmark = pytest.mark.fuzz
 
@@ -181,15 +182,6 @@ def independent_count(data: bytes, src: Source) -> int | None:
     tagged = [c.strip() for c in rows[1] if c.strip()] if len(rows) > 1 else []
     hxl = bool(tagged) and all(c.startswith("#") for c in tagged)
     return max(len(rows) - 1 - (1 if hxl else 0), 0)
-
-
-def fingerprint(db) -> tuple:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute("SELECT count(*), sum(hash(id)), sum(hash(record)) FROM events") \
-            .fetchone()
-    finally:
-        con.close()
 
 
 @dataclass
