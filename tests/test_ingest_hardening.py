@@ -258,3 +258,41 @@ def test_a_bad_date_bound_is_an_input_error(store_with_syria):
         for bad in ("nan", "", "2018-13-45"):
             with pytest.raises(InputError, match="not a date"):
                 store.events_frame(since=bad)
+
+
+def test_ctrl_c_after_the_commit_says_the_events_were_kept(tmp_path, monkeypatch):
+    # Ctrl-C that lands while the ingest tidies up after COMMIT (here: in the reset that follows
+    # it) must not report "nothing was ingested": the events are in the store.
+    from culpa.events.store import IngestInterrupted
+
+    db = tmp_path / "s.duckdb"
+    ingest_files(db, [UCDP_SYRIA])
+    fresh = tmp_path / "more.csv"
+    with open(UCDP_SYRIA, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    id_col = header.index("id")
+    for row in body[:50]:
+        row[id_col] = "9" + row[id_col]
+    with open(fresh, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *body[:50]])
+    before = Store(db, read_only=True)
+    n_before = before.count()
+    before.close()
+
+    real_reset = Store._reset
+
+    def interrupted_reset(self):
+        real_reset(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "_reset", interrupted_reset)
+    with pytest.raises(IngestInterrupted) as caught:
+        ingest_files(db, [fresh])
+    monkeypatch.undo()
+
+    assert caught.value.committed
+    assert "committed" in str(caught.value) and "50 new events" in str(caught.value)
+    after = Store(db, read_only=True)
+    assert after.count() == n_before + 50
+    after.close()

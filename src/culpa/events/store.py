@@ -280,21 +280,24 @@ def ingest_files(db: str | Path, paths: Sequence[Path], fmt: str = "auto", *,
     """
     db = Path(db)
     existed = db.exists()
-    opened = False
+    store = None
     try:
         with Store(db) as store:
-            opened = True
             report = store.ingest(paths, fmt, alias_files=alias_files, mapping=mapping,
                                   progress=progress)
             return report, store.count()
     except IngestInterrupted as exc:
         if not exc.committed:
-            _remove_new(db, existed, opened)
+            _remove_new(db, existed, store is not None)
         raise
     except BaseException as exc:
-        _remove_new(db, existed, opened)
+        # An interrupt can land after COMMIT returned (while the ingest tidies up or the
+        # store closes): then the events are kept, and the message must say so.
+        committed = getattr(store, "committed_report", None)
+        if committed is None:
+            _remove_new(db, existed, store is not None)
         if _interrupted(exc):
-            raise IngestInterrupted(committed=False) from None
+            raise IngestInterrupted(committed=committed is not None, report=committed) from None
         raise
 
 
@@ -452,6 +455,7 @@ class Store:
         for p in paths:
             check_regular_file(Path(p))
         report = IngestReport()
+        self.committed_report = None  # set once COMMIT returns: the events are kept from then on
         dedupe = None
         try:
             # Uncommitted rows would otherwise sit in DuckDB's buffer pool (up to 80% of RAM):
@@ -482,6 +486,7 @@ class Store:
                              [dt.datetime.now(dt.UTC).replace(tzinfo=None), getpass.getuser(),
                               json.dumps(report.to_dict())])
             self.con.execute("COMMIT")
+            self.committed_report = report
         except (duckdb.IOException, duckdb.OutOfMemoryException,
                 duckdb.PermissionException) as exc:  # the disk, not the data: keep nothing
             self._rollback()
@@ -490,7 +495,8 @@ class Store:
         except BaseException as exc:
             self._rollback()
             if _interrupted(exc):
-                raise IngestInterrupted(committed=False) from None
+                raise IngestInterrupted(committed=self.committed_report is not None,
+                                        report=self.committed_report) from None
             raise
         finally:
             if dedupe is not None:
