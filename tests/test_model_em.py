@@ -291,3 +291,43 @@ def test_events_since_the_fit_are_read_as_strictly_as_the_fit_reads_them():
     with pytest.raises(InputError) as e:
         fc.history(m, later.assign(latitude=[35.0, 95.0, 35.0]))
     assert e.value.field == "latitude"
+
+
+def test_one_query_reads_as_its_one_row_frame(model, sim):
+    """explain's query (QueryArrays.one) is exactly predict's parse of the one-row frame."""
+    from culpa.model.frames import QueryArrays
+
+    rows = sim.sample(12, random_state=1)
+    cases = [dict(time=r["time_start"], lat=r["latitude"], lon=r["longitude"],
+                  precision_km=r["location_precision_km"], event_type=r["event_type"],
+                  fatalities=r["fatalities"], target=None) for _, r in rows.iterrows()]
+    cases += [dict(time="2016-03-04T05:06:07+02:00", lat=1.0, lon=2.0, precision_km=None,
+                   event_type=None, fatalities=None, target="Civilians"),
+              dict(time=pd.Timestamp("2015-01-01"), lat=-90, lon=180, precision_km=0.0,
+                   event_type="one-sided", fatalities=3, target=None, date_precision_days=7)]
+    for c in cases:
+        one = QueryArrays.one(model.t0_, c["time"], c["lat"], c["lon"],
+                              precision_km=c["precision_km"],
+                              date_precision_days=c.get("date_precision_days", 1.0),
+                              event_type=c["event_type"], target=c["target"],
+                              fatalities=c["fatalities"])
+        frame = QueryArrays.parse(pd.DataFrame({
+            "time": [pd.Timestamp(c["time"])], "latitude": [c["lat"]], "longitude": [c["lon"]],
+            "location_precision_km": [np.nan if c["precision_km"] is None
+                                      else c["precision_km"]],
+            "date_precision_days": [c.get("date_precision_days", 1.0)],
+            "event_type": [c["event_type"]], "target": [c["target"]],
+            "fatalities": [np.nan if c["fatalities"] is None else c["fatalities"]]}), model.t0_)
+        for name in ("t", "u", "lat", "lon", "location_precision", "fatalities"):
+            np.testing.assert_array_equal(getattr(one, name), getattr(frame, name), name)
+        assert list(one.event_type) == list(frame.event_type)
+        assert list(one.target) == list(frame.target)
+    for bad, field in ((dict(lat=91.0), "latitude"), (dict(lon=float("nan")), "longitude"),
+                       (dict(precision_km=-1.0), "location_precision_km"),
+                       (dict(precision_km=float("inf")), "location_precision_km"),
+                       (dict(time="not a day"), "time"), (dict(time=None), "time")):
+        args = dict(time="2016-01-01", lat=1.0, lon=2.0) | bad
+        with pytest.raises(InputError) as e:
+            QueryArrays.one(model.t0_, args.pop("time"), args.pop("lat"), args.pop("lon"),
+                            **args)
+        assert e.value.field == field

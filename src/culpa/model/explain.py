@@ -14,6 +14,7 @@ from scipy import sparse
 from culpa.errors import InputError
 from culpa.model import kernels as kr
 from culpa.model.fitted import check_fitted
+from culpa.model.frames import QueryArrays
 from culpa.model.pairs import GridIndex, reverse_index
 
 
@@ -38,12 +39,9 @@ class ExplanationMixin:
         level ranks all earlier events by their share of the total sum_k lambda_k f_k.
         """
         check_fitted(self)
-        q = pd.DataFrame({"time": [pd.Timestamp(time)], "latitude": [lat], "longitude": [lon],
-                          "location_precision_km": [
-                              np.nan if precision_km is None else precision_km],
-                          "date_precision_days": [date_precision_days],
-                          "event_type": [event_type], "target": [target],
-                          "fatalities": [np.nan if fatalities is None else fatalities]})
+        q = QueryArrays.one(self.t0_, time, lat, lon, precision_km=precision_km,
+                            date_precision_days=date_precision_days, event_type=event_type,
+                            target=target, fatalities=fatalities)
         t, la, lo, prec, uq, codes = self._query_arrays(q)
         x, y = self.projection_.forward(la, lo)
         bg, trig, logf = self._intensities(t, uq, x, y, prec, codes)

@@ -200,3 +200,56 @@ class QueryArrays:
         return cls(t=t, u=u, lat=lat, lon=lon, location_precision=prec,
                    event_type=texts(queries, "event_type"), target=target_column(queries),
                    fatalities=np.asarray(fat))
+
+    @classmethod
+    def one(cls, t0: np.datetime64, time, lat: float, lon: float,
+            precision_km: float | None = None, date_precision_days: float | None = 1.0,
+            event_type: str | None = None, target: str | None = None,
+            fatalities: float | None = None) -> "QueryArrays":
+        """One query given as values: the arrays and checks of :meth:`parse` on the one-row
+        frame of those values, without building the frame (a served attribution is one
+        query, and the frame cost more than the model's arithmetic)."""
+        try:
+            ts = pd.Timestamp(time)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"queries: not a timestamp ({e})", field="time") from None
+        if pd.isna(ts):
+            raise InputError("queries row 0: timestamp is missing", field="time")
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        day = (np.array([ts.to_datetime64()]).astype("datetime64[s]") - t0).astype(
+            np.float64) / 86400.0
+        prec = _one_number(precision_km, "location_precision_km", 0.0, np.nan)
+        dprec = _one_number(date_precision_days, "date_precision_days", 0.0, 1.0)
+        t, u = date_intervals(day, day, dprec)
+        return cls(t=t, u=u,
+                   lat=_one_number(lat, "latitude", -90.0, None, hi=90.0),
+                   lon=_one_number(lon, "longitude", -180.0, None, hi=180.0),
+                   location_precision=prec,
+                   event_type=np.array([_one_text(event_type)], dtype=object),
+                   target=np.array([_one_text(target)], dtype=object),
+                   fatalities=np.array([np.nan if fatalities is None else fatalities],
+                                       dtype=float))
+
+
+def _one_number(value, col: str, lo: float, default, hi: float = np.inf) -> np.ndarray:
+    """One query's number as a length-1 array, as :func:`numbers` (``default`` None: required)
+    or :func:`optional_numbers` (missing: ``default``) check it."""
+    try:
+        v = float("nan") if value is None else float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    missing = v != v
+    if missing and default is not None:
+        return np.array([default], dtype=float)
+    if missing or v in (np.inf, -np.inf) or v < lo or v > hi:
+        raise InputError(f"queries row 0: {value!r} is not a number in [{lo}, {hi}] "
+                         f"(1 such rows)", field=col)
+    return np.array([v], dtype=float)
+
+
+def _one_text(value):
+    """As :func:`texts` for one value: None where missing."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value

@@ -490,9 +490,10 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
     # -----------------------------------------------------------------------------------------
     # prediction
 
-    def _query_arrays(self, queries: pd.DataFrame):
-        """(t, lat, lon, precision km, u, mark codes) of a query frame."""
-        q = QueryArrays.parse(queries, self.t0_)
+    def _query_arrays(self, queries: "pd.DataFrame | QueryArrays"):
+        """(t, lat, lon, precision km, u, mark codes) of a query frame (or of its parsed
+        arrays)."""
+        q = queries if isinstance(queries, QueryArrays) else QueryArrays.parse(queries, self.t0_)
         codes = self._marks.encode(q.event_type, q.target, q.fatalities, q.location_precision)
         prec = np.where(np.isnan(q.location_precision), self.min_bandwidth_km,
                         q.location_precision)
