@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import os
 import sqlite3
 
@@ -14,7 +15,7 @@ import pytest
 
 from culpa.errors import InputError
 from culpa.events.store import SCHEMA_VERSION, Store, ingest_files
-from helpers import TEST_DATA, UCDP_SYRIA
+from helpers import TEST_DATA, UCDP_SYRIA, culpa
 
 SYRIA_HEAD = b"".join(UCDP_SYRIA.read_bytes().splitlines(keepends=True)[:20])
 _SYRIA_LINES = UCDP_SYRIA.read_bytes().splitlines(keepends=True)
@@ -296,3 +297,64 @@ def test_ctrl_c_after_the_commit_says_the_events_were_kept(tmp_path, monkeypatch
     after = Store(db, read_only=True)
     assert after.count() == n_before + 50
     after.close()
+
+
+def test_an_id_repeated_with_other_content_in_one_ingest_names_both_lines(tmp_path,
+                                                                         store_with_syria):
+    # Whether or not the store holds the id already: a file that contradicts itself is refused
+    # whatever the store holds, naming the first line and the later one.
+    src = tmp_path / "again.csv"
+    for body, first in ((SYRIA_NEXT, 3), (SYRIA_HEAD, 3)):  # new to the store, then stored
+        src.write_bytes(body + body.split(b"\n")[2].replace(b"Syria", b"Syrie") + b"\n")
+        before = snapshot(store_with_syria)
+        with pytest.raises(InputError, match="appears twice with different content") as info:
+            ingest_files(store_with_syria, [src])
+        assert info.value.line == 21 and info.value.field == "country"
+        assert f"{src} line {first}," in str(info.value) and "'Syrie' here" in str(info.value)
+        assert snapshot(store_with_syria) == before
+
+
+def test_an_id_the_store_holds_with_other_content_is_kept_as_stored_and_reported(
+        tmp_path, store_with_syria):
+    """Across ingests the store keeps its version of an event (re-reading never duplicates),
+    and the ingest says which events of the file differ from it, with both places."""
+    revised = with_cell(with_cell(SYRIA_HEAD, 2, "best", "999"), 5, "country", "Syrie")
+    src = tmp_path / "revised.csv"
+    src.write_bytes(revised + b"".join(SYRIA_NEXT.splitlines(keepends=True)[1:]))
+    stored_before = snapshot(store_with_syria)
+    stored = tmp_path / "syria_head.csv"  # what store_with_syria was made from
+
+    proc = culpa("ingest", src, "--db", store_with_syria, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["added"] == 19 and doc["already_present"] == 19
+    assert doc["differing_from_store"] == 2 and doc["files"][0]["differing_from_store"] == 2
+    ids = [r[0] for r in csv.reader(io.StringIO(revised.decode()))]
+    first, second = doc["differing_examples"]
+    assert first == {"id": f"ucdp:{ids[2]}", "file": str(src), "line": 3,
+                     "stored_file": str(stored), "stored_line": 3,
+                     "fields": {"fatalities": {"stored": first["fields"]["fatalities"]["stored"],
+                                               "here": 999}}}
+    assert first["fields"]["fatalities"]["stored"] != 999
+    assert second["id"] == f"ucdp:{ids[5]}" and second["line"] == 6
+    assert second["fields"] == {"country": {"stored": "Syria", "here": "Syrie"}}
+    # nothing stored wrong: the 19 events held before are exactly as they were
+    after = snapshot(store_with_syria)
+    assert [r for r in after if r[0] in {s[0] for s in stored_before}] == stored_before
+    assert len(after) == 38
+
+    # the friendly output says so too (on stderr, beside the counts on stdout)
+    src.write_bytes(revised)
+    proc = culpa("ingest", src, "--db", store_with_syria)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 differ from the store" in proc.stdout
+    said = " ".join(proc.stderr.split())
+    assert "2 events of these files are already in the store with other content" in said
+    assert (f"ucdp:{ids[5]} at {src} line 6 (stored from {stored} line 6): country 'Syrie' "
+            f"here, 'Syria' in the store") in said
+    assert snapshot(store_with_syria) == after
+
+    # the same file again: nothing differs, nothing is said
+    proc = culpa("ingest", stored, "--db", store_with_syria, "--json")
+    assert json.loads(proc.stdout)["differing_from_store"] == 0
+    assert json.loads(proc.stdout)["differing_examples"] == []

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from culpa.cli.common import DbOption, JsonOption, app, emit_json, handle_errors, out, workspace
+from culpa.cli.common import (DbOption, JsonOption, app, emit_json, err, handle_errors,
+                               out, workspace)
 from culpa.errors import InputError
 
 
@@ -58,7 +59,35 @@ def ingest(
     if json:
         emit_json(doc)
         return
+    from rich.markup import escape
+
     for f in doc["files"]:
-        out.print(f"{f['path']}: [bold]{f['rows']:,}[/bold] {f['format']} events read, "
-                  f"[green]{f['added']:,} new[/green]")
-    out.print(f"{doc['db']}: {doc['events_in_store']:,} events in the store")
+        differing = (f", [yellow]{f['differing_from_store']:,} differ from the store[/yellow]"
+                     if f["differing_from_store"] else "")
+        out.print(f"{escape(f['path'])}: [bold]{f['rows']:,}[/bold] {f['format']} events read, "
+                  f"[green]{f['added']:,} new[/green]{differing}", highlight=False)
+    out.print(f"{escape(doc['db'])}: {doc['events_in_store']:,} events in the store",
+              highlight=False)
+    warn_differing(doc)
+
+
+def warn_differing(doc: dict) -> None:
+    """Say (on stderr) which events the store already held with other content: it keeps its
+    own version, so the files' version of them was not stored."""
+    n, examples = doc["differing_from_store"], doc["differing_examples"]
+    if not n:
+        return
+    from rich.markup import escape
+
+    err.print(f"[yellow]warning:[/yellow] {n:,} event{'s' if n != 1 else ''} of these files "
+              f"{'are' if n != 1 else 'is'} already in the store with other content; the store "
+              f"keeps its version (ingest into a new store to take the files' version):",
+              highlight=False)
+    for ex in examples:
+        fields = "; ".join(f"{name} {v['here']!r} here, {v['stored']!r} in the store"
+                           for name, v in ex["fields"].items())
+        err.print(escape(f"  {ex['id']} at {ex['file']} line {ex['line']} (stored from "
+                         f"{ex['stored_file']} line {ex['stored_line']}): {fields}"),
+                  highlight=False)
+    if n > len(examples):
+        err.print(f"  ... and {n - len(examples):,} more", highlight=False)

@@ -85,11 +85,20 @@ class FileReport:
     sha256: str
     rows: int = 0
     added: int = 0
+    #: events whose id the store held before with other content (the store keeps its version)
+    differing_from_store: int = 0
+
+
+#: How many events differing from the store's version a report shows in full.
+DIFFERING_EXAMPLES = 5
 
 
 @dataclass
 class IngestReport:
     files: list[FileReport] = field(default_factory=list)
+    #: the first few events that differ from the store's version: id, where each version was
+    #: read (file, line) and every field that differs, with the stored and the file's value
+    differing_examples: list[dict] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -99,11 +108,17 @@ class IngestReport:
     def added(self) -> int:
         return sum(f.added for f in self.files)
 
+    @property
+    def differing_from_store(self) -> int:
+        return sum(f.differing_from_store for f in self.files)
+
     def to_dict(self) -> dict:
         files = [vars(f) | {"events": f.rows, "already_present": f.rows - f.added}
                  for f in self.files]
         return {"files": files, "events": self.rows, "rows": self.rows, "added": self.added,
-                "already_present": self.rows - self.added}
+                "already_present": self.rows - self.added,
+                "differing_from_store": self.differing_from_store,
+                "differing_examples": self.differing_examples}
 
 
 def _sha256(path: Path) -> str:
@@ -162,13 +177,23 @@ class _Dedupe:
     """Keeps the ids of one ingest unique and new: the first record of an id wins, as a
     re-ingest would keep the stored one. Within one ingest a later record may repeat an id
     only with the same content (the same file given twice); different content is refused,
-    naming both records, rather than dropped without a word.
+    naming both records, rather than dropped without a word, whether or not the store holds
+    the id already (a file that contradicts itself is refused whatever the store holds).
+
+    A record whose id the store held before this ingest is not stored again. When its content
+    differs from the stored version the store still keeps its own (the first record of an id
+    wins), and the ingest says so: ``differing`` counts them per file and ``examples`` shows
+    the first few with both places and every field that differs.
 
     Ids met earlier in this ingest are kept in a set (a batch is checked in time proportional
     to its own size). Ids stored before it began are looked up per batch through a second
     connection, which sees only committed rows, and only when the store held events at all;
     an anti-join against the events table inside the transaction grew slower with every batch.
+    The first record of each stored id is kept in a temporary table (it goes with the
+    transaction), which the repeat check and the comparison with the store read.
     """
+
+    AGAIN = "_culpa_ingest_again"
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
@@ -176,6 +201,7 @@ class _Dedupe:
         self.stored: set[str] = set()  # ids held before this ingest began
         has_events = con.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]
         self.before = con.cursor() if has_events else None
+        self.again = False  # whether the temporary table of stored ids met again exists
 
     def new_rows(self, table: pa.Table) -> pa.Table:
         ids = table["id"].to_pylist()
@@ -192,7 +218,7 @@ class _Dedupe:
                     seen.add(x)
                     keep[i] = True
                     here[x] = i
-                elif x not in self.stored:
+                else:
                     repeats.append((i, x, here.get(x)))
         if self.before is not None:
             batch_ids = table.select(["id"])  # noqa: F841 - read by the SQL below
@@ -200,21 +226,40 @@ class _Dedupe:
                 "SELECT id FROM batch_ids SEMI JOIN events USING (id)").fetchall()}
             if stored:
                 self.stored |= stored
-                repeats = [r for r in repeats if r[1] not in stored]
                 present = np.fromiter((x in stored for x in ids), dtype=bool, count=len(ids))
+                self._remember(table.filter(pa.array(present if keep is None
+                                                     else keep & present)))
                 keep = ~present if keep is None else keep & ~present
         if repeats:
             self._check_same(table, repeats)
         return table if keep is None else table.filter(pa.array(keep))
 
+    def _remember(self, first: pa.Table) -> None:
+        """Keep the first record of this ingest for ids the store already held."""
+        if first.num_rows == 0:
+            return
+        cols = [c for c in EVENT_COLUMNS if c != "record"]
+        if not self.again:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.AGAIN} AS "
+                             f"SELECT {', '.join(cols)} FROM events LIMIT 0")
+            self.again = True
+        self.con.from_arrow(first.select(cols)).insert_into(self.AGAIN)
+
     def _check_same(self, table: pa.Table, repeats: list[tuple[int, str, int | None]]) -> None:
         """Refuse a repeated id whose content differs from its first record's."""
         cols = [*_CONTENT, "source_file", "source_row"]
         rows = table.select(cols).to_pylist()
-        earlier_ids = pa.table({"id": [x for _, x, j in repeats if j is None]})  # noqa: F841
-        earlier = {r["id"]: r for r in self.con.execute(
-            f"SELECT {', '.join(cols)} FROM events SEMI JOIN earlier_ids USING (id)")
-            .to_arrow_table().to_pylist()}
+        earlier: dict[str, dict] = {}
+        for where, wanted in ((self.AGAIN, [x for _, x, j in repeats
+                                            if j is None and x in self.stored]),
+                              ("events", [x for _, x, j in repeats
+                                          if j is None and x not in self.stored])):
+            if not wanted or (where == self.AGAIN and not self.again):
+                continue
+            earlier_ids = pa.table({"id": wanted})  # noqa: F841 - read by the SQL below
+            earlier |= {r["id"]: r for r in self.con.execute(
+                f"SELECT {', '.join(cols)} FROM {where} SEMI JOIN earlier_ids USING (id)")
+                .to_arrow_table().to_pylist()}
         for i, x, j in repeats:
             first = rows[j] if j is not None else earlier.get(x)
             if first is None:
@@ -228,9 +273,45 @@ class _Dedupe:
                     f"{_line(first)}, {_short(again[diff])} here); fix one of them",
                     file=again["source_file"], line=_line(again), field=diff)
 
+    def differing(self) -> tuple[dict[str, int], list[dict]]:
+        """The records of this ingest whose id the store held with other content: how many
+        per file, and the first few (``DIFFERING_EXAMPLES``) with both places and every field
+        that differs (the stored value and the file's)."""
+        if not self.again:
+            return {}, []
+        cols = [*_CONTENT, "source_file", "source_row"]
+        differs = " OR ".join(f"a.{c} IS DISTINCT FROM e.{c}" for c in _CONTENT)
+        join = f"FROM {self.AGAIN} a JOIN events e USING (id) WHERE {differs}"
+        counts = dict(self.con.execute(
+            f"SELECT a.source_file, count(*) {join} GROUP BY 1").fetchall())
+        if not counts:
+            return {}, []
+        first = [r[0] for r in self.con.execute(
+            f"SELECT id {join} ORDER BY a.rowid LIMIT {DIFFERING_EXAMPLES}").fetchall()]
+        ids = pa.table({"id": first})  # noqa: F841 - read by the SQL below
+        here, stored = {}, {}
+        for where, into in ((self.AGAIN, here), ("events", stored)):
+            into |= {r["id"]: r for r in self.con.execute(
+                f"SELECT {', '.join(cols)} FROM {where} SEMI JOIN ids USING (id)")
+                .to_arrow_table().to_pylist()}
+        examples = []
+        for x in first:
+            new, old = here[x], stored[x]
+            examples.append({
+                "id": x, "file": new["source_file"], "line": _line(new),
+                "stored_file": old["source_file"], "stored_line": _line(old),
+                "fields": {c: {"stored": _plain(old[c]), "here": _plain(new[c])}
+                           for c in _CONTENT if not _same(old[c], new[c])}})
+        return counts, examples
+
     def close(self) -> None:
         if self.before is not None:
             self.before.close()
+        if self.again:
+            try:
+                self.con.execute(f"DROP TABLE IF EXISTS {self.AGAIN}")
+            except duckdb.Error:
+                pass  # rolled back with the transaction, or the connection is gone
 
 
 def _check_store_file(path: Path) -> None:
@@ -314,6 +395,15 @@ def _remove_new(db: Path, existed: bool, opened: bool) -> None:
 
 def _same(a, b) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+def _plain(value):
+    """A stored value as JSON can hold it (instants as ISO text, NaN as null)."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _short(value) -> str:
@@ -482,6 +572,9 @@ class Store:
                 if fr.rows == 0:
                     raise InputError("file holds a header but no events", file=str(p), line=2)
                 report.files.append(fr)
+            counts, report.differing_examples = dedupe.differing()
+            for fr in report.files:  # (a file given twice: its first reading holds them)
+                fr.differing_from_store = counts.pop(str(Path(fr.path).resolve()), 0)
             self.con.execute("INSERT INTO audit VALUES (?, 'ingest', ?, ?)",
                              [dt.datetime.now(dt.UTC).replace(tzinfo=None), getpass.getuser(),
                               json.dumps(report.to_dict())])
