@@ -49,9 +49,17 @@ OTHER_TARGET = "*"
 LOG_ZERO = -700.0
 
 
+def _floats(values) -> np.ndarray:
+    """Numbers as floats, NaN where not a number (a numeric array as it is: a served query is
+    one value, and a pandas Series per call cost more than the arithmetic)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        return values.astype(float)
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+
+
 def fatality_band(fatalities) -> np.ndarray:
     """Band code 0..3 per event, -1 where unknown (NaN or negative)."""
-    f = pd.to_numeric(pd.Series(fatalities), errors="coerce").to_numpy(dtype=float)
+    f = _floats(fatalities)
     code = np.searchsorted(_BAND_EDGES, f, side="right").astype(np.int32)
     code[~(f >= 0)] = -1
     return code
@@ -59,7 +67,7 @@ def fatality_band(fatalities) -> np.ndarray:
 
 def precision_class(precision_km) -> np.ndarray:
     """Class code 0..3 per event, -1 where unknown."""
-    p = pd.to_numeric(pd.Series(precision_km), errors="coerce").to_numpy(dtype=float)
+    p = _floats(precision_km)
     code = np.searchsorted(_PRECISION_EDGES, p, side="left").astype(np.int32)
     code[~(p >= 0)] = -1
     return code
@@ -69,7 +77,8 @@ def clean_texts(values, n: int) -> np.ndarray:
     """Stripped strings, None for missing or blank values (all None when ``values`` is None)."""
     if values is None:
         return np.full(n, None, dtype=object)
-    s = pd.Series(values, dtype=object)
+    s = values if isinstance(values, np.ndarray) and values.dtype == object else \
+        pd.Series(values, dtype=object)
     return np.array([v.strip() if isinstance(v, str) and v.strip() else None for v in s],
                     dtype=object)
 
@@ -142,8 +151,7 @@ class MarkModel:
         return out
 
     def _kind_codes(self, event_type, target, n: int, fitting: bool) -> np.ndarray:
-        lut = {k: i for i, k in enumerate(self.kinds)}
-        t_index = {t: i for i, t in enumerate(self.types)}
+        lut, t_index = self._lookups()
         et = clean_texts(event_type, n)
         tg = clean_texts(target, n)
         code = np.full(n, -1, np.int32)
@@ -156,6 +164,16 @@ class MarkModel:
                 code[i] = lut.get(f"{e}|{t if t is not None else OTHER_TARGET}",
                                   lut[f"{e}|{OTHER_TARGET}"])
         return code
+
+    def _lookups(self) -> tuple[dict, dict]:
+        """kind -> index and type -> index, built once per list of kinds."""
+        key = (tuple(self.kinds), tuple(self.types))
+        cached = getattr(self, "_lookup_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, {k: i for i, k in enumerate(self.kinds)},
+                      {t: i for i, t in enumerate(self.types)})
+            self._lookup_cache = cached
+        return cached[1], cached[2]
 
     def update(self, Q: np.ndarray, codes: np.ndarray, kind_weights=None) -> None:
         """MAP update from label probabilities ``Q`` (N x K). ``kind_weights`` (N x K) replaces
