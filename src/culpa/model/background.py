@@ -461,18 +461,19 @@ class SpatialBackground:
         """The stored bundle of process k in epoch e: its raster and its blurred versions, each
         blurred once, when first needed (only the levels in ``needed``, when given: None for
         the others). A query blurs what it looks up, never every process and epoch at once."""
-        out = [self.rasters[k, e]]
-        for l in range(1, len(self.levels)):
-            if needed is not None and l not in needed:
-                out.append(None)
-                continue
-            key = (k, e, l)
-            R = self._blur_cache.get(key)
-            if R is None:
-                R = self.blur(self.rasters[k, e].astype(np.float64), l).astype(np.float32)
-                self._blur_cache[key] = R
-            out.append(R)
-        return out
+        return [self.stored_level(k, e, l) if l == 0 or needed is None or l in needed else None
+                for l in range(len(self.levels))]
+
+    def stored_level(self, k: int, e: int, l: int) -> np.ndarray:
+        """Process k's raster in epoch e at precision level l (blurred once, when first asked)."""
+        if l == 0:
+            return self.rasters[k, e]
+        key = (k, e, l)
+        R = self._blur_cache.get(key)
+        if R is None:
+            R = self.blur(self.rasters[k, e].astype(np.float64), l).astype(np.float32)
+            self._blur_cache[key] = R
+        return R
 
     def set_raster(self, k: int, R: np.ndarray, e: int = 0) -> None:
         self.rasters[k, e] = np.asarray(R, np.float32)
@@ -489,15 +490,20 @@ class SpatialBackground:
                else self.level_of(np.broadcast_to(precision_km, x.shape)))
         E = len(self.epochs)
         psi = np.ones((len(x), 1)) if E == 1 else self.psi(np.broadcast_to(t, x.shape))
-        out = np.zeros((len(x), self.n_processes))
-        for e in range(E):
+        K = self.n_processes
+        out = np.zeros((len(x), K))
+        for e in np.flatnonzero((psi > 0).any(0)).tolist():  # the epochs any point is in
             sel = np.flatnonzero(psi[:, e] > 0)
-            if len(sel) == 0:
-                continue
-            needed = set(np.unique(lvl[sel]).tolist())
-            for k in range(self.n_processes):
-                out[sel, k] += psi[sel, e] * self.lookup(self.stored(k, e, needed), x[sel],
-                                                         y[sel], lvl[sel])
+            # the points of each precision level are gathered once and every process's raster
+            # is read at them (one kernel call per process and level, whatever the points)
+            for l in np.unique(lvl[sel]).tolist():
+                at = sel[lvl[sel] == l]
+                xs, ys = np.ascontiguousarray(x[at]), np.ascontiguousarray(y[at])
+                vals = np.zeros((len(at), K))
+                for k in range(K):
+                    _lookup(self.stored_level(k, e, l), self.x0, self.y0, self._blur_cells[l],
+                            xs, ys, vals, k)
+                out[at] += psi[at, e][:, None] * vals
         return out
 
     def density(self, x, y, precision_km=None, t=None) -> np.ndarray:
