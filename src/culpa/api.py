@@ -539,27 +539,67 @@ class Workspace:
         return ev if len(ev) else None
 
     def backtest(self, since="2018-01-01", mask_fraction: float = 0.2, seed: int = 0, *,
-                 plot: str | Path | None = None, progress: Progress | None = None,
-                 **params) -> dict:
-        """Hide a share of known labels from ``since`` on, infer them, and score the model
-        against baselines (``culpa backtest --json``)."""
-        from culpa.evaluate.backtest import plot_reliability, run_backtest
-        from culpa.model import HawkesAttributor
+                 mode: str = "masked", until=None, step_days: float = 7.0,
+                 refit_every: int | None = None, plot: str | Path | None = None,
+                 progress: Progress | None = None, **params) -> dict:
+        """Score the model against baselines on labelled events from ``since`` on
+        (``culpa backtest --json``).
 
-        parse_day(since, "since", required=True)
-        mask_fraction = check_number(mask_fraction, "mask_fraction", 0, 1, open_low=True,
-                                     open_high=True)
+        ``mode="masked"``: hide a seeded share ``mask_fraction`` of the labels, fit on
+        everything with those labels latent, infer them. ``mode="forward"``: the live situation,
+        step by step (``step_days``) up to ``until``: each step's labelled events are attributed
+        by a model that saw only the events before the step, refitted every ``refit_every``
+        steps and conditioned on all events before each step in between
+        (:mod:`culpa.evaluate.forward_backtest`); ``mask_fraction`` is not used."""
+        from culpa.evaluate.backtest import plot_reliability, run_backtest
+
+        if mode not in ("masked", "forward"):
+            raise InputError(f"must be 'masked' or 'forward', got {mode!r}", field="mode")
+        start = parse_day(since, "since", required=True)
         check_params(params)
         if plot is not None:
             check_writable(Path(plot), "plot")
-        events = self.events_frame()
-        if progress:
-            progress("fitting with masked labels", 0, None)
-        result = run_backtest(events, since, mask_fraction, seed,
-                              model=HawkesAttributor(**params) if params else None)
+        if mode == "forward":
+            from culpa.evaluate.forward_backtest import REFIT_EVERY, run_forward_backtest
+
+            end = parse_day(until, "until")
+            if end is not None and end <= start:
+                raise InputError(f"must be after since ({start.date()}), got {end.date()}",
+                                 field="until")
+            step_days = check_number(step_days, "step_days", 0, math.inf, open_low=True)
+            refit_every = int(check_number(REFIT_EVERY if refit_every is None else refit_every,
+                                           "refit_every", 1, math.inf, whole=True))
+            events = self.events_frame()
+
+            def step(done: int, total: int, description: str) -> None:
+                if progress:
+                    progress(f"forward backtest, step {done}/{total}: {description}", done,
+                             total)
+
+            if progress:
+                progress("forward backtest: first fit", 0, None)
+            result = run_forward_backtest(
+                events, start, end, step_days, refit_every, seed,
+                model_factory=lambda: self.attributor(**params), progress=step)
+        else:
+            mask_fraction = check_number(mask_fraction, "mask_fraction", 0, 1, open_low=True,
+                                         open_high=True)
+            events = self.events_frame()
+            if progress:
+                progress("fitting with masked labels", 0, None)
+            result = run_backtest(events, since, mask_fraction, seed,
+                                  model=self.attributor(**params) if params else None)
         if plot is not None:
             plot_reliability(result, plot)
         return result.to_dict() | ({"plot": str(plot)} if plot else {})
+
+    @staticmethod
+    def attributor(**params):
+        """culpa's default attributor, unfitted, with ``params`` (the one model factory the
+        backtests use)."""
+        from culpa.evaluate.forward_backtest import default_model_factory
+
+        return default_model_factory(**params)
 
     def forecast_backtest(self, since, until=None, horizon_days: float = 7.0,
                           cell_km: float = 50.0, refit_days: float = 28.0,

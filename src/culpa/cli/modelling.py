@@ -5,6 +5,8 @@ Each gathers its options, makes one :class:`culpa.api.Workspace` call and prints
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -147,26 +149,82 @@ def _grow(node, items: list[dict], key: str) -> None:
 @handle_errors()
 def backtest(
     db: DbOption = None,
-    since: Annotated[str, typer.Option("--since", help="Mask labels from this day on.")] = "2018-01-01",
+    since: Annotated[str, typer.Option(
+        "--since", help="Score labelled events from this day on (masked: mask their labels; "
+                        "forward: the first step).")] = "2018-01-01",
     mask_fraction: Annotated[float, typer.Option("--mask-fraction")] = 0.2,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="masked: hide a share of labels and infer them; forward: attribute each "
+                       "step's events from a model that saw only the events before the step.")
+    ] = "masked",
+    until: Annotated[str | None, typer.Option(
+        "--until", help="forward: day after the last step (default: after the last event).")
+    ] = None,
+    step_days: Annotated[float, typer.Option(
+        "--step-days", help="forward: days per step.")] = 7.0,
+    refit_every: Annotated[int | None, typer.Option(
+        "--refit-every", help="forward: refit the parameters every N steps (in between the "
+                              "model is conditioned on every event before each step); "
+                              "default 4.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Reliability diagram (PNG).")] = None,
+    param: ParamOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Hide a share of known labels, infer them, and score the model against baselines."""
+    """Score the model against baselines: hide a share of known labels and infer them
+    (--mode masked), or attribute week by week from the past only (--mode forward)."""
     from rich.table import Table
 
-    with status(not json) as progress:
-        doc = workspace(db).backtest(since, mask_fraction, seed, plot=plot, progress=progress)
+    params = parse_params(param)
+    ws = workspace(db)
+    if mode == "forward":
+        with _step_progress(not json) as progress:
+            doc = ws.backtest(since, mask_fraction, seed, mode=mode, until=until,
+                              step_days=step_days, refit_every=refit_every, plot=plot,
+                              progress=progress, **params)
+    else:
+        with status(not json) as progress:
+            doc = ws.backtest(since, mask_fraction, seed, mode=mode, plot=plot,
+                              progress=progress, **params)
     if json:
         emit_json(doc)
         return
-    table = Table(title=f"{doc['n_scored']} masked events since {doc['since']} "
-                        f"({len(doc['classes'])} classes)")
+    if doc.get("mode") == "forward":
+        title = (f"{doc['n_scored']} events attributed forward from {doc['since']} to "
+                 f"{doc['until']}: {doc['n_steps']} steps of {doc['step_days']:g} days, "
+                 f"{doc['n_refits']} fits ({len(doc['classes'])} classes)")
+    else:
+        title = (f"{doc['n_scored']} masked events since {doc['since']} "
+                 f"({len(doc['classes'])} classes)")
+    table = Table(title=title)
     for col in ("", "top-1", "log-loss", "Brier", "ECE"):
         table.add_column(col, justify="right")
-    for name, s in {"model": doc["model"], **doc["baselines"]}.items():
+    rows = {"model": doc["model"], **doc["baselines"]}
+    if doc.get("combined"):
+        rows["model x gbm (geometric mean)"] = doc["combined"]
+    for name, s in rows.items():
         table.add_row(name, f"{s['top1']:.3f}", f"{s['log_loss']:.3f}", f"{s['brier']:.3f}",
                       f"{s['ece']:.3f}")
     out.print(table)
     out.print(f"fit: {doc['fit_seconds']:.1f} s" + (f"; reliability diagram -> {plot}" if plot else ""))
+
+
+@contextmanager
+def _step_progress(enabled: bool) -> Iterator[Callable]:
+    """A Rich progress bar over the forward backtest's steps (stderr; silent with --json)."""
+    from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from culpa.cli.common import err
+
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn(),
+                   TimeRemainingColumn(), console=err.real, transient=True,
+                   disable=not enabled or not err.is_terminal)
+    with bar:
+        task = bar.add_task("first fit", total=None)
+
+        def update(stage: str, done: int = 0, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=total, description=stage)
+
+        yield update

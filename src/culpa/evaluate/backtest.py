@@ -42,7 +42,8 @@ class BacktestResult:
         return {"n_scored": self.n_scored, "model": self.model, "baselines": self.baselines,
                 "combined": self.combined,
                 "fit_seconds": round(self.fit_seconds, 3), "classes": self.classes,
-                "since": self.since, "mask_fraction": self.mask_fraction, "seed": self.seed}
+                "since": self.since, "mask_fraction": self.mask_fraction, "seed": self.seed,
+                "mode": "masked"}
 
 
 def scoring_classes(events: pd.DataFrame, min_events: int) -> list[str]:
@@ -175,7 +176,10 @@ def plot_reliability(result: BacktestResult, path) -> None:
                 label=f"{name} (ECE {ece:.3f})")
     ax.set_xlabel("predicted probability of the top actor")
     ax.set_ylabel("share of events where that actor was right")
-    ax.set_title(f"Reliability: {result.n_scored} masked events since {result.since}")
+    what = ("masked events" if getattr(result, "mask_fraction", None) is not None
+            else f"events attributed forward, {result.since} to {result.until}")
+    ax.set_title(f"Reliability: {result.n_scored} {what}" + (
+        f" since {result.since}" if what == "masked events" else ""))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.legend(loc="upper left", fontsize=8)

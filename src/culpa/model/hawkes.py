@@ -553,6 +553,15 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
         p = self.predict_proba(queries)
         return np.asarray(self.actors_, dtype=object)[p.argmax(1)]
 
+    def with_history(self, events: pd.DataFrame) -> "HawkesAttributor":
+        """This fitted model (parameters, backgrounds, marks unchanged) with ``events`` it was
+        not fitted on added to the history its predictions count, e.g. the events since the
+        fit (labelled ones excite as labelled, the others with their predicted labels); see
+        :mod:`culpa.model.conditioned`. Returns a copy; ``self`` is unchanged."""
+        from culpa.model.conditioned import with_history
+
+        return with_history(self, events)
+
 
 def _normalise(logp: np.ndarray) -> np.ndarray:
     logp = logp - logp.max(1, keepdims=True)

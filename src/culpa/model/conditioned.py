@@ -1,0 +1,82 @@
+"""A fitted model conditioned on more history: its parameters, backgrounds and marks as fitted,
+its history (what ``predict_proba`` and ``explain`` count as earlier events) extended by events
+it was not fitted on — the live situation, where the model was fitted a while ago and the events
+since are known.
+
+Each added event excites as a fitted event would, ``Ex = Q alpha``: ``Q`` is one-hot for a
+labelled event of a process the model knows; an event labelled by an actor (or kind) the model
+has no process for excites none of them (as in :func:`culpa.model.forecast.history`); an
+unlabelled event (no known actor, or marked ``latent``) gets ``Q`` = the conditioned model's
+``predict_process_proba`` from the fitted events and the *labelled* added events strictly before
+it (the unlabelled added events do not inform one another's ``Q``). Nothing is refitted.
+
+The copy answers ``predict_proba``, ``predict_process_proba``, ``intensity_parts`` and
+``explain``; its branching structure (``chain``, ``parent_proba_``) and ``label_proba_`` remain
+the fit's own and are not extended.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+from culpa.model.fitted import check_fitted
+from culpa.model.frames import EventArrays
+
+
+def with_history(model, events: pd.DataFrame):
+    """A shallow copy of the fitted ``model`` whose history also holds ``events`` (the fit's
+    schema, ``latent`` honoured). Rows without a place, or with an id the model holds, are
+    skipped; the model itself is not changed."""
+    check_fitted(model)
+    ev = events[events["latitude"].notna() & events["longitude"].notna()]
+    held = set(map(str, model._ids))
+    ev = ev[~ev["id"].astype(str).isin(held)].reset_index(drop=True)
+    if len(ev) == 0:
+        return model
+    a = EventArrays.parse(ev)
+    t, u = a.dates_since(model.t0_)
+    x, y = model.projection_.forward(a.lat, a.lon)
+    prec = np.where(np.isnan(a.location_precision), model.min_bandwidth_km,
+                    a.location_precision)
+    K = len(model.processes_)
+    process = np.asarray(model.process_map_.index(
+        model.process_names(a.actor, a.event_type, a.target)))
+    known = a.labelled & (process >= 0)
+    Q = np.zeros((len(ev), K))
+    Q[known, process[known]] = 1.0
+    labels = np.where(known, process, -1).astype(np.int32)
+    codes = model._marks.encode(a.event_type, a.target, a.fatalities, a.location_precision)
+    mk = model._marks.kind_codes(codes).astype(np.int32)
+    added = dict(ids=a.ids, start=a.start.to_numpy(dtype="datetime64[s]"), t=t, u=u, x=x, y=y,
+                 s2=prec ** 2, Q=Q, labels=labels, mk=mk)
+    out = _extended(model, added, a.labelled)
+    latent = np.flatnonzero(~a.labelled)
+    if len(latent):
+        Q[latent] = out.predict_process_proba(ev.iloc[latent])
+        out = _extended(model, added, np.ones(len(ev), bool))
+    out.n_history_added_ = len(ev)
+    return out
+
+
+def _extended(model, added: dict, rows: np.ndarray):
+    """A copy of ``model`` with the ``rows`` of ``added`` merged into its history, in time
+    order (stable: the fitted events first on ties)."""
+    out = copy.copy(model)
+    old = dict(ids=model._ids, start=model._start, t=model._t, u=model._u, x=model._x,
+               y=model._y, s2=model._s2, Q=model._Q, labels=model._lab, mk=model._mk)
+    merged = {k: np.concatenate([np.asarray(old[k]), np.asarray(added[k])[rows]])
+              for k in old}
+    order = np.argsort(merged["t"], kind="stable")
+    c = np.ascontiguousarray
+    m = {k: c(v[order]) for k, v in merged.items()}
+    out._ids, out._start, out._t, out._u = m["ids"], m["start"], m["t"], m["u"]
+    out._x, out._y, out._s2 = m["x"], m["y"], m["s2"]
+    out._Q, out._lab, out._mk = m["Q"], m["labels"].astype(np.int32), m["mk"].astype(np.int32)
+    out._Ex = c(out._Q @ model.alpha_)
+    out._grid = None  # the query index over the longer history is rebuilt on first use
+    out._pairs = None
+    out._w = None
+    return out

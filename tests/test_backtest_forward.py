@@ -1,0 +1,176 @@
+"""`culpa backtest --mode forward`: each step's events attributed from the past only, on the real
+Iraq extract (2016 on, where IS and the PKK act)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from culpa.api import Workspace
+from culpa.errors import InputError
+from culpa.evaluate.forward_backtest import run_forward_backtest
+from culpa.events.schema import is_labelled
+from culpa.events.store import Store
+from culpa.model.hawkes import HawkesAttributor
+from helpers import UCDP_IRAQ, culpa, culpa_json
+
+SINCE, UNTIL = "2017-03-01", "2017-03-22"  # three weekly steps
+
+
+@pytest.fixture(scope="module")
+def iraq_db(tmp_path_factory):
+    """A store of the Iraq extract from 2016 on (rows of the bundled file, as UCDP gives them)."""
+    tmp = tmp_path_factory.mktemp("forward")
+    src = tmp / "ged_iraq_2016_2018.csv"
+    with open(UCDP_IRAQ, newline="", encoding="utf-8") as f, open(src, "w", newline="",
+                                                                 encoding="utf-8") as g:
+        rows = csv.DictReader(f)
+        w = csv.DictWriter(g, fieldnames=rows.fieldnames)
+        w.writeheader()
+        for r in rows:
+            if not r["id"].startswith("#") and r["date_start"] >= "2016-01-01":
+                w.writerow(r)
+    db = tmp / "iraq.duckdb"
+    culpa_json("ingest", src, "--db", db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def events(iraq_db):
+    with Store(iraq_db, read_only=True) as store:
+        return store.events_frame()
+
+
+def small_model():
+    return HawkesAttributor(max_iter=10)
+
+
+def forward(events, **kw):
+    fitted = []
+
+    def factory():
+        fitted.append(small_model())
+        return fitted[-1]
+
+    r = run_forward_backtest(events, SINCE, UNTIL, step_days=7, refit_every=2,
+                             model_factory=factory, **kw)
+    return r, fitted
+
+
+@pytest.fixture(scope="module")
+def result(events):
+    return forward(events)
+
+
+def test_with_history_counts_added_events_as_fitted_ones_excite(events):
+    """Adding a copy of every fitted event (new ids) doubles the triggered intensity exactly and
+    leaves the background alone: the added history excites as the fitted one does."""
+    train = events[events["time_start"] < pd.Timestamp(SINCE)]
+    model = small_model().fit(train)
+    twice = model.with_history(train.assign(id=train["id"] + ":copy"))
+    t = np.array([415.0, 420.0, 421.5])
+    lat, lon = np.array([36.34, 36.2, 35.5]), np.array([43.13, 43.3, 44.0])
+    b1, g1 = model.intensity_parts(t, lat, lon)
+    b2, g2 = twice.intensity_parts(t, lat, lon)
+    assert g1.max() > 0
+    np.testing.assert_allclose(b2, b1)
+    np.testing.assert_allclose(g2, 2 * g1, rtol=1e-9, atol=1e-30)
+    assert len(model.fitted_events_.ids) == len(train)  # the model itself is unchanged
+
+
+def test_every_fit_and_every_history_precede_its_step(events, result):
+    r, fitted = result
+    starts = [pd.Timestamp(s["start"]) for s in r.steps]
+    refits = [S for S, s in zip(starts, r.steps) if s["refit"]]
+    assert len(fitted) == len(refits) == r.n_refits == 2
+    for model, S in zip(fitted, refits):
+        assert pd.Timestamp(model.fitted_events_.start.max()) < S
+    # every scored event is of its own step, and none was in a fit
+    ev = events.set_index("id")
+    when = pd.to_datetime(ev.loc[list(r.ids), "time_start"]).to_numpy()
+    for i, S in enumerate(starts):
+        mine = when[r.step_of == i]
+        assert len(mine) and (mine >= S).all() and (mine < S + pd.Timedelta(days=7)).all()
+        used = fitted[sum(s["refit"] for s in r.steps[:i + 1]) - 1]  # the last refit
+        assert not set(map(str, used.fitted_events_.ids)) & set(r.ids[r.step_of == i])
+
+
+def test_no_label_of_a_step_or_after_it_changes_its_probabilities(events, result):
+    """Shuffle the labels of every event from the second step on: the probabilities of the first
+    two steps (model and baselines) do not move; the first step's labels do reach the later."""
+    r, _ = result
+    cut = pd.Timestamp(r.steps[1]["start"])
+    rng = np.random.default_rng(7)
+    later = np.flatnonzero(is_labelled(events) & (events["time_start"] >= cut).to_numpy())
+    shuffled = events.copy()
+    actors = shuffled["actor"].to_numpy(dtype=object).copy()
+    actors[later] = rng.permutation(actors[later])
+    assert (actors[later] != events["actor"].to_numpy(dtype=object)[later]).any()
+    shuffled["actor"] = actors
+    r2, _ = forward(shuffled)
+    assert list(r2.ids) == list(r.ids)
+    early = r.step_of <= 1
+    for name in r.proba:
+        np.testing.assert_allclose(r2.proba[name][early], r.proba[name][early], rtol=1e-9,
+                                   err_msg=name)
+    # and the shuffle does reach the third step's history (so the check above could fail)
+    third = r.step_of == 2
+    assert any(not np.allclose(r2.proba[n][third], r.proba[n][third]) for n in r.proba)
+
+
+def test_the_json_has_the_masked_layout_and_the_forward_keys(result):
+    r, _ = result
+    doc = r.to_dict()
+    masked_keys = {"n_scored", "model", "baselines", "combined", "fit_seconds", "classes",
+                   "since", "mask_fraction", "seed", "mode"}
+    assert masked_keys <= set(doc)
+    assert doc["mode"] == "forward" and doc["mask_fraction"] is None
+    assert doc["since"] == SINCE and doc["until"] == UNTIL
+    assert doc["step_days"] == 7 and doc["n_steps"] == 3 and doc["refit_every"] == 2
+    assert doc["n_scored"] == sum(s["n_scored"] for s in doc["steps"]) > 10
+    assert set(doc["baselines"]) == {"admin1_majority", "knn", "gbm"}
+    for scores in [doc["model"], doc["combined"], *doc["baselines"].values()]:
+        assert set(scores) == {"top1", "log_loss", "brier", "ece"}
+    assert "refit every 2 steps" in doc["scheme"]
+    assert doc["model"]["top1"] > 0.8  # IS and the PKK hold apart ground
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"until": "2017-02-01"}, "until"),
+    ({"until": SINCE}, "until"),
+    ({"step_days": 0}, "step_days"),
+    ({"step_days": -7}, "step_days"),
+    ({"refit_every": 0}, "refit_every"),
+    ({"since": "2030-01-01", "until": "2030-02-01"}, "since"),
+    ({"mode": "sideways"}, "mode"),
+])
+def test_bad_arguments_name_themselves(iraq_db, kwargs, field):
+    args = {"since": SINCE, "mode": "forward"} | kwargs
+    with pytest.raises(InputError) as e:
+        Workspace(iraq_db).backtest(**args)
+    assert e.value.field == field
+
+
+def test_cli_forward_json(iraq_db):
+    doc = culpa_json("backtest", "--db", iraq_db, "--mode", "forward", "--since", SINCE,
+                     "--until", "2017-03-15", "--refit-every", "1", "--param", "max_iter=5")
+    assert doc["mode"] == "forward" and doc["n_steps"] == 2 and doc["n_refits"] == 2
+    assert doc["n_scored"] > 5 and 0 <= doc["model"]["ece"] <= 1
+
+
+@pytest.mark.parametrize("args, flag", [
+    (("--step-days", "0"), "--step-days"),
+    (("--until", "2017-01-01"), "--until"),
+    (("--since", "2031-01-01", "--until", "2031-02-01"), "--since"),
+])
+def test_cli_forward_bad_arguments_exit_2_naming_the_flag(iraq_db, args, flag):
+    proc = culpa("backtest", "--db", iraq_db, "--mode", "forward", "--since", SINCE, *args,
+                 "--json")
+    assert proc.returncode == 2, proc.stderr
+    import json
+
+    err = json.loads(proc.stdout)
+    assert flag in json.dumps(err)
