@@ -1,62 +1,211 @@
-"""Attribution backtest on the shared UCDP Syria extract, over several seeds and splits.
+"""Attribution backtests on the shared UCDP extracts: masked (several seeds) and forward.
 
-    python benchmarks/bench_backtest.py [--seeds 0 1 2] [--since 2018-01-01] [--params JSON]
+    python benchmarks/bench_backtest.py [--only syria iraq forward] [--seeds 0 1 2 3 4]
+        [--params JSON] [--forward-splits syria iraq] [--refit-every 4] [--summary-only]
 
-Each run is exactly ``culpa backtest --since D --mask-fraction 0.2 --seed N``: the model and the
-three baselines scored on the same masked events. ``--params`` sets HawkesAttributor parameters
-(to measure a candidate change beside the defaults). Writes benchmarks/results/backtest.json,
-keyed by split, seed and parameters, merged with earlier runs.
+- ``syria``: ``culpa backtest --since 2018-01-01 --mask-fraction 0.2 --seed N`` on the Syria
+  extract (``../shared/data/ucdp/ged_syria_2016_2018.csv``), one run per seed;
+- ``iraq``: the same with ``--since 2016-01-01`` on the Iraq extract
+  (``ged_iraq_1989_2018_hdx.csv``), one run per seed;
+- ``forward``: ``culpa backtest --mode forward --since D --step-days 7`` on Syria (since
+  2018-01-01) and Iraq (since 2016-01-01), to the end of each extract; the spread reported for
+  a forward run is over its quarters (13 steps each): it has no seed to vary.
+
+The model is culpa's default attributor (``Workspace.attributor``) with ``--params``. Every run
+is stored in benchmarks/results/backtest.json under ``runs`` (keyed by file, split, seed and
+parameters, merged with earlier runs; each with the command, the load average before and after
+and its wall and CPU seconds), and ``summary`` is rebuilt from all stored runs of each split and
+parameter set: mean and spread (sample standard deviation, min, max) over seeds of top-1,
+log-loss, Brier and ECE for the model, the geometric mean of model and trees (``combined``) and
+every baseline. The full run takes long (a Syria fit is ~30-90 s, a forward year ~13 refits):
+run it in parts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from culpa.evaluate import metrics
 from culpa.evaluate.backtest import run_backtest
+from culpa.evaluate.forward_backtest import default_model_factory, run_forward_backtest
 from culpa.events.store import Store
-from culpa.model.hawkes import HawkesAttributor
+from culpa.model.combiner import GeometricCombiner
 
 HERE = Path(__file__).resolve().parent
-SYRIA = HERE.parents[1] / "shared" / "data" / "ucdp" / "ged_syria_2016_2018.csv"
+DATA = HERE.parents[1] / "shared" / "data" / "ucdp"
 RESULTS = HERE / "results" / "backtest.json"
+SPLITS = {"syria": (DATA / "ged_syria_2016_2018.csv", "2018-01-01"),
+          "iraq": (DATA / "ged_iraq_1989_2018_hdx.csv", "2016-01-01")}
+METRICS = ("top1", "log_loss", "brier", "ece")
+QUARTER_STEPS = 13
+
+
+def load_events(path: Path, tmp: str):
+    db = Path(tmp) / f"{path.stem}.duckdb"
+    with Store(db) as store:
+        store.ingest([path])
+        return store.events_frame()
+
+
+def stamp(t0: float, c0: float, load0) -> dict:
+    return {"seconds": round(time.perf_counter() - t0, 1),
+            "cpu_seconds": round(time.process_time() - c0, 1),
+            "load_average_before": [round(v, 2) for v in load0],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def line(key: str, doc: dict) -> str:
+    def f(s):
+        return f"{s['top1']:.3f}/{s['log_loss']:.3f}/{s['ece']:.3f}"
+
+    parts = [f"model {f(doc['model'])}"]
+    if doc.get("combined"):
+        parts.append(f"combined {f(doc['combined'])}")
+    parts += [f"{n} {f(s)}" for n, s in doc["baselines"].items()]
+    return f"{key}: " + "  ".join(parts)
+
+
+def masked(name: str, events, seeds, params: dict, runs: dict, save) -> None:
+    path, since = SPLITS[name]
+    for seed in seeds:
+        t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
+        r = run_backtest(events, since, 0.2, seed, model=default_model_factory(**params))
+        key = f"{path.name} since={since} seed={seed} params={json.dumps(params)}"
+        runs[key] = {**r.to_dict(), "params": params, "split": name, **stamp(t0, c0, load0)}
+        print(line(key, runs[key]), flush=True)
+        save()
+
+
+def quarters(r) -> list[dict]:
+    """Scores of each block of 13 steps (a quarter with weekly steps), for the spread."""
+    out = []
+    for q in range(0, r.n_steps, QUARTER_STEPS):
+        sel = (r.step_of >= q) & (r.step_of < q + QUARTER_STEPS)
+        if sel.sum() < 10:
+            continue
+        comb = GeometricCombiner().predict_proba([r.proba["model"][sel], r.proba["gbm"][sel]])
+        out.append({"first_step": r.steps[q]["start"], "n_scored": int(sel.sum()),
+                    **{n: metrics.score(p[sel], r.y[sel]) for n, p in r.proba.items()},
+                    "combined": metrics.score(comb, r.y[sel])})
+    return out
+
+
+def forward(name: str, events, params: dict, refit_every: int, runs: dict, save) -> None:
+    path, since = SPLITS[name]
+    t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
+
+    def tick(done, total, description):
+        print(f"  {name} forward step {done}/{total} {description} "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    r = run_forward_backtest(events, since, None, 7.0, refit_every, 0,
+                             model_factory=lambda: default_model_factory(**params),
+                             progress=tick)
+    key = (f"{path.name} forward since={since} step_days=7 refit_every={refit_every} "
+           f"params={json.dumps(params)}")
+    doc = r.to_dict()
+    doc["quarters"] = quarters(r)
+    runs[key] = {**doc, "params": params, "split": f"{name} forward", **stamp(t0, c0, load0)}
+    print(line(key, runs[key]), flush=True)
+    save()
+
+
+def spread(values: list[float]) -> dict:
+    v = np.asarray(values, float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max())}
+
+
+def summarise(runs: dict) -> dict:
+    """Per split and parameter set: mean and spread over seeds (masked) or quarters (forward)."""
+    groups: dict[str, list[dict]] = {}
+    for key, run in runs.items():
+        if "seed=" in key and " forward " not in key:
+            split = key.split(" seed=")[0]
+        elif " forward " in key:
+            split = key.split(" params=")[0]
+        else:
+            continue
+        groups.setdefault(f"{split} params={json.dumps(run.get('params', {}))}", []).append(run)
+    out = {}
+    for g, rs in sorted(groups.items()):
+        if " forward " in g:
+            r = rs[-1]
+            samples = r.get("quarters") or []
+            names = ["model", *r["baselines"]] + (["combined"] if r.get("combined") else [])
+            entry = {"over": "quarters of the forward run", "n": len(samples),
+                     "n_scored": r["n_scored"], "date": r.get("date"),
+                     "all_steps": {n: (r[n] if n in ("model", "combined") else
+                                       r["baselines"][n]) for n in names}}
+            for n in names:
+                entry[n] = ({m: spread([q[n][m] for q in samples]) for m in METRICS}
+                            if samples else None)
+            out[g] = entry
+            continue
+        names = ["model", "combined", *rs[0]["baselines"]]
+        entry = {"over": "seeds", "n": len(rs), "seeds": sorted(r["seed"] for r in rs),
+                 "n_scored": rs[0]["n_scored"],
+                 "dates": sorted({r.get("date", "?") for r in rs})}
+        for n in names:
+            vals = [(r.get(n) if n in ("model", "combined") else r["baselines"].get(n))
+                    for r in rs]
+            vals = [v for v in vals if v]
+            entry[n] = {m: spread([v[m] for v in vals]) for m in METRICS} if vals else None
+        out[g] = entry
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--since", nargs="+", default=["2018-01-01"])
-    ap.add_argument("--mask-fraction", type=float, default=0.2)
-    ap.add_argument("--params", default="{}", help="HawkesAttributor parameters as JSON")
-    ap.add_argument("--data", type=Path, default=SYRIA)
+    ap.add_argument("--only", nargs="+", choices=("syria", "iraq", "forward"),
+                    default=["syria", "iraq", "forward"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--forward-splits", nargs="+", choices=tuple(SPLITS),
+                    default=list(SPLITS))
+    ap.add_argument("--refit-every", type=int, default=4)
+    ap.add_argument("--params", default="{}", help="model parameters as JSON")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="rebuild the summary from the stored runs; run nothing")
     args = ap.parse_args()
     params = json.loads(args.params)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     runs = results.setdefault("runs", {})
-    results["machine"] = {"python": platform.python_version(), "platform": platform.platform()}
+    results["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
+                          "cpus": os.cpu_count()}
+
+    def save() -> None:
+        results["summary"] = summarise(runs)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+    if args.summary_only:
+        save()
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.duckdb"
-        with Store(db) as store:
-            store.ingest([args.data])
-            events = store.events_frame()
-        for since in args.since:
-            for seed in args.seeds:
-                t0 = time.perf_counter()
-                r = run_backtest(events, since, args.mask_fraction, seed,
-                                 model=HawkesAttributor(**params))
-                key = f"{args.data.name} since={since} seed={seed} params={json.dumps(params)}"
-                runs[key] = {**r.to_dict(), "params": params, "seconds": round(
-                    time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d %H:%M")}
-                m, c, b = r.model, r.combined, r.baselines
-                print(f"{key}: model {m['top1']:.3f}/{m['log_loss']:.3f}/{m['ece']:.3f}  "
-                      f"combined {c['top1']:.3f}/{c['log_loss']:.3f}/{c['ece']:.3f}  "
-                      + "  ".join(f"{n} {s['top1']:.3f}/{s['log_loss']:.3f}/{s['ece']:.3f}"
-                                  for n, s in b.items()), flush=True)
-                RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        cache: dict[str, object] = {}
+
+        def events(name):
+            if name not in cache:
+                cache[name] = load_events(SPLITS[name][0], tmp)
+            return cache[name]
+
+        for name in ("syria", "iraq"):
+            if name in args.only:
+                masked(name, events(name), args.seeds, params, runs, save)
+        if "forward" in args.only:
+            for name in args.forward_splits:
+                forward(name, events(name), params, args.refit_every, runs, save)
+    save()
 
 
 if __name__ == "__main__":

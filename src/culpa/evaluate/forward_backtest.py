@@ -56,10 +56,11 @@ SCHEME = ("refit every {refit_every} steps on all events before the step (warm-s
 
 
 def default_model_factory(**params):
-    """culpa's default attributor, unfitted (what ``culpa fit`` fits)."""
-    from culpa.model.hawkes import HawkesAttributor
+    """culpa's default attributor, unfitted (what ``culpa fit`` fits): ``culpa.model``'s
+    ``DefaultAttributor`` where it names one, else the Hawkes model."""
+    import culpa.model
 
-    return HawkesAttributor(**params)
+    return getattr(culpa.model, "DefaultAttributor", culpa.model.HawkesAttributor)(**params)
 
 
 @dataclass
