@@ -132,6 +132,42 @@ def test_one_model_serves_many_threads(ws):
     assert not errors and got == [want] * 8
 
 
+def test_a_lent_store_handle_serves_every_read(ws, tmp_path):
+    """``Workspace(reader=...)``: a process holding the store open (the server) lends that
+    handle, and every read (events, stats, the case context, model keys) goes through it.
+    The Workspace's own file here is an empty store, so a read that went around the reader
+    would show."""
+    from contextlib import contextmanager
+
+    from culpa import Workspace
+    from culpa.events.store import Store
+
+    empty = tmp_path / "empty.duckdb"
+    Store(empty).close()
+    held = Store(ws.db, read_only=True)
+    lent = []
+
+    @contextmanager
+    def lend():
+        lent.append(1)
+        yield held
+
+    try:
+        other = Workspace(empty, model_dir=ws.model_dir, reader=lend)
+        assert other.stats() == ws.stats() and other.count() == ws.count() > 0
+        assert other.events(since="2018-01-01", limit=5) == ws.events(since="2018-01-01",
+                                                                        limit=5)
+        before = len(lent)
+        doc = other.case(DEMO_CASE)
+        assert len(lent) > before
+        want = ws.case(DEMO_CASE)
+        assert same(doc) == same(want) and doc["n_window_events"] > 0
+    finally:
+        held.close()
+    with pytest.raises(TypeError, match="reader"):
+        Workspace(empty, reader=held)
+
+
 def test_events_are_paged_with_a_total(ws):
     page = ws.events(since="2018-01-01", actor="IS", limit=5, offset=5)
     assert page["total"] > 100 and len(page["events"]) == 5

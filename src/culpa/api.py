@@ -119,12 +119,27 @@ class Workspace:
     ``db``: the DuckDB store (default :func:`default_db`). ``model_dir``: where keyed models are
     saved (default ``STORE.models`` beside the store; when it cannot be written, models are
     kept in memory only).
+
+    ``reader``: how the Workspace reads the store: a callable taking no arguments that returns
+    a context manager giving a read-only :class:`culpa.events.store.Store` of ``db`` for one
+    read. By default each read opens the file read-only and closes it afterwards. A process
+    that keeps the store open lends its handle here instead: ``culpa serve`` holds the file
+    read-only for its whole life (so that a ``culpa ingest`` from another process is refused)
+    and must not open and close other handles on it, since closing one can drop the
+    process's file lock; its reader hands out the held handle, one thread at a time. Every
+    read the Workspace makes goes through ``reader``; ingests open the store for writing
+    themselves.
     """
 
-    def __init__(self, db: str | Path | None = None, *, model_dir: str | Path | None = None):
+    def __init__(self, db: str | Path | None = None, *, model_dir: str | Path | None = None,
+                 reader: Callable[[], Any] | None = None):
         self.db = Path(db) if db is not None else default_db()
         self.model_dir = (Path(model_dir) if model_dir is not None
                           else self.db.with_name(self.db.name + ".models"))
+        if reader is not None and not callable(reader):
+            raise TypeError(f"reader must be a callable returning a context manager, not "
+                            f"{type(reader).__name__}")
+        self._reader = reader
         self._lock = threading.RLock()
         self._models: OrderedDict[str, _Loaded] = OrderedDict()
         self._key_locks: dict[str, threading.Lock] = {}
@@ -135,10 +150,13 @@ class Workspace:
     # ------------------------------------------------------------------------------------------
     # the store
 
-    def _store(self, read_only: bool = True):
+    def _store(self):
+        """A context manager giving a read-only Store for one read (see ``reader``)."""
+        if self._reader is not None:
+            return self._reader()
         from culpa.events.store import Store
 
-        return Store(self.db, read_only=read_only)
+        return Store(self.db, read_only=True)
 
     def stats(self) -> dict:
         """What the store holds (``culpa stats --json``): events, dates, sources, actors."""
@@ -484,7 +502,7 @@ class Workspace:
             return loaded.model, loaded.lock
 
         doc = case_document(the_case, self.db if self.db.exists() else None,
-                            model_for=model_for)
+                            model_for=model_for, reader=self._store)
         if html is not None:
             from culpa.report.html import render_case_report
 

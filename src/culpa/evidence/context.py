@@ -50,12 +50,13 @@ def case_window(case: Case) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def incident_context(case: Case, db: Path | None, model_for: ModelFor | None = None,
-                     top: int = 10) -> IncidentContext:
+                     top: int = 10, reader=None) -> IncidentContext:
     """Read the window before the incident from the store; when it holds enough events, take
     the model ``model_for()`` gives for that window and read off the prior and its reasons.
 
     Without ``model_for`` the model is the one :class:`culpa.api.Workspace` keys to the window
-    (loaded when saved beside the store, else fitted and saved)."""
+    (loaded when saved beside the store, else fitted and saved). ``reader()`` gives the
+    read-only store to read (a Workspace's ``reader``); by default the file is opened."""
     from culpa.events.store import Store
 
     if model_for is None:
@@ -64,7 +65,7 @@ def incident_context(case: Case, db: Path | None, model_for: ModelFor | None = N
     if db is None or not Path(db).exists():
         return IncidentContext(note="no store: hypotheses without an explicit prior share equally")
     start, until = case_window(case)
-    with Store(db, read_only=True) as store:
+    with (reader() if reader is not None else Store(db, read_only=True)) as store:
         aliases = store.alias_table()
         events = store.events_frame(since=start, until=until)
     ctx = IncidentContext(aliases=aliases, n_window_events=len(events), window_events=events,
@@ -141,18 +142,18 @@ def context_key(case: Case) -> tuple:
 
 
 def case_document(case: Case, db: Path | None, ctx: IncidentContext | None = None,
-                  model_for: ModelFor | None = None) -> dict:
+                  model_for: ModelFor | None = None, reader=None) -> dict:
     """The `culpa case --json` document, with the context the report draws on.
 
     ``ctx`` is the incident's context when the caller already has it (the same incident and
     window: :func:`context_key`), so an edit of the hypotheses or items needs no new fit;
-    else it is read with ``model_for`` (see :func:`incident_context`)."""
+    else it is read with ``model_for`` and ``reader`` (see :func:`incident_context`)."""
     from culpa.data import UCDP_CREDIT
     from culpa.evidence.analysis import analyse
     from culpa.evidence.case import hypothesis_priors
 
     if ctx is None:
-        ctx = incident_context(case, db, model_for)
+        ctx = incident_context(case, db, model_for, reader=reader)
     prior = hypothesis_priors(case, ctx.model_prior, resolve=ctx.aliases.resolve)
     result = analyse(case, prior)
     doc = result.to_dict()

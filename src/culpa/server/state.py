@@ -42,14 +42,13 @@ class Engine:
         self.db, self.jobs = Path(db), jobs
         if not self.db.exists():
             Store(self.db).close()  # an empty store, ready for POST /api/ingest
-        self.ws = Workspace(self.db)
         # Readers share the store; an ingest has it alone.
         self._rw = _ReadWrite()
         self._hold = Store(self.db, read_only=True)
         # The Workspace's reads borrow the held handle (one thread at a time) instead of opening
         # and closing their own: closing another handle on the file can drop the process's lock.
         self._con = threading.Lock()
-        self.ws._store = self._borrow
+        self.ws = Workspace(self.db, reader=self._borrow)
         from culpa.events.schema import EVENT_COLUMNS
 
         self._columns = [c for c in EVENT_COLUMNS if c != "record"]  # the record: GET one event
@@ -63,14 +62,10 @@ class Engine:
                 self.fit_job = exc.job_id
 
     @contextmanager
-    def _borrow_cm(self):
+    def _borrow(self):
+        """The Workspace's reader: the held read-only handle, one thread at a time."""
         with self._con:
             yield self._hold
-
-    def _borrow(self, read_only: bool = True):
-        from culpa.events.store import Store
-
-        return self._borrow_cm() if read_only else Store(self.db)
 
     # -- models -------------------------------------------------------------------------
 
