@@ -57,3 +57,19 @@ def store_fingerprint(db) -> tuple:
             .fetchone()
     finally:
         con.close()
+
+
+def without_dac_override() -> None:
+    """For ``subprocess``'s ``preexec_fn``: as root, run the child without CAP_DAC_OVERRIDE
+    and CAP_DAC_READ_SEARCH, so that file modes bind it as they bind an ordinary user (the
+    suite runs as root in CI, where a chmod alone tests nothing). The capabilities leave the
+    bounding set; root's permitted set after exec is that set (its inheritable set is empty).
+    Does nothing for an ordinary user."""
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")

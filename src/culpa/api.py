@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from culpa.errors import AnalysisError, InputError
+from culpa.errors import AnalysisError, IngestInterrupted, InputError
 
 #: Progress callbacks are called as ``progress(stage, done, total)``; ``total`` may be None.
 Progress = Callable[[str, int, "int | None"], None]
@@ -232,7 +232,10 @@ class Workspace:
                                        alias_files=[Path(a) for a in aliases],
                                        mapping=dict(mapping) if mapping else None,
                                        progress=progress)
-        return report.to_dict() | {"db": str(self.db), "events_in_store": n_total}
+        try:
+            return report.to_dict() | {"db": str(self.db), "events_in_store": n_total}
+        except KeyboardInterrupt:  # the events are in: say so (ingest_files says it inside)
+            raise IngestInterrupted(committed=True, report=report) from None
 
     # ------------------------------------------------------------------------------------------
     # which model answers

@@ -37,3 +37,20 @@ class AnalysisError(CulpaError):
     """The input was fine but the analysis could not be carried out (e.g. too little data)."""
 
     exit_code = 1
+
+
+class IngestInterrupted(CulpaError):
+    """An ingest was interrupted (Ctrl-C); ``committed`` says whether its events were kept.
+    ``report``: the ingest's report (anything with ``added``), when it committed."""
+
+    exit_code = 130
+
+    def __init__(self, committed: bool, report=None):
+        self.committed, self.report = committed, report
+        if committed:
+            added = report.added if report is not None else 0
+            message = (f"interrupted after the ingest was committed: its {added:,} new events "
+                       f"are in the store")
+        else:
+            message = "interrupted: nothing was ingested, the store is as it was"
+        super().__init__(message)

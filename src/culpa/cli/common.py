@@ -117,8 +117,20 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-#: Whether the verb of this process has finished its work (see ``run``).
-_VERB = {"done": False}
+#: Whether the verb of this process has finished its work, and whether an interrupt has been
+#: reported already (see ``run``).
+_VERB = {"started": False, "done": False, "reported": False}
+
+
+def say_interrupted(text: str) -> None:
+    """Report a Ctrl-C on stderr plainly, not through the Rich console: the interrupt may have
+    landed while that console was drawing (a progress bar), leaving it holding its output."""
+    _VERB["reported"] = True
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def handle_errors(json_flag_name: str = "json", fields: dict[str, str] | None = None
@@ -135,6 +147,7 @@ def handle_errors(json_flag_name: str = "json", fields: dict[str, str] | None = 
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            _VERB["started"] = True
             try:
                 out = fn(*args, **kwargs)
                 _VERB["done"] = True
@@ -142,7 +155,7 @@ def handle_errors(json_flag_name: str = "json", fields: dict[str, str] | None = 
             except CulpaError as exc:
                 _report(_as_flag(exc, flags), exc.exit_code, kwargs.get(json_flag_name, False))
             except KeyboardInterrupt:
-                err.print("[red]interrupted[/red]")
+                say_interrupted("interrupted")
                 raise typer.Exit(130) from None
             except (typer.Exit, typer.Abort, SystemExit):
                 raise
@@ -192,6 +205,7 @@ def run(args: list[str] | None = None) -> None:
     """Run the app. Usage errors (an unknown option, a missing or out-of-range value) exit 2
     as usual; with ``--json`` among the arguments they also print the JSON error document."""
     args = sys.argv[1:] if args is None else list(args)
+    _VERB.update(started=False, done=False, reported=False)
     try:
         code = app(args=args, prog_name="culpa", standalone_mode=False)
     except ClickException as exc:
@@ -203,10 +217,14 @@ def run(args: list[str] | None = None) -> None:
         err.print("[red]aborted[/red]")
         _exit(1)
     except KeyboardInterrupt:  # outside a verb: the verbs report their own
+        code = 130
+    # typer also turns a Ctrl-C outside the verb (while it builds the command line, parses the
+    # arguments or tidies up after the verb) into exit 130, without a word
+    if code == 130 and not _VERB["reported"]:
         if _VERB["done"]:  # it had done its work and said so: that is the outcome
             _exit(0)
-        err.print("[red]interrupted[/red] before the command started: nothing was done")
-        _exit(130)
+        say_interrupted("interrupted" if _VERB["started"] else
+                        "interrupted before the command started: nothing was done")
     _exit(code if isinstance(code, int) else 0)
 
 
@@ -230,6 +248,9 @@ def _report(exc: Exception, code: int, as_json: bool) -> None:
             if val is not None:
                 doc[key] = val
         emit_json(doc)
+    if code == 130:  # an interrupt (IngestInterrupted): the console may be mid-drawing
+        say_interrupted(f"error: {exc}")
+        raise typer.Exit(code)
     from rich.markup import escape
 
     err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)

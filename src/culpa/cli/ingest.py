@@ -10,7 +10,7 @@ import typer
 
 from culpa.cli.common import (DbOption, JsonOption, app, emit_json, err, handle_errors,
                                out, workspace)
-from culpa.errors import InputError
+from culpa.errors import IngestInterrupted, InputError
 
 
 def alias_files(explicit: list[Path] | None) -> list[Path]:
@@ -40,6 +40,23 @@ def ingest(
     Re-reading a file adds nothing; any bad row aborts the whole ingest and leaves the store
     as it was.
     """
+    # Ctrl-C inside the ingest is reported by it (IngestInterrupted: committed or not); one
+    # that lands here came before it began (nothing was done) or after it returned (done).
+    done: dict = {}
+    try:
+        _ingest(files, format, db, aliases, mapping, mapping_file, json, done)
+    except KeyboardInterrupt:
+        if "doc" not in done:
+            raise IngestInterrupted(committed=False) from None
+        raise IngestInterrupted(committed=True, report=_Added(done["doc"]["added"])) from None
+
+
+class _Added:
+    def __init__(self, added: int):
+        self.added = added
+
+
+def _ingest(files, format, db, aliases, mapping, mapping_file, json, done: dict) -> None:
     from culpa.cli.progress import byte_progress
     from culpa.events import readers
 
@@ -54,8 +71,8 @@ def ingest(
     ws = workspace(db)
     total = sum(f.stat().st_size for f in files if f.is_file())
     with byte_progress("ingesting", total, enabled=not json) as advance:
-        doc = ws.ingest(files, format, aliases=alias_files(aliases), mapping=col_map,
-                        progress=advance)
+        done["doc"] = doc = ws.ingest(files, format, aliases=alias_files(aliases),
+                                      mapping=col_map, progress=advance)
     if json:
         emit_json(doc)
         return

@@ -17,6 +17,7 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from culpa.errors import CulpaError, InputError
+from culpa.errors import IngestInterrupted, InputError
 from culpa.events.actors import AliasTable
 from culpa.events.schema import EVENT_COLUMNS, RECORD_COLUMNS_KEY, duckdb_columns, record_layout
 
@@ -41,21 +42,6 @@ _NO_EXTENSIONS = {"autoload_known_extensions": False, "autoinstall_known_extensi
 _FOREIGN = ((b"SQLite format 3\x00", "a SQLite database"), (b"PAR1", "a Parquet file"),
             (b"\x1f\x8b", "a gzip file"), (b"PK\x03\x04", "a zip file"))
 
-
-class IngestInterrupted(CulpaError):
-    """The ingest was interrupted (Ctrl-C); ``committed`` says whether its events were kept."""
-
-    exit_code = 130
-
-    def __init__(self, committed: bool, report: IngestReport | None = None):
-        self.committed, self.report = committed, report
-        if committed:
-            added = report.added if report is not None else 0
-            message = (f"interrupted after the ingest was committed: its {added:,} new events "
-                       f"are in the store")
-        else:
-            message = "interrupted: nothing was ingested, the store is as it was"
-        super().__init__(message)
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -339,6 +325,22 @@ def _check_store_file(path: Path) -> None:
         raise InputError(f"not a culpa store ({what})", file=str(path))
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse, before reading any input, a store that could not be written: a read-only file,
+    or a folder where the store or the write-ahead log DuckDB keeps beside it cannot be made
+    (checked with the process's effective permissions)."""
+    folder = path.parent
+    effective = os.access in os.supports_effective_ids
+    if not folder.is_dir():
+        raise InputError(f"cannot create the store: no such folder {folder}", file=str(path))
+    if path.exists() and not os.access(path, os.W_OK, effective_ids=effective):
+        raise InputError("cannot write to the store: the file is read-only", file=str(path))
+    if not os.access(folder, os.W_OK | os.X_OK, effective_ids=effective):
+        raise InputError(f"cannot write to the store: its folder {folder} is not writable (the "
+                         f"store and the log DuckDB keeps beside it are written there)",
+                         file=str(path))
+
+
 def _interrupted(exc: BaseException) -> bool:
     """Ctrl-C, however it surfaced: Python's KeyboardInterrupt or DuckDB's interrupted query."""
     return isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException)) or (
@@ -427,6 +429,8 @@ class Store:
             raise InputError("no store here (nothing has been ingested into it yet)",
                              file=str(path))
         _check_store_file(self.path)
+        if not read_only:
+            _check_writable(self.path)
         try:
             # (settings, not connect(config=...): other connections to the same file in this
             # process, the tests' or a server's, must not need the same configuration)
@@ -546,6 +550,7 @@ class Store:
             check_regular_file(Path(p))
         report = IngestReport()
         self.committed_report = None  # set once COMMIT returns: the events are kept from then on
+        self._commit_stamp = None  # the audit entry's time, once COMMIT has been asked for
         dedupe = None
         try:
             # Uncommitted rows would otherwise sit in DuckDB's buffer pool (up to 80% of RAM):
@@ -575,9 +580,10 @@ class Store:
             counts, report.differing_examples = dedupe.differing()
             for fr in report.files:  # (a file given twice: its first reading holds them)
                 fr.differing_from_store = counts.pop(str(Path(fr.path).resolve()), 0)
+            stamp = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             self.con.execute("INSERT INTO audit VALUES (?, 'ingest', ?, ?)",
-                             [dt.datetime.now(dt.UTC).replace(tzinfo=None), getpass.getuser(),
-                              json.dumps(report.to_dict())])
+                             [stamp, getpass.getuser(), json.dumps(report.to_dict())])
+            self._commit_stamp = stamp
             self.con.execute("COMMIT")
             self.committed_report = report
         except (duckdb.IOException, duckdb.OutOfMemoryException,
@@ -586,6 +592,8 @@ class Store:
             raise InputError(f"cannot write to the store: {_first_line(exc)}",
                              file=str(self.path)) from None
         except BaseException as exc:
+            if self.committed_report is None and self._commit_went_through():
+                self.committed_report = report  # Ctrl-C as COMMIT returned: the events are in
             self._rollback()
             if _interrupted(exc):
                 raise IngestInterrupted(committed=self.committed_report is not None,
@@ -604,6 +612,23 @@ class Store:
                 raise
             # else: committed, and in the write-ahead log that the next open replays
         return report
+
+    def _commit_went_through(self) -> bool:
+        """Whether this ingest's COMMIT took effect although the call did not return (a Ctrl-C
+        that Python raises as the call returns): its audit entry is then visible to another
+        connection, which sees committed rows only."""
+        if self._commit_stamp is None:
+            return False
+        try:
+            check = self.con.cursor()
+            try:
+                return bool(check.execute(
+                    "SELECT EXISTS (SELECT 1 FROM audit WHERE action = 'ingest' AND "
+                    "recorded_at = ?)", [self._commit_stamp]).fetchone()[0])
+            finally:
+                check.close()
+        except (duckdb.Error, KeyboardInterrupt):
+            return False
 
     def _rollback(self) -> None:
         try:
