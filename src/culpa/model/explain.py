@@ -87,6 +87,7 @@ class ExplanationMixin:
                     "contribution": float(c), "share": float(share)}
 
         bg_a, bgf_a = self.by_actor(bg[0]), self.by_actor(bg[0] * fk)
+        any_earlier = (contrib_a > 0).any(0)  # actors some earlier event raises at all
         actors = []
         for k in np.argsort(-post, kind="stable"):
             sk, fa = float(score[k]), float(f_a[k])
@@ -97,7 +98,7 @@ class ExplanationMixin:
                 "background_share": float(bgf_a[k] / sk) if sk > 0 else 1.0,
                 "top_events": [ev(i, contrib_a[i, k] / fa if fa > 0 else 0.0,
                                   contrib_a[i, k] / sk if sk > 0 else 0.0)
-                               for i in best(contrib_a[:, k])]})
+                               for i in (best(contrib_a[:, k]) if any_earlier[k] else ())]})
         overall = contrib @ fk
         return {"time": str(pd.Timestamp(time)), "latitude": float(lat), "longitude": float(lon),
                 "marks": {"event_type": event_type, "target": target,
