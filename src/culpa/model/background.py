@@ -440,11 +440,25 @@ class SpatialBackground:
         return ndimage.gaussian_filter(Rc.astype(np.float64), sig, mode="reflect",
                                        truncate=TRUNCATE)
 
-    def bundle(self, R: np.ndarray, needed=None) -> list:
+    def bundle(self, R: np.ndarray, needed=None, memo: dict | None = None) -> list:
         """The base raster and its blurred versions, one per precision level (None for levels
-        not in ``needed``, when given)."""
-        return [R] + [self.blur(R, l) if needed is None or l in needed else None
-                      for l in range(1, len(self.levels))]
+        not in ``needed``, when given). ``memo`` (a dict the caller keeps while the rasters it
+        passes are alive) blurs a raster passed again (the same object: a process's quiet
+        epochs all use its all-time raster) only once per level."""
+        out = [R]
+        for l in range(1, len(self.levels)):
+            if needed is not None and l not in needed:
+                out.append(None)
+                continue
+            if memo is None:
+                out.append(self.blur(R, l))
+                continue
+            key = (id(R), l)
+            B = memo.get(key)
+            if B is None:
+                B = memo[key] = self.blur(R, l)
+            out.append(B)
+        return out
 
     def lookup(self, arrays: list, x, y, level) -> np.ndarray:
         """Values of a bundle at points of given precision levels."""
@@ -719,7 +733,8 @@ class CrossFitKDE:
             # the two folds render side by side (the splats release the GIL; 2 cores)
             def fold(on: bool, seen_by: int):
                 r = self._epoch_rasters(h, np.where(f1 == on, p, 0.0), False)
-                return r, [sb.bundle(r[e][0], self.needed[seen_by][e]) for e in range(E)]
+                memo: dict = {}
+                return r, [sb.bundle(r[e][0], self.needed[seen_by][e], memo) for e in range(E)]
 
             job0 = _fold_pool().submit(fold, False, 1)
             job1 = _fold_pool().submit(fold, True, 0)
@@ -740,7 +755,8 @@ class CrossFitKDE:
             return bundles, comb, values
         # too little weight in one fold: leave-one-out KDE of all the events
         rs = self._epoch_rasters(h, p, True)
-        bundles = [sb.bundle(R, self.needed_all[e]) for e, (R, _, _) in enumerate(rs)]
+        memo: dict = {}
+        bundles = [sb.bundle(R, self.needed_all[e], memo) for e, (R, _, _) in enumerate(rs)]
         extra = sb.levels[lvl] ** 2 - sb.levels[0] ** 2  # blur beyond the rendered precision
         for e, (R, We, (oe, oa, vE, vA)) in enumerate(rs):
             ie = np.flatnonzero(self.psi[:, e] > 0)
@@ -754,12 +770,24 @@ class CrossFitKDE:
 
     def accept(self, k: int, proposal, eta: float) -> None:
         bundles, comb, values = proposal
+        # arrays repeat (a process's quiet epochs share its all-time raster, in the proposal
+        # and hence in what was accepted before): each distinct one is converted or mixed once
+        memo: dict = {}
+
+        def once(key, make):
+            v = memo.get(key)
+            if v is None:
+                v = memo[key] = (make(),)
+            return v[0]
+
         if self.bundles[k] is None or eta >= 1.0:
-            self.bundles[k] = [[[None if a is None else a.astype(np.float32) for a in b]
+            f32 = lambda a: once(id(a), lambda: a.astype(np.float32))  # noqa: E731
+            self.bundles[k] = [[[None if a is None else f32(a) for a in b]
                                 for b in bf] for bf in bundles]
-            self.combined[k] = [c.astype(np.float32) for c in comb]
+            self.combined[k] = [f32(c) for c in comb]
             self.values[:, k] = values
             return
+
         def mix(old, new):
             # a level the new proposal leaves out is not looked up by this fold; one the old
             # bundle lacks (the proposal switched between cross-fitting and leave-one-out,
@@ -770,14 +798,18 @@ class CrossFitKDE:
                     out.append(None)
                     continue
                 if o is None:
-                    o = self.sb.blur(old[0].astype(np.float64), level)
-                out.append(((1 - eta) * o + eta * a).astype(np.float32))
+                    base = old[0]
+                    o = once(("blur", id(base), level),
+                             lambda: self.sb.blur(base.astype(np.float64), level))
+                out.append(once((id(o), id(a)),
+                                lambda: ((1 - eta) * o + eta * a).astype(np.float32)))
             return out
 
         for f in range(2):
             self.bundles[k][f] = [mix(old, new)
                                   for old, new in zip(self.bundles[k][f], bundles[f])]
-        self.combined[k] = [((1 - eta) * o + eta * c).astype(np.float32)
+        self.combined[k] = [once((id(o), id(c)),
+                                 lambda: ((1 - eta) * o + eta * c).astype(np.float32))
                             for o, c in zip(self.combined[k], comb)]
         self.values[:, k] = (1 - eta) * self.values[:, k] + eta * values
 
