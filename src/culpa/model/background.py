@@ -49,8 +49,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 #: Memory for the rasters of all processes during a fit (two time folds and their combination,
 #: float32); the cell grows beyond min_bandwidth_km if the region and the number of processes
@@ -79,6 +77,8 @@ def member_bandwidths(x, y, members, query, n_neighbors: int, precision_km, min_
     every ``query`` event: the distance to the ``n_neighbors``-th nearest member of g (no
     less than the event's precision or ``min_bw``; ``default_bw`` for a group of one), NaN
     elsewhere."""
+    from scipy.spatial import cKDTree  # imported when fitting, not on the query path
+
     n, G = members.shape
     h = np.full((n, G), np.nan)
     pts = np.column_stack([x, y])
@@ -196,16 +196,27 @@ def _upsample_add(fine, coarse):
 
 @nb.njit(cache=True, nogil=True)
 def _block_mean(R, f):
-    """Mean over f x f blocks (the last row/column of blocks may be partial: edge-padded)."""
+    """Mean over f x f blocks (the last row/column of blocks may be partial: edge-padded).
+    Each block is summed row by row, left to right."""
     ny, nx = R.shape
     my, mx = -(-ny // f), -(-nx // f)
     out = np.zeros((my, mx))
-    for gy in range(my * f):
-        sy = min(gy, ny - 1)
-        by = gy // f
-        for gx in range(mx * f):
-            out[by, gx // f] += R[sy, min(gx, nx - 1)]
-    return out / (f * f)
+    cols = np.empty(mx * f, np.int64)
+    for gx in range(mx * f):
+        cols[gx] = min(gx, nx - 1)
+    scale = 1.0 / (f * f)
+    for by in range(my):
+        for bx in range(mx):
+            s = 0.0
+            for dy in range(f):
+                sy = min(by * f + dy, ny - 1)
+                for dx in range(f):
+                    s += R[sy, cols[bx * f + dx]]
+            out[by, bx] = s
+    for by in range(my):
+        for bx in range(mx):
+            out[by, bx] = out[by, bx] / (f * f)
+    return out
 
 
 @nb.njit(cache=True, nogil=True)
@@ -362,6 +373,8 @@ class SpatialBackground:
             if cost_direct <= cost_filter:
                 _splat_direct(acc[L], cx0, cy0, c, xs[grp], ys[grp], hs[grp], ws[grp])
             else:
+                from scipy import ndimage  # only renders and blurs need it
+
                 tmp = np.zeros(shp)
                 _splat_bilinear(tmp, cx0, cy0, c, xs[grp], ys[grp], ws[grp] / mass[grp])
                 ndimage.gaussian_filter(tmp, sig, mode="constant", truncate=TRUNCATE, output=tmp)
@@ -437,6 +450,8 @@ class SpatialBackground:
         # c^2/6 of variance per axis; the filter supplies the rest
         extra = (c * c / 12.0 if f > 1 else 0.0)
         sig = math.sqrt(max(s * s - extra, 1e-12)) / c
+        from scipy import ndimage
+
         return ndimage.gaussian_filter(Rc.astype(np.float64), sig, mode="reflect",
                                        truncate=TRUNCATE)
 

@@ -61,7 +61,6 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import optimize
 
 from culpa.model import kernels as kr
 from culpa.model import timekernel
@@ -132,6 +131,8 @@ def update_omega(omega, Sw, Sdt, c, t, t_end: float, W: float) -> float:
         zw = -math.expm1(-w * W)
         G = timekernel.cdf(tau_e, w, W)
         return -(Sw * logw - w * Sdt - Sw * math.log(zw) - float(c_e @ G))
+
+    from scipy import optimize  # not on the query path (culpa attribute imports this module)
 
     res = optimize.minimize_scalar(neg, bounds=(math.log(1e-4), math.log(1e3)),
                                    method="bounded", options={"xatol": 1e-10})
