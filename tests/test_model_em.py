@@ -154,48 +154,66 @@ def test_save_load_round_trip(model, sim, tmp_path):
         HawkesAttributor.load(tmp_path / "bad.npz")
 
 
-def test_a_loaded_model_reads_only_the_rasters_a_query_needs(model, sim, tmp_path):
+def test_a_loaded_model_renders_only_the_grounds_a_query_needs(model, sim, tmp_path):
+    """Format 5 stores the kernels and weights that render the grounds, not the rasters; a
+    loaded model renders a raster when a query first reads it, the same as the fitted one."""
     import copy
     import pickle
+    import zipfile
 
-    from culpa.model.background import LazyRasters
+    from culpa.model.background import RenderedRasters
 
     path = model.save(tmp_path / "model.npz")
+    assert not [n for n in zipfile.ZipFile(path).namelist() if n.startswith("raster_")]
     m2 = HawkesAttributor.load(path)
     lazy = m2._spatial.rasters
-    assert isinstance(lazy, LazyRasters) and lazy._cache == {}  # nothing decompressed yet
+    assert isinstance(lazy, RenderedRasters) and lazy._cache == {}  # nothing rendered yet
     q = pd.DataFrame({"time": [sim["time_start"].iloc[0]], "latitude": [sim["latitude"].iloc[0]],
                       "longitude": [sim["longitude"].iloc[0]]})
     np.testing.assert_array_equal(model.predict_proba(q), m2.predict_proba(q))
     assert 0 < len(lazy._cache) <= lazy.shape[0] * min(lazy.shape[1], 2)
-    np.testing.assert_array_equal(np.asarray(lazy), model._spatial.rasters)
+    np.testing.assert_array_equal(np.asarray(lazy), np.asarray(model._spatial.rasters))
     for other in (copy.deepcopy(m2), pickle.loads(pickle.dumps(m2))):
         np.testing.assert_array_equal(other.predict_proba(q), model.predict_proba(q))
 
 
-def test_a_format_3_model_file_still_loads(model, sim, tmp_path):
-    """Format 3 held the distinct rasters stacked in one array; it loads (all at once)."""
+def _raster_layout(model, path, version: int, stacked: bool):
+    """A copy of the saved model in an older layout: the rendered rasters stored as arrays."""
     import json
 
-    path = model.save(tmp_path / "model.npz")
     with np.load(path, allow_pickle=False) as z:
-        arr = {k: z[k] for k in z.files}
+        arr = {k: z[k] for k in z.files if not k.startswith("ground_")}
+    R = np.asarray(model._spatial.rasters)
+    K, E = R.shape[:2]
+    arr["raster_index"] = np.arange(K * E, dtype=np.int32).reshape(K, E)
+    if stacked:
+        arr["rasters"] = R.reshape(K * E, *R.shape[2:])
+    else:
+        arr.update({f"raster_{i}": R[i // E, i % E] for i in range(K * E)})
     meta = json.loads(bytes(arr["meta_json"]).decode("utf-8"))
-    meta["version"] = 3
+    meta["version"] = version
     arr["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    n = int(arr["raster_index"].max()) + 1
-    arr["rasters"] = np.stack([arr.pop(f"raster_{i}") for i in range(n)])
-    old = tmp_path / "old.npz"
+    old = path.with_name(f"v{version}.npz")
     np.savez_compressed(old, **arr)
+    return old
+
+
+def test_format_3_and_4_model_files_still_load(model, sim, tmp_path):
+    """Format 4 held one array per distinct raster (read lazily), format 3 the rasters stacked
+    (read at once); both load and answer as the fitted model. Older ones are refused."""
+    from culpa.model.background import LazyRasters
+
+    path = model.save(tmp_path / "model.npz")
     q = pd.DataFrame({"time": sim["time_start"].iloc[::50], "latitude": sim["latitude"].iloc[::50],
                       "longitude": sim["longitude"].iloc[::50]})
-    np.testing.assert_array_equal(HawkesAttributor.load(old).predict_proba(q),
+    v4 = HawkesAttributor.load(_raster_layout(model, path, 4, stacked=False))
+    assert isinstance(v4._spatial.rasters, LazyRasters)
+    np.testing.assert_array_equal(v4.predict_proba(q), model.predict_proba(q))
+    v3 = _raster_layout(model, path, 3, stacked=True)
+    np.testing.assert_array_equal(HawkesAttributor.load(v3).predict_proba(q),
                                   model.predict_proba(q))
-    meta["version"] = 2
-    arr["meta_json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    np.savez_compressed(old, **arr)
     with pytest.raises(InputError, match="older culpa"):
-        HawkesAttributor.load(old)
+        HawkesAttributor.load(_raster_layout(model, path, 2, stacked=True))
 
 
 def _tiny():

@@ -284,8 +284,12 @@ class SpatialBackground:
         self.eps = float(eps)
         self.epochs = np.asarray(epochs, float)
         E = len(self.epochs)
-        self.rasters = (np.full((n_processes, E, ny, nx), 1.0 / self.area, dtype=np.float32)
-                        if rasters is None else rasters)
+        if rasters is None:  # uniform grounds (no kernels), rendered only if read
+            empty = (np.zeros(0, np.int32), np.zeros(0))
+            rasters = RenderedRasters(self, [], [], [empty] * n_processes,
+                                      [(k, np.zeros(0, np.float32)) for k in range(n_processes)],
+                                      np.repeat(np.arange(n_processes)[:, None], E, 1))
+        self.rasters = rasters
         self.set_levels([])
 
     @classmethod
@@ -550,8 +554,11 @@ class SpatialBackground:
                 "epochs": [float(v) for v in self.epochs]}
 
     def to_arrays(self) -> dict:
-        """The rasters for saving, each distinct one once: a process's quiet epochs are all its
-        all-time ground, so most (process, epoch) rasters repeat."""
+        """The grounds for saving: the kernels and weights that render them (a fitted model,
+        :class:`RenderedRasters`), else the rasters, each distinct one once (a process's quiet
+        epochs are all its all-time ground, so most (process, epoch) rasters repeat)."""
+        if isinstance(self.rasters, RenderedRasters) and not self.rasters.assigned:
+            return self.rasters.to_arrays()
         K, E = self.rasters.shape[:2]
         seen: dict[bytes, int] = {}
         unique: list[np.ndarray] = []
@@ -575,6 +582,19 @@ class SpatialBackground:
         if "rasters" in arrays:
             return np.asarray(arrays["rasters"])[index]
         return LazyRasters(arrays, index)
+
+    @classmethod
+    def from_arrays(cls, meta: dict, arrays, x, y) -> "SpatialBackground":
+        """Inverse of :meth:`to_arrays` (``x``, ``y``: the fitted events' places): grounds
+        rendered from kernels when first read (format 5), or rasters read lazily from an open
+        ``.npz`` (format 4, and format 5 with assigned rasters) or at once (format 3)."""
+        if "ground_index" not in arrays:
+            return cls.from_saved(meta, cls.rasters_from_arrays(arrays))
+        K = int(np.asarray(arrays["ground_n_processes"])[0])
+        E = len(meta.get("epochs", [0.0]))
+        sb = cls.from_saved(meta, np.zeros((K, E, 1, 1), np.float32))
+        sb.rasters = RenderedRasters.from_arrays(sb, x, y, arrays)
+        return sb
 
     @classmethod
     def from_saved(cls, meta: dict, rasters) -> "SpatialBackground":
@@ -689,7 +709,9 @@ class CrossFitKDE:
         self.values = np.zeros((len(x), K))  # cross-fitted KDE at the events (no floor)
         self.bundles: list = [None] * K  # per process: [fold][epoch] -> bundle seen by that fold
         self.last_weights: list = [None] * K  # weights of each process's last proposal
-        self.combined: list = [None] * K  # per process: [epoch] -> base raster of all the data
+        # per process: the kernels (keys 2 i + t: event i at its own bandwidth, t = 0, or its
+        # actor's, t = 1) and their weights per epoch in the all-data ground (E x kernels)
+        self.coef: list = [None] * K
 
     def _epoch_rasters(self, h, p, loo: bool):
         """Per epoch: raster (shrunk to the all-time one) and the own-term per unit weight.
@@ -730,13 +752,19 @@ class CrossFitKDE:
         self.group_weights = P
 
     def propose(self, k: int, p: np.ndarray):
+        """A new ground for process k from background weights ``p``: ``(bundles, coef,
+        values)``, the rasters each fold looks up, the kernels and weights of the all-data
+        ground per epoch (see :meth:`_coefficients`) and the cross-fitted density at the
+        events."""
         sb, x, y, lvl, f1 = self.sb, self.x, self.y, self.lvl, self.fold
         h = np.nan_to_num(self.H[:, k], nan=1.0)
+        kind = np.zeros(len(p), np.int8)  # 0: own bandwidth, 1: the actor's
         if self.group_shrink > 0 and self.group_weights is not None:
             g = int(self.group[k])
             pg = self.group_weights[:, g]
             Wg = float(pg.sum())
             if Wg > 0:  # the group's events, as group_shrink pseudo-events in all
+                kind = (p <= 0).astype(np.int8)
                 h = np.where(p > 0, h, np.nan_to_num(self.H_group[:, g], nan=1.0))
                 p = p + (self.group_shrink / Wg) * pg
         E = self.psi.shape[1]
@@ -762,12 +790,7 @@ class CrossFitKDE:
                     if len(ie):
                         values[ie] += self.psi[ie, e] * sb.lookup(bundles[f][e], x[ie], y[ie],
                                                                   lvl[ie])
-            comb = []
-            for e in range(E):
-                a, b = r0[e][1], r1[e][1]
-                wa, wb = (a, b) if a + b > 0 else (W0, W1)
-                comb.append((wa * r0[e][0] + wb * r1[e][0]) / (wa + wb))
-            return bundles, comb, values
+            return bundles, self._coefficients(p, kind, (~f1, f1)), values
         # too little weight in one fold: leave-one-out KDE of all the events
         rs = self._epoch_rasters(h, p, True)
         memo: dict = {}
@@ -781,10 +804,40 @@ class CrossFitKDE:
                            + oa[ie] * vA[ie] / (vA[ie] + extra[ie]))
             v = sb.lookup(bundles[e], x[ie], y[ie], lvl[ie])
             values[ie] += self.psi[ie, e] * np.maximum(v - own, 0.0)
-        return [bundles, bundles], [R for R, _, _ in rs], values
+        return [bundles, bundles], self._coefficients(p, kind, (np.ones(len(p), bool),)), values
+
+    def _coefficients(self, p, kind, parts):
+        """The all-data ground of a proposal as weights of kernels: ``(keys, C)``, C (E x
+        kernels). Per epoch it is what the fit mixes, the folds' rasters (``parts``: their
+        events) weighted by their weight in the epoch (by their weight overall where neither
+        has any), each ``lam R_e + (1 - lam) A`` (see :meth:`_epoch_rasters`); a raster
+        rendered from these weights (:class:`RenderedRasters`) is that mixture up to the
+        rendering's approximation."""
+        sup = np.flatnonzero(p > 0)
+        ps_all, psi = p[sup], self.psi[sup]
+        E = psi.shape[1]
+        terms, w_epoch, w_all = [], [], []
+        for sel in parts:
+            ps = np.where(sel[sup], ps_all, 0.0)
+            W = float(ps.sum())
+            pe = ps[:, None] * psi
+            We = pe.sum(0)
+            lam = We / (We + self.shrink)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                a = np.where(We > 0, lam / We, 0.0)
+            b = np.where(We > 0, 1.0 - lam, 1.0) / W if W > 0 else np.zeros(E)
+            terms.append(pe * a[None, :] + ps[:, None] * b[None, :])
+            w_epoch.append(We)
+            w_all.append(np.full(E, W))
+        w_epoch, w_all = np.array(w_epoch), np.array(w_all)
+        wts = np.where(w_epoch.sum(0) > 0, w_epoch, w_all)  # (parts x E)
+        wts = wts / wts.sum(0)
+        C = sum(t * w[None, :] for t, w in zip(terms, wts))
+        keys = 2 * sup.astype(np.int64) + kind[sup]
+        return keys, np.ascontiguousarray(C.T)
 
     def accept(self, k: int, proposal, eta: float) -> None:
-        bundles, comb, values = proposal
+        bundles, coef, values = proposal
         # arrays repeat (a process's quiet epochs share its all-time raster, in the proposal
         # and hence in what was accepted before): each distinct one is converted or mixed once
         memo: dict = {}
@@ -799,7 +852,7 @@ class CrossFitKDE:
             f32 = lambda a: once(id(a), lambda: a.astype(np.float32))  # noqa: E731
             self.bundles[k] = [[[None if a is None else f32(a) for a in b]
                                 for b in bf] for bf in bundles]
-            self.combined[k] = [f32(c) for c in comb]
+            self.coef[k] = coef
             self.values[:, k] = values
             return
 
@@ -823,19 +876,135 @@ class CrossFitKDE:
         for f in range(2):
             self.bundles[k][f] = [mix(old, new)
                                   for old, new in zip(self.bundles[k][f], bundles[f])]
-        self.combined[k] = [once((id(o), id(c)),
-                                 lambda: ((1 - eta) * o + eta * c).astype(np.float32))
-                            for o, c in zip(self.combined[k], comb)]
+        self.coef[k] = _mix_coefficients(self.coef[k], coef, eta)
         self.values[:, k] = (1 - eta) * self.values[:, k] + eta * values
 
     def finalize(self) -> None:
-        """Store the all-data densities in the SpatialBackground (for predictions)."""
-        for k, comb in enumerate(self.combined):
-            if comb is not None:
-                for e, c in enumerate(comb):
-                    self.sb.rasters[k, e] = c
+        """Give the SpatialBackground its all-data grounds (for predictions) as kernels and
+        weights, rendered into rasters when a query first reads them (:class:`RenderedRasters`)."""
+        K, E = self.sb.n_processes, self.psi.shape[1]
+        kernels, columns, index = [], [], np.zeros((K, E), np.int32)
+        for k, cf in enumerate(self.coef):
+            if cf is None:
+                keys, C = np.zeros(0, np.int64), np.zeros((E, 0))
+            else:
+                keys, C = cf
+            i = keys // 2
+            h = np.where(keys % 2 == 0, np.nan_to_num(self.H[i, k], nan=1.0), 1.0)
+            if self.H_group is not None and (keys % 2).any():
+                g = int(self.group[k])
+                grp = keys % 2 == 1
+                h[grp] = np.nan_to_num(self.H_group[i[grp], g], nan=1.0)
+            kernels.append((i.astype(np.int32), h))
+            seen: dict[bytes, int] = {}
+            C32 = np.asarray(C, np.float32)
+            for e in range(E):
+                key = C32[e].tobytes()
+                if key not in seen:
+                    seen[key] = len(columns)
+                    columns.append((k, C32[e]))
+                index[k, e] = seen[key]
+        self.sb.rasters = RenderedRasters(self.sb, self.x, self.y, kernels, columns, index)
         self.sb._blur_cache = {}
         self.bundles = [None] * len(self.bundles)
+
+
+def _mix_coefficients(old, new, eta: float):
+    """``(1 - eta) old + eta new`` of two ``(keys, C)`` (kernels may differ)."""
+    (ko, Co), (kn, Cn) = old, new
+    if len(ko) == len(kn) and np.array_equal(ko, kn):
+        return ko, (1 - eta) * Co + eta * Cn
+    keys = np.union1d(ko, kn)
+    C = np.zeros((Co.shape[0], len(keys)))
+    C[:, np.searchsorted(keys, ko)] += (1 - eta) * Co
+    C[:, np.searchsorted(keys, kn)] += eta * Cn
+    return keys, C
+
+
+class RenderedRasters:
+    """The (K, E, ny, nx) float32 grounds of a fitted model held as what makes them: for each
+    process the kernels of its KDE (event, bandwidth) and, per distinct epoch ground, their
+    weights; ``rasters[k, e]`` renders one when first read (:meth:`SpatialBackground.render`,
+    deterministic, so a saved and loaded model renders the same rasters); ``np.asarray`` gives
+    them all. A raster assigned (``rasters[k, e] = R``) is kept as given.
+
+    ``kernels[k] = (event index, bandwidth km)``; ``columns[u] = (k, weights)``;
+    ``index[k, e] = u``. The events' places are ``x``, ``y``."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 4
+
+    def __init__(self, sb: "SpatialBackground", x, y, kernels, columns, index):
+        self._sb, self._x, self._y = sb, np.asarray(x, float), np.asarray(y, float)
+        self.kernels, self.columns = kernels, columns
+        self._index = np.array(index, np.int64)
+        self._cache: dict[int, np.ndarray] = {}
+        self._next = len(columns)
+        self.shape = (*self._index.shape, sb.ny, sb.nx)
+
+    def _get(self, u: int) -> np.ndarray:
+        r = self._cache.get(u)
+        if r is None:
+            k, w = self.columns[u]
+            i, h = self.kernels[k]
+            R = self._sb.render(self._x[i], self._y[i], h, w.astype(np.float64))[0]
+            r = self._cache[u] = R.astype(np.float32)
+        return r
+
+    def __getitem__(self, key):
+        k, e = key
+        return self._get(int(self._index[k, e]))
+
+    def __setitem__(self, key, value) -> None:
+        k, e = key
+        self._cache[self._next] = np.array(value, np.float32)
+        self._index[k, e] = self._next
+        self._next += 1
+
+    @property
+    def assigned(self) -> bool:
+        """Whether some raster was assigned rather than rendered from kernels."""
+        return self._next > len(self.columns)
+
+    def __array__(self, dtype=None, copy=None):
+        K, E = self._index.shape
+        out = np.empty(self.shape, np.float32)
+        for k in range(K):
+            for e in range(E):
+                out[k, e] = self[k, e]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getstate__(self):  # copies and pickles carry the kernels, not the rendered rasters
+        st = dict(self.__dict__)
+        if not self.assigned:
+            st["_cache"] = {}
+        return st
+
+    def to_arrays(self) -> dict:
+        """The kernels and weights, for saving (see :meth:`from_arrays`)."""
+        K = len(self.kernels)
+        return {"ground_index": self._index.astype(np.int32),
+                "ground_kernel_ptr": np.cumsum([0] + [len(i) for i, _ in self.kernels]),
+                "ground_kernel_event": np.concatenate([i for i, _ in self.kernels]
+                                                   or [np.zeros(0, np.int32)]).astype(np.int32),
+                "ground_kernel_bw": np.concatenate([h for _, h in self.kernels]
+                                                or [np.zeros(0)]).astype(np.float64),
+                "ground_column_process": np.array([k for k, _ in self.columns], np.int32),
+                "ground_weights": np.concatenate([w for _, w in self.columns]
+                                              or [np.zeros(0, np.float32)]).astype(np.float32),
+                "ground_n_processes": np.array([K], np.int32)}
+
+    @classmethod
+    def from_arrays(cls, sb: "SpatialBackground", x, y, arrays) -> "RenderedRasters":
+        ptr = np.asarray(arrays["ground_kernel_ptr"], np.int64)
+        ev, bw = np.asarray(arrays["ground_kernel_event"]), np.asarray(arrays["ground_kernel_bw"])
+        kernels = [(ev[ptr[k]:ptr[k + 1]], bw[ptr[k]:ptr[k + 1]]) for k in range(len(ptr) - 1)]
+        proc = np.asarray(arrays["ground_column_process"])
+        w = np.asarray(arrays["ground_weights"], np.float32)
+        sizes = np.array([len(kernels[k][0]) for k in proc], np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        columns = [(int(k), w[starts[u]:starts[u + 1]]) for u, k in enumerate(proc)]
+        return cls(sb, x, y, kernels, columns, arrays["ground_index"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ from culpa.model.geo import LocalProjection
 from culpa.model.marks import MARK_CHANNELS, MarkModel
 from culpa.model.processes import ProcessMap
 
-FORMAT_VERSION = 4
-#: formats this culpa still reads (3: the rasters stacked in one array, read at once)
-READABLE_VERSIONS = (3, 4)
+FORMAT_VERSION = 5
+#: formats this culpa still reads (5: the grounds as the kernels and weights that render them;
+#: 4: one array per distinct raster; 3: the rasters stacked in one array, read at once)
+READABLE_VERSIONS = (3, 4, 5)
 
 
 class SaveLoadMixin:
@@ -121,9 +122,12 @@ class SaveLoadMixin:
         m._mk = m._marks.kind_codes(m._mcode)
         m._pers = (kr.persistence(m._mk, m._marks.kind_log_p(), m.mark_persistence_)
                    if m.mark_persistence_.any() else None)
-        m._spatial = SpatialBackground.from_saved(meta["spatial"],
-                                                  SpatialBackground.rasters_from_arrays(
-            z if "raster_index" in z.files and "rasters" not in z.files else arr))
+        if "ground_index" in z.files:  # format 5: rendered from the kernels when first read
+            m._spatial = SpatialBackground.from_arrays(meta["spatial"], arr, m._x, m._y)
+        else:  # rasters, read lazily (one array each) or at once (format 3: stacked)
+            m._spatial = SpatialBackground.from_arrays(
+                meta["spatial"], z if "raster_index" in z.files and "rasters" not in z.files
+                else arr, m._x, m._y)
         m._temporal = TemporalBackground.from_saved(meta["temporal"], arr["mu_edges"], arr["mu"])
         m._pairs = m._w = m._grid = None
         m._set_public()
