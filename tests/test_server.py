@@ -420,6 +420,32 @@ def test_a_json_case_round_trips_and_a_bad_document_names_its_key_path(as_):
     assert yaml_bad.json()["line"] == CASE_YAML.splitlines().index("    credibility: 4") + 1
 
 
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("body, kind, says, path", [
+    (LAUGHS, "yaml", "anchors", "a"),  # once a hang: every alias walked on the event loop
+    ("[" * 5000, "yaml", "nesting", None),  # once a RecursionError (500)
+    ("notes: &a [*a]\n", "yaml", "anchors", "notes"),
+    ("title: a\ntitle: b\n", "yaml", "duplicate key 'title' (first on line 1, again on line 2)",
+     "title"),
+    ("lat: " + "9" * 400 + "\n", "yaml", "too large", "lat"),
+    ("[" * 5000, "json", "nested deeper than 64", None),
+    ('{"title": ' * 70 + '"x"' + "}" * 70, "json", "nested deeper than 64", None),
+], ids=["billion-laughs", "5000-brackets", "self-alias", "duplicate-key", "400-digits",
+        "json-5000-brackets", "json-70-deep"])
+def test_hostile_documents_from_the_network_are_refused_fast(as_, body, kind, says, path):
+    import time
+
+    start = time.perf_counter()
+    r = as_["ed1"].post("/api/cases", content=body,
+                        headers={"Content-Type": f"application/{kind}"})
+    assert time.perf_counter() - start < 5
+    assert r.status_code == 422 and says in r.json()["error"], r.text
+    assert r.json().get("path") == path
+
+
 def test_two_editors_saving_from_the_same_version_one_gets_409_and_nothing_is_lost(as_):
     made = as_["ed1"].post("/api/cases", content=CASE_YAML,
                            headers={"Content-Type": "application/yaml"}).json()

@@ -1,6 +1,10 @@
 """Case documents as the server receives and returns them: JSON or YAML, validated by the same
 parser as ``culpa case`` (so a bad document gives the CLI's key path, as a 422).
 
+Bodies come from the network, so reading one takes bounded time and memory: YAML goes through
+the bounded loader (:mod:`culpa.yamldoc`: no anchors, so no "billion laughs"; no recursion),
+and JSON data deeper or larger than that loader accepts is refused before anything walks it.
+
 A document is kept as JSON-ready data (dates as ISO strings). A case that arrived as YAML also
 keeps its text, so ``export.yaml`` gives back exactly what was sent.
 """
@@ -13,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from culpa import yamldoc
 from culpa.errors import InputError
 from culpa.evidence.case import Case, parse_case
 
@@ -30,16 +35,33 @@ def read_body(raw: bytes, content_type: str | None) -> tuple[Any, str | None]:
     except UnicodeDecodeError:
         raise InputError("the body is not UTF-8 text") from None
     if is_yaml(content_type):
-        try:
-            return jsonable(yaml.safe_load(text)), text
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(f"YAML syntax error: {getattr(exc, 'problem', None) or exc}",
-                             line=None if mark is None else mark.line + 1) from None
+        return jsonable(yamldoc.load(text).data), text
     try:
-        return json.loads(text), None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg}", line=exc.lineno) from None
+    except RecursionError:
+        raise InputError(f"nested deeper than {yamldoc.MAX_DEPTH} levels") from None
+    check_shape(data)
+    return data, None
+
+
+def check_shape(data: Any, where: str = "") -> None:
+    """Refuse data nested deeper than ``yamldoc.MAX_DEPTH`` or holding more than
+    ``yamldoc.MAX_NODES`` values (what the YAML loader refuses), walking it without recursion."""
+    todo, nodes = [(data, 0)], 0
+    while todo:
+        value, depth = todo.pop()
+        nodes += 1
+        if nodes > yamldoc.MAX_NODES:
+            raise InputError(f"more than {yamldoc.MAX_NODES:,} values",
+                             path=where.rstrip(".") or None)
+        if isinstance(value, (dict, list)):
+            if depth >= yamldoc.MAX_DEPTH:
+                raise InputError(f"nested deeper than {yamldoc.MAX_DEPTH} levels",
+                                 path=where.rstrip(".") or None)
+            children = value.values() if isinstance(value, dict) else value
+            todo.extend((child, depth + 1) for child in children)
 
 
 def validate(doc: Any, yaml_text: str | None = None, where: str = "") -> Case:
@@ -47,6 +69,8 @@ def validate(doc: Any, yaml_text: str | None = None, where: str = "") -> Case:
     if not isinstance(doc, dict):
         raise InputError("a case document must be a mapping (title, incident, hypotheses, "
                          "evidence)", path=where.rstrip(".") or None)
+    if yaml_text is None:
+        check_shape(doc, where)
     text = yaml_text if yaml_text is not None else to_yaml(doc)
     try:
         return parse_case(text, file=None)
