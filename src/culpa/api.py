@@ -330,7 +330,8 @@ class Workspace:
 
     def model(self, since=None, until=None, bbox=None, *, fit: bool = True,
               progress: Progress | None = None, **params):
-        """The fitted :class:`~culpa.model.HawkesAttributor` of the store's located events with
+        """The fitted default model (:class:`~culpa.model.PooledAttributor`: the Hawkes model
+        pooled with boosted trees) of the store's located events with
         ``since <= time_start < until`` (inside ``bbox``) and these estimator parameters:
         loaded when it was fitted before (here or by any face), else fitted and saved."""
         request = self.model_request("fit", since=since, until=until, bbox=bbox, **params)
@@ -338,14 +339,14 @@ class Workspace:
 
     def _load_or_fit(self, request: ModelRequest, key: str, fit: bool,
                      progress: Progress | None) -> _Loaded:
-        from culpa.model import HawkesAttributor
+        from culpa.model import DefaultAttributor
 
         if request.path is not None:
-            return _Loaded(HawkesAttributor.load(request.path), str(request.path))
+            return _Loaded(DefaultAttributor.load(request.path), str(request.path))
         saved = self.model_dir / f"{key}.npz"
         if saved.exists():
             try:
-                model = HawkesAttributor.load(saved)
+                model = DefaultAttributor.load(saved)
             except InputError:  # written by another culpa version: refit below
                 pass
             else:
@@ -358,7 +359,7 @@ class Workspace:
         events = self.events_frame(request.since, request.until, request.bbox)
         if progress:
             progress(f"fitting on {len(events):,} events", 0, None)
-        model = HawkesAttributor(**dict(request.params)).fit(events)
+        model = DefaultAttributor(**dict(request.params)).fit(events)
         self._save_keyed(model, saved)
         if progress:
             progress("fitted", 1, 1)
@@ -388,7 +389,7 @@ class Workspace:
         ``warn`` questions on the same events reuse it."""
         import time as _time
 
-        from culpa.model import HawkesAttributor
+        from culpa.model import DefaultAttributor
 
         request = self.model_request("fit", since=since, until=until, bbox=bbox, **params)
         path = Path(out) if out is not None else default_model_path(self.db)
@@ -397,7 +398,7 @@ class Workspace:
         if progress:
             progress(f"fitting on {len(events):,} events", 0, None)
         t0 = _time.perf_counter()
-        model = HawkesAttributor(**dict(request.params)).fit(events)
+        model = DefaultAttributor(**dict(request.params)).fit(events)
         seconds = _time.perf_counter() - t0
         path = model.save(path)
         key = self.model_key(request)
@@ -657,18 +658,18 @@ class Workspace:
 
 def estimator_params(params: Mapping[str, Any] | None = None) -> dict:
     """Every parameter of the estimator built with ``params`` (its ``get_params()``)."""
-    from culpa.model import HawkesAttributor
+    from culpa.model import DefaultAttributor
 
-    return HawkesAttributor(**dict(params or {})).get_params()
+    return DefaultAttributor(**dict(params or {})).get_params()
 
 
 def check_params(params: Mapping[str, Any]) -> None:
     """Refuse a name the estimator does not take (InputError naming it and the valid ones)."""
     if not params:
         return
-    from culpa.model import HawkesAttributor
+    from culpa.model import DefaultAttributor
 
-    known = HawkesAttributor().get_params()
+    known = DefaultAttributor().get_params()
     for name in params:
         if name not in known:
             raise InputError(f"unknown model parameter {name!r}; the model takes: "
@@ -678,13 +679,13 @@ def check_params(params: Mapping[str, Any]) -> None:
 def parse_param(text: str) -> tuple[str, Any]:
     """``name=value`` -> (name, value), the value read as the type of the estimator's default
     (numbers, true/false, none, a comma-separated tuple, text)."""
-    from culpa.model import HawkesAttributor
+    from culpa.model import DefaultAttributor
 
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep or not name:
         raise InputError(f"expected NAME=VALUE, got {text!r}", field="param")
-    known = HawkesAttributor().get_params()
+    known = DefaultAttributor().get_params()
     if name not in known:
         raise InputError(f"unknown model parameter {name!r}; the model takes: "
                          f"{', '.join(sorted(known))}", field="param")
@@ -700,10 +701,10 @@ def parse_param(text: str) -> tuple[str, Any]:
 def check_values(params: Mapping[str, Any]) -> None:
     """The estimator's own checks of its parameter values, before any data is read (the fit
     runs them too; here they fail fast, before a long load)."""
-    from culpa.model import HawkesAttributor
+    from culpa.model import DefaultAttributor
 
     try:
-        HawkesAttributor(**dict(params)).check_params()
+        DefaultAttributor(**dict(params)).check_params()
     except InputError as exc:
         raise InputError(f"{exc.field or ''}={params.get(exc.field, '?')!r}: {exc.detail}"
                          if exc.field in params else exc.detail, field="param") from None

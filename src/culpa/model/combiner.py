@@ -109,7 +109,9 @@ class LogLinearPool:
     def __init__(self, max_weight: float = 5.0):
         self.max_weight = max_weight
 
-    def fit(self, probas: Sequence[np.ndarray], y: np.ndarray) -> "LogLinearPool":
+    def fit(self, probas: Sequence[np.ndarray], y: np.ndarray,
+            start: Sequence[float] | None = None) -> "LogLinearPool":
+        """``start``: the weights the search starts from (default 1/M each)."""
         from scipy.optimize import minimize
 
         logs = _log_stack(probas)
@@ -133,7 +135,8 @@ class LogLinearPool:
             grad = np.einsum("mnk,nk->m", logs, q) / n - own.mean(axis=1)
             return loss, grad
 
-        start = np.full(n_models, 1.0 / n_models)
+        start = (np.full(n_models, 1.0 / n_models) if start is None
+                 else np.asarray(start, dtype=float))
         res = minimize(loss_grad, start, jac=True, method="L-BFGS-B",
                        bounds=[(0.0, self.max_weight)] * n_models)
         self.weights_ = np.clip(res.x, 0.0, self.max_weight)

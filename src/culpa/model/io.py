@@ -19,10 +19,12 @@ from culpa.model.geo import LocalProjection
 from culpa.model.marks import MARK_CHANNELS, MarkModel
 from culpa.model.processes import ProcessMap
 
-FORMAT_VERSION = 5
-#: formats this culpa still reads (5: the grounds as the kernels and weights that render them;
-#: 4: one array per distinct raster; 3: the rasters stacked in one array, read at once)
-READABLE_VERSIONS = (3, 4, 5)
+FORMAT_VERSION = 6
+#: formats this culpa still reads (6: format 5 and, for the default model, its pool (the
+#: estimator named in the metadata, culpa.model.pooled); 5: the grounds as the kernels and
+#: weights that render them; 4: one array per distinct raster; 3: the rasters stacked in one
+#: array, read at once). Files without an estimator name load as the Hawkes model alone.
+READABLE_VERSIONS = (3, 4, 5, 6)
 
 
 class SaveLoadMixin:
@@ -50,6 +52,7 @@ class SaveLoadMixin:
             "marks": self._marks.meta(), "spatial": self._spatial.meta(),
             "temporal": self._temporal.meta(),
         }
+        meta.update(self._extra_meta())  # a subclass's own part (the pool: culpa.model.pooled)
         arrays = {
             "meta_json": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
             "ids": np.asarray(self._ids, dtype=str), "start": self._start.astype(np.int64),
@@ -59,6 +62,7 @@ class SaveLoadMixin:
             "bg": self._bg, "kde_loo": self._kde_loo, "order": self.order_, "alpha": self.alpha_,
             **self._spatial.to_arrays(), "mu": self._temporal.mu,
             "mu_edges": self._temporal.edges, **self._marks.to_arrays(),
+            **self._extra_arrays(),
         }
         with open(path, "wb") as fh:
             np.savez_compressed(fh, **arrays)
@@ -88,6 +92,7 @@ class SaveLoadMixin:
                              f"culpa: fit it again (culpa fit)", file=str(path))
         arr = {k: z[k] for k in z.files if not k.startswith("raster_")
                or k == "raster_index"}
+        cls = _estimator_class(cls, meta, path)
         known = cls().get_params()
         params = {k: v for k, v in meta["params"].items() if k in known}
         params["mark_channels"] = tuple(params.get("mark_channels", MARK_CHANNELS))
@@ -130,5 +135,32 @@ class SaveLoadMixin:
                 else arr, m._x, m._y)
         m._temporal = TemporalBackground.from_saved(meta["temporal"], arr["mu_edges"], arr["mu"])
         m._pairs = m._w = m._grid = None
+        m._load_extra(meta, z)
         m._set_public()
         return m
+
+    def _extra_meta(self) -> dict:
+        """What a subclass adds to the saved metadata (nothing here)."""
+        return {}
+
+    def _extra_arrays(self) -> dict:
+        """What a subclass adds to the saved arrays (nothing here)."""
+        return {}
+
+    def _load_extra(self, meta: dict, arrays) -> None:
+        """Read back what :meth:`_extra_meta` and :meth:`_extra_arrays` saved."""
+
+
+def _estimator_class(cls, meta: dict, path):
+    """The class a file is loaded as: the one that saved it (``estimator``; none: the Hawkes
+    model alone, formats 3 and 4), whichever class's ``load`` is called."""
+    from culpa.model.hawkes import HawkesAttributor
+
+    name = meta.get("estimator")
+    if name is None:
+        return HawkesAttributor
+    if name == "PooledAttributor":
+        from culpa.model.pooled import PooledAttributor
+
+        return PooledAttributor
+    raise InputError(f"unknown estimator {name!r} in the model file", file=str(path))

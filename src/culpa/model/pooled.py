@@ -1,0 +1,374 @@
+"""PooledAttributor, culpa's default attribution: the Hawkes model pooled with boosted trees.
+
+The Hawkes model (:class:`~culpa.model.hawkes.HawkesAttributor`) stays the explainable core:
+this class *is* one (every attribute, ``explain``, ``chain``, the forecasts), fitted the same
+way. On top of it sits a second member, boosted trees over place, time and marks
+(:mod:`culpa.model.trees`), and a learned log-linear pool of the two members' probabilities
+
+    p(actor) ∝ p_hawkes(actor)^w_hawkes · p_trees(actor)^w_trees        (w >= 0)
+
+The two know different things: the Hawkes model knows what happened nearby just before (and
+after, for an event in the record), the trees know sharp territorial boundaries that a kernel
+density smooths across. The weights are fitted by log-loss ONLY on out-of-fold probabilities of
+the labelled events, so no event's own label feeds its own prediction, and their common scale
+is the held-out calibration step (a temperature):
+
+- the trees' out-of-fold probabilities come from ``tree_folds`` forests, each fitted on the
+  labelled events of the other folds (:func:`cross_fit`); a new event gets their mean;
+- the Hawkes model's come from one analytic leave-one-out pass at the fitted parameters
+  (:func:`hawkes_loo_proba`): each labelled event's posterior over actors with its own label
+  hidden, from its background (cross-fitted in time blocks, so an event never sits in its own
+  ground), its marks and what the earlier events excite there. Latent earlier events excite
+  with their label probabilities from their own past only, so a label cannot come back to its
+  own event through a latent neighbour. No refit: one pass over the candidate pairs.
+
+The trees classify the actors with at least ``tree_min_events`` labelled events; the others
+share one class, whose probability is split among them as the Hawkes model splits it. An actor
+the data never saw is not a member's class at all: the case layer adds it as a hypothesis with
+its own prior, as before.
+
+Every number an attribution shows traces: ``explain`` returns the Hawkes terms (background
+share, the earlier events) as before, each actor's ``hawkes_probability`` and
+``trees_probability`` beside the pooled ``probability``, and a ``combiner`` part with the
+weights and how they were fitted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time as _time
+
+import numpy as np
+import pandas as pd
+
+from culpa.errors import ParameterError
+from culpa.model import kernels as kr
+from culpa.model.combiner import LogLinearPool, pool
+from culpa.model.fitted import check_fitted
+from culpa.model.hawkes import HawkesAttributor, _normalise
+from culpa.model.trees import TreeFeatures, TreeMember
+
+__all__ = ["PooledAttributor", "cross_fit", "hawkes_loo_proba"]
+
+#: The members of the pool, in the order of ``pool_weights_``.
+MEMBERS = ("hawkes", "trees")
+
+
+def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
+    """``n_folds`` copies of ``member`` (anything with ``fit(X, y, n_classes)`` and
+    ``predict_proba(X)``), each fitted on all rows but one fold: (the fitted copies, each row's
+    probabilities from the copy that did not see it)."""
+    import copy
+
+    n = len(y)
+    folds = max(2, min(int(n_folds), n))
+    fold = np.random.default_rng(seed).permutation(n) % folds
+    oof = np.zeros((n, n_classes))
+    fitted = []
+    for f in range(folds):
+        m = copy.deepcopy(member)
+        m.fit(X[fold != f], y[fold != f], n_classes)
+        held = fold == f
+        if held.any():
+            oof[held] = m.predict_proba(X[held])
+        fitted.append(m)
+    return fitted, oof
+
+
+def hawkes_loo_proba(model: HawkesAttributor) -> np.ndarray:
+    """Each fitted event's P(actor) (N x actors, time order) from the fitted model with its own
+    label hidden: background (cross-fitted), marks and the excitation of earlier events, where
+    latent earlier events excite with their past-only label probabilities. Must be called
+    right after ``fit`` (it reads the candidate pairs)."""
+    pairs = model._pairs
+    n, K = model._Q.shape
+    B = model._temporal.rate(model._t) * model._spatial.with_floor(model._kde_loo)
+    logf = model._marks.loglik(model._mcode)
+    hidden = np.full(n, -1, np.int32)
+    latent = model._lab < 0
+    Ex = model._Ex
+    if latent.any():  # latent parents: label probabilities from their past only
+        Lam = kr.intensity(pairs, model._s2, model._u, hidden, Ex, B, model.alpha_,
+                           model.omega_, model.window_days, model._space, model._pers)
+        Q1 = _normalise(np.log(np.maximum(Lam, 1e-300)) + logf)
+        Ex = Ex.copy()
+        Ex[latent] = Q1[latent] @ model.alpha_
+    Lam = kr.intensity(pairs, model._s2, model._u, hidden, Ex, B, model.alpha_, model.omega_,
+                       model.window_days, model._space, model._pers)
+    return model.by_actor(_normalise(np.log(np.maximum(Lam, 1e-300)) + logf))
+
+
+def _with_pool_params(init):
+    """``__init__``'s signature: the Hawkes model's parameters, then the pool's."""
+    hawkes = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+              for name, p in inspect.signature(HawkesAttributor.__init__).parameters.items()
+              if name != "self"]
+    own = [p for name, p in inspect.signature(init).parameters.items()
+           if p.kind == inspect.Parameter.KEYWORD_ONLY]
+    self_ = inspect.signature(init).parameters["self"]
+    init.__signature__ = inspect.Signature([self_] + hawkes + own)
+    return init
+
+
+class PooledAttributor(HawkesAttributor):
+    """The Hawkes model pooled with cross-fitted boosted trees (see the module doc).
+
+    Parameters: every :class:`HawkesAttributor` parameter, and
+
+    pool : pool the trees in (False: the Hawkes model alone, as ``HawkesAttributor``).
+    tree_folds : folds of the trees' cross-fitting (their out-of-fold probabilities fit the
+        pool; a new event gets the mean of the fold forests).
+    tree_min_events : actors with fewer labelled events are one class for the trees.
+    pool_max_weight : upper bound of each pooling weight.
+    member : the second member: ``"trees"`` (:class:`~culpa.model.trees.TreeMember`) or any
+        object with ``fit(X, y, n_classes)`` and ``predict_proba(X)`` (not saveable).
+    """
+
+    @_with_pool_params
+    def __init__(self, *, pool: bool = True, tree_folds: int = 3, tree_min_events: int = 30,
+                 pool_max_weight: float = 5.0, member="trees", **hawkes):
+        super().__init__(**hawkes)
+        self.pool = pool
+        self.tree_folds = tree_folds
+        self.tree_min_events = tree_min_events
+        self.pool_max_weight = pool_max_weight
+        self.member = member
+
+    def check_params(self) -> None:
+        super().check_params()
+        if not isinstance(self.pool, (bool, np.bool_)):
+            raise ParameterError(f"must be true or false, got {self.pool!r}", field="pool")
+        for name in ("tree_folds", "tree_min_events"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                    and v >= (2 if name == "tree_folds" else 1)):
+                raise ParameterError(f"must be an integer >= "
+                                     f"{2 if name == 'tree_folds' else 1}, got {v!r}", field=name)
+        w = self.pool_max_weight
+        if not (isinstance(w, (int, float)) and np.isfinite(w) and w > 0):
+            raise ParameterError(f"must be a positive number, got {w!r}", field="pool_max_weight")
+        if isinstance(self.member, str) and self.member != "trees":
+            raise ParameterError(f"must be 'trees' or a member object, got {self.member!r}",
+                                 field="member")
+
+    # -----------------------------------------------------------------------------------------
+    # fit
+
+    def _events_in_time_order(self, events):
+        ev = super()._events_in_time_order(events)
+        self._pool_events = ev  # the marks the trees read (dropped after the fit)
+        return ev
+
+    def fit(self, events: pd.DataFrame, y=None) -> "PooledAttributor":
+        """Fit the Hawkes core (as :meth:`HawkesAttributor.fit`), then, when ``pool``, the
+        cross-fitted trees and the pooling weights on out-of-fold probabilities; returns self."""
+        super().fit(events)
+        ev = self.__dict__.pop("_pool_events")
+        if not self.pool:
+            return self
+        tick = _time.perf_counter()
+        self._fit_pool(ev)
+        self.fit_seconds_["pool"] = _time.perf_counter() - tick
+        self.fit_seconds_["total"] += self.fit_seconds_["pool"]
+        return self
+
+    def _fit_pool(self, ev: dict) -> None:
+        lab = self._lab
+        labelled = lab >= 0
+        actor_of = self.process_actor_[lab[labelled]]
+        A = len(self.actors_)
+        counts = np.bincount(actor_of, minlength=A)
+        big = np.flatnonzero(counts >= int(self.tree_min_events))
+        cls = np.full(A, len(big), np.int32)
+        cls[big] = np.arange(len(big))
+        n_cls = len(big) + int(len(big) < A)
+        self.tree_class_of_actor_ = cls
+        self.tree_features_ = TreeFeatures.for_fit(ev["event_type"], ev["target"], labelled,
+                                                   self.t0_)
+        X = self._tree_matrix(ev["start"], ev, self._x_lat_lon(ev))
+        member = TreeMember(random_state=0) if isinstance(self.member, str) else self.member
+        seed = 0
+        self.members_, oof_t = cross_fit(member, X[labelled], cls[actor_of], n_cls,
+                                         self.tree_folds, seed)
+        oof_h = hawkes_loo_proba(self)[labelled]
+        oof_t = self._trees_to_actors(oof_t, oof_h)
+        lp = LogLinearPool(max_weight=float(self.pool_max_weight))
+        lp.fit([oof_h, oof_t], actor_of, start=np.array([1.0, 0.0]))
+        self.pool_weights_ = np.asarray(lp.weights_, float)
+        self.pool_oof_ = {"n": int(labelled.sum()), "folds": len(self.members_),
+                          "log_loss": {"hawkes": _log_loss(oof_h, actor_of),
+                                       "trees": _log_loss(oof_t, actor_of),
+                                       "pooled": float(lp.log_loss_)}}
+        latent = np.flatnonzero(~labelled)
+        if len(latent):
+            ph = self.by_actor(self._Q[latent])
+            self._pool_latent = self._pooled(ph, self._member_proba(X[latent], ph))
+        else:
+            self._pool_latent = np.zeros((0, A))
+        self._set_public()
+
+    def _x_lat_lon(self, ev):
+        return self.projection_.inverse(ev["x"], ev["y"])
+
+    def _tree_matrix(self, start, ev, latlon) -> np.ndarray:
+        lat, lon = latlon
+        return self.tree_features_.matrix(start, lat, lon, ev["event_type"], ev["target"],
+                                          ev["fatalities"], ev["location_precision"])
+
+    # -----------------------------------------------------------------------------------------
+    # the members and the pool
+
+    def _trees_to_actors(self, pt: np.ndarray, ph: np.ndarray) -> np.ndarray:
+        """Tree classes (n x classes) -> actors (n x actors): the small actors' shared class
+        is split among them as the Hawkes model splits it."""
+        cls = self.tree_class_of_actor_
+        out = pt[:, cls]
+        shared = np.flatnonzero(np.bincount(cls)[cls] > 1)  # the actors of the shared class
+        if len(shared):
+            s = ph[:, shared]
+            tot = s.sum(1, keepdims=True)
+            share = np.where(tot > 0, s / np.where(tot > 0, tot, 1.0), 1.0 / len(shared))
+            out = out.copy()
+            out[:, shared] *= share
+        out = np.maximum(out, 1e-12)
+        return out / out.sum(1, keepdims=True)
+
+    def _member_proba(self, X: np.ndarray, ph: np.ndarray) -> np.ndarray:
+        """The second member's P(actor) (n x actors): the mean of the fold members."""
+        pt = sum(m.predict_proba(X) for m in self.members_) / len(self.members_)
+        return self._trees_to_actors(pt, ph)
+
+    def _pooled(self, ph: np.ndarray, pt: np.ndarray) -> np.ndarray:
+        return pool([ph, pt], self.pool_weights_)
+
+    def _is_pooled(self) -> bool:
+        return getattr(self, "pool_weights_", None) is not None
+
+    def _set_public(self) -> None:
+        super()._set_public()
+        self.hawkes_label_proba_ = self.label_proba_
+        latent = getattr(self, "_pool_latent", None)
+        if self._is_pooled() and latent is not None and len(latent):
+            q = self.label_proba_.copy()
+            rows = self._inv  # input row -> time-order position
+            pos = np.flatnonzero(self._lab < 0)  # time order
+            where = np.empty(len(rows), np.int64)
+            where[:] = -1
+            where[pos] = np.arange(len(pos))
+            sel = where[rows]
+            q[sel >= 0] = latent[sel[sel >= 0]]
+            self.label_proba_ = q
+
+    # -----------------------------------------------------------------------------------------
+    # prediction
+
+    def _query_tree_matrix(self, queries: pd.DataFrame) -> np.ndarray:
+        tcol = "time" if "time" in queries.columns else "time_start"
+        n = len(queries)
+
+        def col(name):
+            return queries[name].to_numpy() if name in queries.columns else None
+
+        target = col("target") if "target" in queries.columns else col("other_raw")
+        start = pd.to_datetime(queries[tcol]).to_numpy(dtype="datetime64[s]")
+        prec = col("location_precision_km")
+        return self.tree_features_.matrix(
+            start, queries["latitude"].to_numpy(float), queries["longitude"].to_numpy(float),
+            col("event_type"), target, col("fatalities"),
+            None if prec is None else np.asarray(prec, float) if n else prec)
+
+    def member_proba(self, queries: pd.DataFrame) -> dict:
+        """Each member's P(actor | time, place, marks) (n x actors): ``{"hawkes", "trees"}``."""
+        check_fitted(self)
+        ph = super().predict_proba(queries)
+        if not self._is_pooled():
+            return {"hawkes": ph}
+        return {"hawkes": ph, "trees": self._member_proba(self._query_tree_matrix(queries), ph)}
+
+    def predict_proba(self, queries: pd.DataFrame) -> np.ndarray:
+        """The pooled P(actor | time, place, marks) (n x actors, columns ``actors_``)."""
+        m = self.member_proba(queries)
+        if "trees" not in m:
+            return m["hawkes"]
+        return self._pooled(m["hawkes"], m["trees"])
+
+    def explain(self, time, lat: float, lon: float, precision_km: float | None = None,
+                event_type: str | None = None, fatalities: float | None = None,
+                top: int = 10, date_precision_days: float = 1.0,
+                target: str | None = None) -> dict:
+        """:meth:`HawkesAttributor.explain` with the pool: each actor's ``probability`` is the
+        pooled one, beside its ``hawkes_probability`` and ``trees_probability``; ``combiner``
+        gives the weights, each member's probabilities and how the weights were fitted."""
+        doc = super().explain(time, lat, lon, precision_km=precision_km, event_type=event_type,
+                              fatalities=fatalities, top=top,
+                              date_precision_days=date_precision_days, target=target)
+        if not self._is_pooled():
+            return doc
+        index = {a: i for i, a in enumerate(self.actors_)}
+        ph = np.zeros((1, len(self.actors_)))
+        for a in doc["actors"]:
+            ph[0, index[a["actor"]]] = a["probability"]
+        q = pd.DataFrame({"time": [pd.Timestamp(time)], "latitude": [lat], "longitude": [lon],
+                          "location_precision_km": [np.nan if precision_km is None
+                                                    else precision_km],
+                          "event_type": [event_type], "target": [target],
+                          "fatalities": [np.nan if fatalities is None else fatalities]})
+        pt = self._member_proba(self._query_tree_matrix(q), ph)
+        pp = self._pooled(ph, pt)
+        for a in doc["actors"]:
+            i = index[a["actor"]]
+            a["hawkes_probability"] = a["probability"]
+            a["trees_probability"] = float(pt[0, i])
+            a["probability"] = float(pp[0, i])
+        doc["actors"].sort(key=lambda a: -a["probability"])
+        w = self.pool_weights_
+        doc["combiner"] = {
+            "method": "log-linear pool: p(actor) ∝ p_hawkes^w_hawkes · p_trees^w_trees",
+            "weights": {"hawkes": float(w[0]), "trees": float(w[1])},
+            "members": {"hawkes": {a: float(ph[0, i]) for a, i in index.items()},
+                        "trees": {a: float(pt[0, i]) for a, i in index.items()}},
+            "fitted_on": ("out-of-fold probabilities of the "
+                          f"{self.pool_oof_['n']:,} labelled events (trees: "
+                          f"{self.pool_oof_['folds']} folds; Hawkes: leave-one-out)"),
+            "out_of_fold_log_loss": self.pool_oof_["log_loss"],
+        }
+        return doc
+
+    # -----------------------------------------------------------------------------------------
+    # saving (see culpa.model.io: these are its hooks)
+
+    def _extra_meta(self) -> dict:
+        if not self._is_pooled():
+            return {"estimator": "PooledAttributor", "pool": None}
+        if not all(isinstance(m, TreeMember) for m in self.members_):
+            raise ParameterError("only the default member ('trees') can be saved",
+                                 field="member")
+        return {"estimator": "PooledAttributor",
+                "pool": {"weights": [float(v) for v in self.pool_weights_],
+                         "oof": self.pool_oof_, "features": self.tree_features_.meta(),
+                         "n_members": len(self.members_)}}
+
+    def _extra_arrays(self) -> dict:
+        if not self._is_pooled():
+            return {}
+        d = {"pool_tree_class": self.tree_class_of_actor_.astype(np.int64),
+             "pool_latent": self._pool_latent}
+        for i, m in enumerate(self.members_):
+            d.update(m.to_arrays(f"pool_m{i}_"))
+        return d
+
+    def _load_extra(self, meta: dict, arrays) -> None:
+        p = meta.get("pool")
+        if not p:
+            return
+        self.pool_weights_ = np.asarray(p["weights"], float)
+        self.pool_oof_ = p["oof"]
+        self.tree_features_ = TreeFeatures.from_meta(p["features"])
+        self.tree_class_of_actor_ = np.asarray(arrays["pool_tree_class"], np.int32)
+        self._pool_latent = np.asarray(arrays["pool_latent"], float)
+        self.members_ = [TreeMember.from_arrays(arrays, f"pool_m{i}_")
+                         for i in range(int(p["n_members"]))]
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-15, 1.0))))
