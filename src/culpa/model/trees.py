@@ -74,8 +74,8 @@ class TreeFeatures:
         et, tg = _texts(event_type, n), _texts(target, n)
         fat = np.asarray(fatalities if fatalities is not None else np.full(n, np.nan), float)
         prec = np.asarray(precision_km if precision_km is not None else np.full(n, np.nan), float)
-        cols = [lat, lon, lat + lon, lat - lon, days, ts.dayofyear.to_numpy(float),
-                ts.dayofweek.to_numpy(float)]
+        cols = [lat, lon, lat + lon, lat - lon, days, ts.day_of_year.to_numpy(float),
+                ts.day_of_week.to_numpy(float)]
         cols += [(et == t).astype(float) for t in self.types]
         cols += [(tg == t).astype(float) for t in self.targets]
         cols += [np.log1p(np.maximum(fat, 0)), prec]
