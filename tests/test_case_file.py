@@ -313,7 +313,13 @@ def _k1_with(pattern: str, replacement: str) -> str:
     (_k1_with(r"^(\s*time:).*$", r"\1 2018-13-01"), 14, "incident.time", "not a valid date"),
     (_k1_with(r"^(\s*time:).*$", r"\1 2018-01-01 25:00:00"), 14, "incident.time",
      "not a valid date"),
+    (_k1_with(r"^(\s*time:).*$", r"\1 25:00:00"), 14, "incident.time",  # YAML 1.1: 90000
+     "not an ISO date"),
     (_k1_with(r"^(\s*lat:).*$", r"\1 " + "9" * 400), 15, "incident.lat", "too large"),
+    (_k1_with(r"^(window_days:.*)$", r"\1\nradius_km: " + "9" * 400), 23, "radius_km",
+     "too large"),
+    (_k1_with(r"likelihood: \{IS: 0\.7,", "likelihood: {IS: " + "9" * 400 + ","), 44,
+     "evidence[0].likelihood.IS", "too large"),
     (_k1_with(r"^(window_days:).*$", r"\1 " + "9" * 400), 22, "window_days", "too large"),
     (_k1_with(r"^(window_days:).*$", r"\1 1.0e+300"), 22, "window_days", "outside"),
     (_k1_with(r"^(\s*reliability:).*$", r"\1 [A]"), 42, "evidence[0].reliability", "not A-F"),
