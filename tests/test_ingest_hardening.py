@@ -189,6 +189,26 @@ def test_extreme_parquet_dates_are_refused(tmp_path):
         assert not (tmp_path / "s.duckdb").exists()  # the store it would have made is gone
 
 
+def test_impossible_parquet_fatalities_are_refused_not_wrapped(tmp_path):
+    # 1e19, inf and 1e300 were stored as -9223372036854775808 by every reader; Parquet too
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for column, words in [(pa.array([2.0, 1e19]), "believable"), (pa.array([2.0, 1e300]),
+                                                                   "believable"),
+                          (pa.array([2.0, float("inf")]), "finite"),
+                          (pa.array([2, 2**64 - 1], pa.uint64()), "believable"),
+                          (pa.array([2.0, 1.5]), "whole"), (pa.array([2, -7]), ">= 0")]:
+        p = tmp_path / "k.parquet"
+        pq.write_table(pa.table({"t": ["2020-01-01", "2020-01-02"], "y": [35.0, 35.1],
+                                 "x": [44.0, 44.1], "k": column}), p)
+        with pytest.raises(InputError, match=words) as info:
+            ingest_files(tmp_path / "s.duckdb", [p], "csv", mapping={
+                "time": "t", "latitude": "y", "longitude": "x", "fatalities": "k"})
+        assert (info.value.line, info.value.field) == (2, "k"), str(info.value)
+        assert not (tmp_path / "s.duckdb").exists()
+
+
 def test_inputs_that_are_not_files_are_named(tmp_path):
     os.mkfifo(tmp_path / "fifo")
     for path, words in [(tmp_path, "is a directory"), (tmp_path / "fifo", "not a regular file"),
@@ -460,3 +480,4 @@ def test_a_store_in_a_read_only_folder_is_refused_with_a_clear_message(tmp_path,
         ro.chmod(0o755)
     assert sorted(p.name for p in ro.iterdir()) == ["s.duckdb"]
     assert snapshot(ro / "s.duckdb") == before
+
