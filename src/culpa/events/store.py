@@ -342,9 +342,12 @@ def _check_writable(path: Path) -> None:
 
 
 def _interrupted(exc: BaseException) -> bool:
-    """Ctrl-C, however it surfaced: Python's KeyboardInterrupt or DuckDB's interrupted query."""
+    """Ctrl-C, however it surfaced: Python's KeyboardInterrupt, DuckDB's interrupted query, or
+    DuckDB's wrapping of a KeyboardInterrupt raised while it called back into Python (reading
+    an arrow batch): ``duckdb.Error('KeyboardInterrupt: <EMPTY MESSAGE>')``."""
     return isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException)) or (
-        isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower())
+        isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()) or (
+        isinstance(exc, duckdb.Error) and str(exc).startswith("KeyboardInterrupt"))
 
 
 def _first_line(exc: BaseException) -> str:
