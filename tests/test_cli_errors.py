@@ -62,3 +62,24 @@ def test_demo_refuses_a_workdir_that_is_a_file(tmp_path):
     proc = culpa("demo", "--workdir", f, "--json")
     assert proc.returncode == 2 and "not a directory" in json.loads(proc.stdout)["error"]
     assert f.read_text() == "keep me"
+
+
+def test_a_handled_ctrl_c_inside_an_eval_still_exits_130(tmp_path):
+    # A Ctrl-C inside eval() of a string (typer evaluates annotations while it builds the
+    # command line) made `python -m culpa` (CPython 3.11) kill itself with SIGINT at exit
+    # though culpa had handled it and said so: exit -2, not 130 (2 in 40 early interrupts).
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "interrupted_in_eval.py").write_text(
+        "from culpa.cli.common import _exit\n"
+        "try:\n"
+        "    eval('(_ for _ in ()).throw(KeyboardInterrupt)')\n"
+        "except KeyboardInterrupt:\n"
+        "    _exit(130)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run([sys.executable, "-m", "interrupted_in_eval"], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 130, proc.stderr

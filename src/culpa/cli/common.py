@@ -237,6 +237,12 @@ def _exit(code: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread (the CLI run inside a test's thread)
         pass
+    # A Ctrl-C that interrupted an eval() of a string (typer evaluates the verbs' annotations
+    # so while it builds the command line) leaves CPython (3.11) marked as ending on an
+    # unhandled KeyboardInterrupt, although culpa handled it: the interpreter then kills
+    # itself with SIGINT at exit, exit -2 instead of 130. Each eval() of a string clears that
+    # mark as it starts.
+    eval("None")
     sys.exit(code)
 
 
