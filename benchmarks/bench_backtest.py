@@ -41,7 +41,9 @@ from culpa.events.store import Store
 from culpa.model.combiner import GeometricCombiner
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parents[1] / "shared" / "data" / "ucdp"
+#: ``../shared/data/ucdp`` of the checkout (a worktree may sit one level deeper).
+DATA = next((p / "shared" / "data" / "ucdp" for p in HERE.parents
+             if (p / "shared" / "data" / "ucdp").is_dir()), HERE.parents[1] / "shared" / "data" / "ucdp")
 RESULTS = HERE / "results" / "backtest.json"
 SPLITS = {"syria": (DATA / "ged_syria_2016_2018.csv", "2018-01-01"),
           "iraq": (DATA / "ged_iraq_1989_2018_hdx.csv", "2016-01-01")}

@@ -10,6 +10,12 @@ unlabelled event (no known actor, or marked ``latent``) gets ``Q`` = the conditi
 ``predict_process_proba`` from the fitted events and the *labelled* added events strictly before
 it (the unlabelled added events do not inform one another's ``Q``). Nothing is refitted.
 
+Past the last fitted event the background rates are those of the last observed time
+(:class:`culpa.model.forecast.background.BackgroundRates`, as forecasts use them): the fitted
+bins run to the latest *end* of an event's date range, months past the last event when some
+events are dated only to a year, and such bins hold only the prior. Before the last fitted
+event the rates are the model's own.
+
 The copy answers ``predict_proba``, ``predict_process_proba``, ``intensity_parts`` and
 ``explain``; its branching structure (``chain``, ``parent_proba_``) and ``label_proba_`` remain
 the fit's own and are not extended.
@@ -53,10 +59,12 @@ def with_history(model, events: pd.DataFrame):
     added = dict(ids=a.ids, start=a.start.to_numpy(dtype="datetime64[s]"), t=t, u=u, x=x, y=y,
                  s2=prec ** 2, Q=Q, labels=labels, mk=mk)
     out = _extended(model, added, a.labelled)
+    out._temporal = _HeldRates(model)
     latent = np.flatnonzero(~a.labelled)
     if len(latent):
         Q[latent] = out.predict_process_proba(ev.iloc[latent])
         out = _extended(model, added, np.ones(len(ev), bool))
+        out._temporal = _HeldRates(model)
     out.n_history_added_ = len(ev)
     return out
 
@@ -80,3 +88,20 @@ def _extended(model, added: dict, rows: np.ndarray):
     out._pairs = None
     out._w = None
     return out
+
+
+class _HeldRates:
+    """The model's background rates with the last observed rate held past its last event
+    (``rate``); everything else is the fitted :class:`TemporalBackground`'s."""
+
+    def __init__(self, model):
+        from culpa.model.forecast.background import BackgroundRates
+
+        self._fitted = model._temporal
+        self._held = BackgroundRates.of(model)
+
+    def rate(self, t) -> np.ndarray:
+        return self._held.rate(t)
+
+    def __getattr__(self, name):
+        return getattr(self._fitted, name)
