@@ -145,22 +145,24 @@ def summarise(runs: dict) -> dict:
         if " forward " in g:
             r = rs[-1]
             samples = r.get("quarters") or []
-            names = ["model", *r["baselines"]] + (["combined"] if r.get("combined") else [])
+            names = (["model"] + (["hawkes"] if r.get("hawkes") else []) + [*r["baselines"]]
+                     + (["combined"] if r.get("combined") else []))
             entry = {"over": "quarters of the forward run", "n": len(samples),
                      "n_scored": r["n_scored"], "date": r.get("date"),
-                     "all_steps": {n: (r[n] if n in ("model", "combined") else
+                     "all_steps": {n: (r[n] if n in ("model", "hawkes", "combined") else
                                        r["baselines"][n]) for n in names}}
             for n in names:
                 entry[n] = ({m: spread([q[n][m] for q in samples]) for m in METRICS}
                             if samples else None)
             out[g] = entry
             continue
-        names = ["model", "combined", *rs[0]["baselines"]]
+        names = (["model"] + (["hawkes"] if rs[0].get("hawkes") else []) + ["combined"]
+                 + [*rs[0]["baselines"]])
         entry = {"over": "seeds", "n": len(rs), "seeds": sorted(r["seed"] for r in rs),
                  "n_scored": rs[0]["n_scored"],
                  "dates": sorted({r.get("date", "?") for r in rs})}
         for n in names:
-            vals = [(r.get(n) if n in ("model", "combined") else r["baselines"].get(n))
+            vals = [(r.get(n) if n in ("model", "hawkes", "combined") else r["baselines"].get(n))
                     for r in rs]
             vals = [v for v in vals if v]
             entry[n] = {m: spread([v[m] for v in vals]) for m in METRICS} if vals else None

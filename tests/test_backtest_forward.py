@@ -132,7 +132,7 @@ def test_the_json_has_the_masked_layout_and_the_forward_keys(result):
     assert doc["step_days"] == 7 and doc["n_steps"] == 3 and doc["refit_every"] == 2
     assert doc["n_scored"] == sum(s["n_scored"] for s in doc["steps"]) > 10
     assert set(doc["baselines"]) == {"admin1_majority", "knn", "gbm"}
-    for scores in [doc["model"], doc["combined"], *doc["baselines"].values()]:
+    for scores in [doc["model"], doc["hawkes"], doc["combined"], *doc["baselines"].values()]:
         assert set(scores) == {"top1", "log_loss", "brier", "ece"}
     assert "refit every 2 steps" in doc["scheme"]
     assert doc["model"]["top1"] > 0.8  # IS and the PKK hold apart ground

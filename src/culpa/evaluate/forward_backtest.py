@@ -73,6 +73,8 @@ class ForwardBacktestResult:
     fit_seconds: float
     since: str
     until: str
+    #: The Hawkes core of the model alone (the model itself when it is one).
+    hawkes: dict[str, float]
     step_days: float
     refit_every: int
     seed: int
@@ -91,7 +93,8 @@ class ForwardBacktestResult:
         return None
 
     def to_dict(self) -> dict:
-        return {"n_scored": self.n_scored, "model": self.model, "baselines": self.baselines,
+        return {"n_scored": self.n_scored, "model": self.model, "hawkes": self.hawkes,
+                "baselines": self.baselines,
                 "combined": self.combined, "fit_seconds": round(self.fit_seconds, 3),
                 "classes": self.classes, "since": self.since, "mask_fraction": None,
                 "seed": self.seed, "mode": "forward", "until": self.until,
@@ -174,7 +177,7 @@ def run_forward_backtest(events: pd.DataFrame, since, until=None, step_days: flo
     refit_at = None
     fit_seconds, n_refits, warm = 0.0, 0, False
     parts: dict[str, list[np.ndarray]] = {n: [] for n in
-                                          ("model", "admin1_majority", "knn", "gbm")}
+                                          ("model", "hawkes", "admin1_majority", "knn", "gbm")}
     ys, ids, step_of, steps = [], [], [], []
     for i, S in enumerate(starts):
         E = min(S + pd.Timedelta(days=float(step_days)), until)
@@ -197,7 +200,11 @@ def run_forward_backtest(events: pd.DataFrame, since, until=None, step_days: flo
             added = pd.concat([ev[since_fit], ev[in_step].assign(latent=True)])
             cond = model.with_history(added) if len(added) else model
             test = ev.iloc[score]
-            p_model = collapse(cond.predict_proba(test), list(model.actors_), classes)
+            members = cond.member_proba(test) if hasattr(cond, "member_proba") else {}
+            p_raw = cond.predict_proba(test)
+            p_model = collapse(p_raw, list(model.actors_), classes)
+            parts["hawkes"].append(collapse(members.get("hawkes", p_raw), list(model.actors_),
+                                            classes))
             train = before & labelled
             y_train = y_all[train]
             parts["model"].append(p_model)
@@ -220,7 +227,8 @@ def run_forward_backtest(events: pd.DataFrame, since, until=None, step_days: flo
     return ForwardBacktestResult(
         n_scored=len(y), classes=classes, model=metrics.score(proba["model"], y),
         baselines={n: metrics.score(proba[n], y) for n in ("admin1_majority", "knn", "gbm")},
-        combined=metrics.score(p_comb, y), fit_seconds=fit_seconds, since=str(since.date()),
+        combined=metrics.score(p_comb, y), hawkes=metrics.score(proba["hawkes"], y),
+        fit_seconds=fit_seconds, since=str(since.date()),
         until=str(until.date()), step_days=float(step_days), refit_every=int(refit_every),
         seed=seed, n_steps=len(starts), n_refits=n_refits,
         run_seconds=time.perf_counter() - tick, steps=steps, warm_start=warm, proba=proba, y=y,
@@ -236,6 +244,12 @@ def _fit_gbm(train: pd.DataFrame, train_t: np.ndarray, y_train: np.ndarray,
     cats = sorted(set(every["event_type"].fillna("?")))
     clf = HistGradientBoostingClassifier(**baselines.GBM_PARAMS, random_state=seed,
                                          categorical_features=[5])
+    # early stopping holds out a stratified share: a class with one training event cannot be
+    # split, so such classes (rare before the refit, e.g. an actor that appears later) are left
+    # out of the trees' training (they get the floor probability)
+    counts = np.bincount(y_train, minlength=n_classes)
+    keep = counts[y_train] >= 2
+    train, train_t, y_train = train[keep], train_t[keep], y_train[keep]
     if len(np.unique(y_train)) < 2:
         return (None, cats, int(y_train[0]) if len(y_train) else 0)
     clf.fit(baselines.gbm_features(train, train_t, cats), y_train)
