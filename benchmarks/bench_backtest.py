@@ -1,7 +1,8 @@
 """Attribution backtests on the shared UCDP extracts: masked (several seeds) and forward.
 
     python benchmarks/bench_backtest.py [--only syria iraq forward] [--seeds 0 1 2 3 4]
-        [--params JSON] [--forward-splits syria iraq] [--refit-every 4] [--summary-only]
+        [--params JSON] [--forward-splits syria iraq] [--refit-every 4] [--until D]
+        [--summary-only]
 
 - ``syria``: ``culpa backtest --since 2018-01-01 --mask-fraction 0.2 --seed N`` on the Syria
   extract (``../shared/data/ucdp/ged_syria_2016_2018.csv``), one run per seed;
@@ -103,7 +104,8 @@ def quarters(r) -> list[dict]:
     return out
 
 
-def forward(name: str, events, params: dict, refit_every: int, runs: dict, save) -> None:
+def forward(name: str, events, params: dict, refit_every: int, runs: dict, save,
+            until: str | None = None) -> None:
     path, since = SPLITS[name]
     t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
 
@@ -111,11 +113,11 @@ def forward(name: str, events, params: dict, refit_every: int, runs: dict, save)
         print(f"  {name} forward step {done}/{total} {description} "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
-    r = run_forward_backtest(events, since, None, 7.0, refit_every, 0,
+    r = run_forward_backtest(events, since, until, 7.0, refit_every, 0,
                              model_factory=lambda: default_model_factory(**params),
                              progress=tick)
-    key = (f"{path.name} forward since={since} step_days=7 refit_every={refit_every} "
-           f"params={json.dumps(params)}")
+    key = (f"{path.name} forward since={since}" + (f" until={until}" if until else "")
+           + f" step_days=7 refit_every={refit_every} params={json.dumps(params)}")
     doc = r.to_dict()
     doc["quarters"] = quarters(r)
     runs[key] = {**doc, "params": params, "split": f"{name} forward", **stamp(t0, c0, load0)}
@@ -178,6 +180,8 @@ def main() -> None:
     ap.add_argument("--forward-splits", nargs="+", choices=tuple(SPLITS),
                     default=list(SPLITS))
     ap.add_argument("--refit-every", type=int, default=4)
+    ap.add_argument("--until", default=None,
+                    help="forward: day after the last step (default: the end of each extract)")
     ap.add_argument("--params", default="{}", help="model parameters as JSON")
     ap.add_argument("--summary-only", action="store_true",
                     help="rebuild the summary from the stored runs; run nothing")
@@ -208,7 +212,7 @@ def main() -> None:
                 masked(name, events(name), args.seeds, params, runs, save)
         if "forward" in args.only:
             for name in args.forward_splits:
-                forward(name, events(name), params, args.refit_every, runs, save)
+                forward(name, events(name), params, args.refit_every, runs, save, args.until)
     save()
 
 
