@@ -97,7 +97,7 @@ def quarters(r) -> list[dict]:
         sel = (r.step_of >= q) & (r.step_of < q + QUARTER_STEPS)
         if sel.sum() < 10:
             continue
-        comb = GeometricCombiner().predict_proba([r.proba["model"][sel], r.proba["gbm"][sel]])
+        comb = GeometricCombiner().predict_proba([r.proba["hawkes"][sel], r.proba["gbm"][sel]])
         out.append({"first_step": r.steps[q]["start"], "n_scored": int(sel.sum()),
                     **{n: metrics.score(p[sel], r.y[sel]) for n, p in r.proba.items()},
                     "combined": metrics.score(comb, r.y[sel])})

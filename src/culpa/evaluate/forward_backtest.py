@@ -23,8 +23,8 @@ known at ``S``, and scored with the masked backtest's metrics, baselines and cla
 Baselines, on the same events: ``admin1_majority`` and ``knn`` see every labelled event before
 ``S`` (they are refitted at every step: they cost nothing); ``gbm`` is refitted with the model's
 parameters, every ``refit_every`` steps, on the labelled events before ``R`` (a fit of the trees
-costs about as much as a model fit). ``combined`` is the geometric mean of the model and the
-trees, as in the masked mode.
+costs about as much as a model fit). ``combined`` is the geometric mean of the model's Hawkes
+core and the trees, ``hawkes`` the Hawkes core alone, as in the masked mode.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def run_forward_backtest(events: pd.DataFrame, since, until=None, step_days: flo
 
     y = np.concatenate(ys)
     proba = {n: np.concatenate(v) for n, v in parts.items()}
-    p_comb = GeometricCombiner().predict_proba([proba["model"], proba["gbm"]])
+    p_comb = GeometricCombiner().predict_proba([proba["hawkes"], proba["gbm"]])
     return ForwardBacktestResult(
         n_scored=len(y), classes=classes, model=metrics.score(proba["model"], y),
         baselines={n: metrics.score(proba[n], y) for n in ("admin1_majority", "knn", "gbm")},
