@@ -1,7 +1,7 @@
 """Attribution backtests on the shared UCDP extracts: masked (several seeds) and forward.
 
     python benchmarks/bench_backtest.py [--only syria iraq forward] [--seeds 0 1 2 3 4]
-        [--params JSON] [--forward-splits syria iraq] [--refit-every 4] [--until D]
+        [--params JSON] [--forward-splits syria iraq] [--refit-every 13] [--until D]
         [--summary-only]
 
 - ``syria``: ``culpa backtest --since 2018-01-01 --mask-fraction 0.2 --seed N`` on the Syria
@@ -37,7 +37,8 @@ import numpy as np
 
 from culpa.evaluate import metrics
 from culpa.evaluate.backtest import run_backtest
-from culpa.evaluate.forward_backtest import default_model_factory, run_forward_backtest
+from culpa.evaluate.forward_backtest import (REFIT_EVERY, default_model_factory,
+                                             run_forward_backtest)
 from culpa.events.store import Store
 from culpa.model.combiner import GeometricCombiner
 
@@ -179,7 +180,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--forward-splits", nargs="+", choices=tuple(SPLITS),
                     default=list(SPLITS))
-    ap.add_argument("--refit-every", type=int, default=4)
+    ap.add_argument("--refit-every", type=int, default=REFIT_EVERY)
     ap.add_argument("--until", default=None,
                     help="forward: day after the last step (default: the end of each extract)")
     ap.add_argument("--params", default="{}", help="model parameters as JSON")

@@ -166,7 +166,7 @@ def backtest(
     refit_every: Annotated[int | None, typer.Option(
         "--refit-every", help="forward: refit the parameters every N steps (in between the "
                               "model is conditioned on every event before each step); "
-                              "default 4.")] = None,
+                              "default 13.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Reliability diagram (PNG).")] = None,
     param: ParamOption = None,
     json: JsonOption = False,

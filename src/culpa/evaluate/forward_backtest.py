@@ -44,9 +44,11 @@ from culpa.events.schema import is_labelled
 from culpa.model.combiner import GeometricCombiner
 from culpa.model.geo import LocalProjection
 
-#: Steps between refits of the parameters (and of the trees) by default: with weekly steps,
-#: every four weeks, as ``culpa forecast-backtest --refit-days 28``.
-REFIT_EVERY = 4
+#: Steps between refits of the parameters (and of the trees) by default: with weekly steps, a
+#: quarter (13 weeks). The history is brought up to every step in between, so what ages is
+#: only the parameters, grounds and marks; a fit of the default model on the Syria extract
+#: takes minutes on a loaded 2-core machine, so a year of weekly steps is 5 fits.
+REFIT_EVERY = 13
 
 SCHEME = ("refit every {refit_every} steps on all events before the step (warm-started when "
           "the estimator allows); at every step the model is conditioned on all events before "
