@@ -121,12 +121,13 @@ def _xy_t(frame: pd.DataFrame, proj: LocalProjection, day0) -> tuple[np.ndarray,
 
 
 def step_starts(since: pd.Timestamp, until: pd.Timestamp, step_days: float) -> list[pd.Timestamp]:
-    """The first instant of each step in ``[since, until)`` (the last may be shorter)."""
+    """The first instant of each step in ``[since, until)``: full steps, a remainder shorter
+    than a step joining the last one (a period shorter than one step is one step)."""
     out, S, step = [], since, pd.Timedelta(days=float(step_days))
-    while S < until:
+    while S + step <= until:
         out.append(S)
         S = S + step
-    return out
+    return out or [since]
 
 
 def run_forward_backtest(events: pd.DataFrame, since, until=None, step_days: float = 7.0,
@@ -182,7 +183,7 @@ def run_forward_backtest(events: pd.DataFrame, since, until=None, step_days: flo
                                           ("model", "hawkes", "admin1_majority", "knn", "gbm")}
     ys, ids, step_of, steps = [], [], [], []
     for i, S in enumerate(starts):
-        E = min(S + pd.Timedelta(days=float(step_days)), until)
+        E = starts[i + 1] if i + 1 < len(starts) else until
         before = (ts < S).to_numpy()
         in_step = (ts >= S).to_numpy() & (ts < E).to_numpy()
         if i % refit_every == 0:
