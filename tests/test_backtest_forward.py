@@ -71,7 +71,7 @@ def test_with_history_counts_added_events_as_fitted_ones_excite(events):
     train = events[events["time_start"] < pd.Timestamp(SINCE)]
     model = small_model().fit(train)
     twice = model.with_history(train.assign(id=train["id"] + ":copy"))
-    t = np.array([415.0, 420.0, 421.5])
+    t = np.array([300.0, 320.0, 341.5])  # before the last rate bin (re-estimated, held)
     lat, lon = np.array([36.34, 36.2, 35.5]), np.array([43.13, 43.3, 44.0])
     b1, g1 = model.intensity_parts(t, lat, lon)
     b2, g2 = twice.intensity_parts(t, lat, lon)

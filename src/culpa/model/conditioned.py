@@ -13,8 +13,8 @@ it (the unlabelled added events do not inform one another's ``Q``). Nothing is r
 Past the last fitted event the background rates are those of the last observed time
 (:class:`culpa.model.forecast.background.BackgroundRates`, as forecasts use them): the fitted
 bins run to the latest *end* of an event's date range, months past the last event when some
-events are dated only to a year, and such bins hold only the prior. Before the last fitted
-event the rates are the model's own.
+events are dated only to a year, and such bins hold only the prior. Before the bin of the last
+fitted event the rates are the model's own.
 
 The copy answers ``predict_proba``, ``predict_process_proba``, ``intensity_parts`` and
 ``explain``; its branching structure (``chain``, ``parent_proba_``) and ``label_proba_`` remain
