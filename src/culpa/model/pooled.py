@@ -16,11 +16,13 @@ is the held-out calibration step (a temperature):
 - the trees' out-of-fold probabilities come from ``tree_folds`` forests, each fitted on the
   labelled events of the other folds (:func:`cross_fit`); a new event gets their mean;
 - the Hawkes model's come from one analytic leave-one-out pass at the fitted parameters
-  (:func:`hawkes_loo_proba`): each labelled event's posterior over actors with its own label
-  hidden, from its background (cross-fitted in time blocks, so an event never sits in its own
-  ground), its marks and what the earlier events excite there. Latent earlier events excite
+  (:func:`hawkes_loo_proba`, :mod:`culpa.model.loo`): each labelled event's label
+  probabilities as the model would give them had its label been hidden (the fixed point of the
+  label sweep for that event alone: its background, cross-fitted in time blocks so an event
+  never sits in its own ground; its marks; what the earlier events excite there; and its
+  offspring), so it is scored on the footing of a masked event. Latent earlier events excite
   with their label probabilities from their own past only, so a label cannot come back to its
-  own event through a latent neighbour. No refit: one pass over the candidate pairs.
+  own event through a latent neighbour. No refit: a few passes over the candidate pairs.
 
 The trees classify the actors with at least ``tree_min_events`` labelled events; the others
 share one class, whose probability is split among them as the Hawkes model splits it. An actor
@@ -42,7 +44,6 @@ import numpy as np
 import pandas as pd
 
 from culpa.errors import ParameterError
-from culpa.model import kernels as kr
 from culpa.model.combiner import LogLinearPool, pool
 from culpa.model.fitted import check_fitted
 from culpa.model.hawkes import HawkesAttributor, _normalise
@@ -70,32 +71,22 @@ def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
         m.fit(X[fold != f], y[fold != f], n_classes)
         held = fold == f
         if held.any():
-            oof[held] = m.predict_proba(X[held])
+            oof[held] = getattr(m, "predict_proba_fit", m.predict_proba)(X[held])
+        if hasattr(m, "drop_fit_state"):
+            m.drop_fit_state()
         fitted.append(m)
     return fitted, oof
 
 
-def hawkes_loo_proba(model: HawkesAttributor) -> np.ndarray:
-    """Each fitted event's P(actor) (N x actors, time order) from the fitted model with its own
-    label hidden: background (cross-fitted), marks and the excitation of earlier events, where
-    latent earlier events excite with their past-only label probabilities. Must be called
-    right after ``fit`` (it reads the candidate pairs)."""
-    pairs = model._pairs
-    n, K = model._Q.shape
-    B = model._temporal.rate(model._t) * model._spatial.with_floor(model._kde_loo)
-    logf = model._marks.loglik(model._mcode)
-    hidden = np.full(n, -1, np.int32)
-    latent = model._lab < 0
-    Ex = model._Ex
-    if latent.any():  # latent parents: label probabilities from their past only
-        Lam = kr.intensity(pairs, model._s2, model._u, hidden, Ex, B, model.alpha_,
-                           model.omega_, model.window_days, model._space, model._pers)
-        Q1 = _normalise(np.log(np.maximum(Lam, 1e-300)) + logf)
-        Ex = Ex.copy()
-        Ex[latent] = Q1[latent] @ model.alpha_
-    Lam = kr.intensity(pairs, model._s2, model._u, hidden, Ex, B, model.alpha_, model.omega_,
-                       model.window_days, model._space, model._pers)
-    return model.by_actor(_normalise(np.log(np.maximum(Lam, 1e-300)) + logf))
+def hawkes_loo_proba(model: HawkesAttributor, rows=None) -> np.ndarray:
+    """P(actor) of the fitted events ``rows`` (time order; default: the labelled ones), each
+    with its own label hidden, at the fitted parameters: as a masked event's, from its past and
+    its offspring (:mod:`culpa.model.loo`). Must be called right after ``fit``."""
+    from culpa.model.loo import loo_process_proba
+
+    if rows is None:
+        rows = np.flatnonzero(model._lab >= 0)
+    return model.by_actor(loo_process_proba(model, np.asarray(rows)))
 
 
 def _with_pool_params(init):
@@ -188,17 +179,23 @@ class PooledAttributor(HawkesAttributor):
         X = self._tree_matrix(ev["start"], ev, self._x_lat_lon(ev))
         member = TreeMember(random_state=0) if isinstance(self.member, str) else self.member
         seed = 0
+        tick = _time.perf_counter()
         self.members_, oof_t = cross_fit(member, X[labelled], cls[actor_of], n_cls,
                                          self.tree_folds, seed)
-        oof_h = hawkes_loo_proba(self)[labelled]
+        tock = _time.perf_counter()
+        oof_h = hawkes_loo_proba(self, np.flatnonzero(labelled))
+        self.fit_seconds_.update(pool_trees=tock - tick, pool_loo=_time.perf_counter() - tock)
         oof_t = self._trees_to_actors(oof_t, oof_h)
         lp = LogLinearPool(max_weight=float(self.pool_max_weight))
         lp.fit([oof_h, oof_t], actor_of, start=np.array([1.0, 0.0]))
         self.pool_weights_ = np.asarray(lp.weights_, float)
+        oof_p = lp.predict_proba([oof_h, oof_t])
         self.pool_oof_ = {"n": int(labelled.sum()), "folds": len(self.members_),
                           "log_loss": {"hawkes": _log_loss(oof_h, actor_of),
                                        "trees": _log_loss(oof_t, actor_of),
-                                       "pooled": float(lp.log_loss_)}}
+                                       "pooled": float(lp.log_loss_)},
+                          "ece": {"hawkes": _ece(oof_h, actor_of), "trees": _ece(oof_t, actor_of),
+                                  "pooled": _ece(oof_p, actor_of)}}
         latent = np.flatnonzero(~labelled)
         if len(latent):
             ph = self.by_actor(self._Q[latent])
@@ -372,3 +369,14 @@ class PooledAttributor(HawkesAttributor):
 
 def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-15, 1.0))))
+
+
+def _ece(p: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error of the top-1 probability (15 equal bins)."""
+    conf = p.max(1)
+    correct = (p.argmax(1) == y).astype(float)
+    idx = np.clip(np.digitize(conf, np.linspace(0, 1, n_bins + 1)[1:-1], right=True), 0,
+                  n_bins - 1)
+    cnt = np.bincount(idx, minlength=n_bins)
+    gap = np.abs(np.bincount(idx, conf - correct, minlength=n_bins))
+    return float(gap.sum() / max(len(y), 1))

@@ -228,7 +228,22 @@ class TreeMember:
         self.classes_ = np.asarray(clf.classes_, int)
         self.forest_ = Forest.from_sklearn([clf], X.shape[1])
         self.n_iter_ = int(clf.n_iter_)
+        self._clf = clf  # for the fit's own out-of-fold predictions only (not saved)
         return self
+
+    def predict_proba_fit(self, X: np.ndarray) -> np.ndarray:
+        """As :meth:`predict_proba` (equal to rounding), with scikit-learn's compiled
+        predictor while the fit's classifier is at hand: the out-of-fold step of a fit."""
+        clf = getattr(self, "_clf", None)
+        if clf is None:
+            return self.predict_proba(X)
+        out = np.full((len(X), self.n_classes_), self.floor)
+        out[:, self.classes_] = clf.predict_proba(np.asarray(X, np.float64))
+        return out / out.sum(1, keepdims=True)
+
+    def drop_fit_state(self) -> None:
+        """Forget the scikit-learn classifier (what is kept predicts in NumPy)."""
+        self.__dict__.pop("_clf", None)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "classes_"):

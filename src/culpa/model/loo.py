@@ -1,0 +1,137 @@
+"""Leave-one-out label probabilities of a fitted Hawkes model, for the pool's out-of-fold step.
+
+For a labelled event ``j`` the question is: had its label been hidden (everything else as
+fitted), what would the model have said? A latent event's label probabilities come from the
+label sweep (:mod:`culpa.model.kernels`, "Latent labels"): its own evidence
+``a_l = log f_l(m_j) + log lambda[j, l] - Ghat_j sum_k alpha[l, k]`` and the evidence of its
+offspring ``A_l = sum_c sum_k Q[c, k] q_l alpha[l, k] gh_cj / lambda[c, k]``, solved on the
+simplex (``solve_label``). Here the same fixed point is found for each labelled event on its
+own (``ITERATIONS`` minorise-maximise steps from its parents-only posterior), with its
+children's intensities corrected for the label it would then have: ``lambda[c, k]`` less what
+``j`` excites as its true label plus what it excites as ``q``. So a labelled event is scored on
+the footing of a masked one (its past and its offspring), never from its own label. Its
+background is the fitted one, which is cross-fitted over time blocks (an event is never in its
+own ground); latent earlier events excite with their past-only label probabilities, so a label
+cannot come back to its own event through a latent neighbour whose posterior it informed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from culpa.model import kernels as kr
+from culpa.model.em import compensator_weights
+
+#: Minorise-maximise steps of each event's fixed point (the sweep's surrogate converges fast).
+ITERATIONS = 6
+
+
+@nb.njit(cache=True, parallel=True)
+def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, omega, W, rho, sig2,
+         mk, Am, Bm, logf, Ghat, iters, out):
+    K = Q.shape[1]
+    zw = -math.expm1(-omega * W)
+    arow = np.zeros(K)
+    for l in range(K):
+        for k in range(K):
+            arow[l] += alpha[l, k]
+    for ii in nb.prange(len(rows)):
+        j = rows[ii]
+        a = np.empty(K)
+        A = np.empty(K)
+        q = np.empty(K)
+        qn = np.empty(K)
+        ex = np.empty(K)
+        comp = np.empty(len(rho))
+        cache = np.full(4, -1.0)
+        m = -np.inf
+        for l in range(K):
+            a[l] = logf[j, l] + math.log(max(LamJ[j, l], 1e-300)) - Ghat[j] * arow[l]
+            if a[l] > m:
+                m = a[l]
+        s = 0.0
+        for l in range(K):
+            q[l] = math.exp(a[l] - m)
+            s += q[l]
+        for l in range(K):
+            q[l] /= s
+        r0 = rptr[j]
+        r1 = rptr[j + 1]
+        if r1 > r0:
+            for _ in range(iters):
+                for k in range(K):
+                    e = 0.0
+                    for l in range(K):
+                        e += q[l] * alpha[l, k]
+                    ex[k] = e - ExF[j, k]  # what j excites as q, less what it did
+                for l in range(K):
+                    A[l] = 0.0
+                for r in range(r0, r1):
+                    c = rchild[r]
+                    gh, _ = kr._ghc(rdt[r], rd2[r], u[c] * u[c] + u[j] * u[j], s2[c] + s2[j],
+                                    rho, sig2, omega, W, zw, cache, comp)
+                    kc = lab[c]
+                    if kc >= 0:
+                        cf = kr._cf(mk[c], mk[j], Am[c, kc], Bm[c, kc])
+                        lam = max(Lam[c, kc] + ex[kc] * gh * cf, 1e-300)
+                        base = gh * cf / lam
+                        for l in range(K):
+                            A[l] += q[l] * alpha[l, kc] * base
+                    else:
+                        for k in range(K):
+                            if Q[c, k] > 0.0:
+                                cf = kr._cf(mk[c], mk[j], Am[c, k], Bm[c, k])
+                                lam = max(Lam[c, k] + ex[k] * gh * cf, 1e-300)
+                                base = Q[c, k] * gh * cf / lam
+                                for l in range(K):
+                                    A[l] += q[l] * alpha[l, k] * base
+                kr.solve_label(a, A, qn)
+                for l in range(K):
+                    q[l] = qn[l]
+        for l in range(K):
+            out[ii, l] = q[l]
+
+
+def loo_process_proba(model, rows: np.ndarray) -> np.ndarray:
+    """P(process) (len(rows) x processes) of the fitted events ``rows`` (time order) with each
+    one's own label hidden (see the module doc). Reads the candidate pairs: call right after
+    ``fit``."""
+    pairs = model._pairs
+    n, K = model._Q.shape
+    B = model._temporal.rate(model._t) * model._spatial.with_floor(model._kde_loo)
+    logf = model._marks.loglik(model._mcode)
+    lab = np.ascontiguousarray(model._lab, np.int32)
+    hidden = np.full(n, -1, np.int32)
+    latent = lab < 0
+    Ex = model._Ex
+    args = (model._s2, model._u)
+    if latent.any():  # latent parents: label probabilities from their past only
+        L1 = kr.intensity(pairs, *args, hidden, Ex, B, model.alpha_, model.omega_,
+                          model.window_days, model._space, model._pers)
+        z = np.log(np.maximum(L1, 1e-300)) + logf
+        z -= z.max(1, keepdims=True)
+        Q1 = np.exp(z)
+        Q1 /= Q1.sum(1, keepdims=True)
+        Ex = Ex.copy()
+        Ex[latent] = Q1[latent] @ model.alpha_
+    LamJ = kr.intensity(pairs, *args, hidden, Ex, B, model.alpha_, model.omega_,
+                        model.window_days, model._space, model._pers)
+    # the fitted intensities at the children (own column of labelled ones), fitted excitation
+    Lam = kr.intensity(pairs, *args, lab, model._Ex, B, model.alpha_, model.omega_,
+                       model.window_days, model._space, model._pers)
+    mask = np.zeros(n, bool)
+    mask[rows] = True
+    rptr, rchild, rdt, rd2 = kr.children_of(pairs, n, mask)
+    rho, sig2 = kr.space_params(model._space)
+    mk, Am, Bm = kr.no_persistence(n, K) if model._pers is None else model._pers
+    Ghat = compensator_weights(model._t, model.t_end_, model.omega_, float(model.window_days))
+    out = np.zeros((len(rows), K))
+    _loo(np.ascontiguousarray(rows, np.int64), rptr, rchild, rdt, rd2, model._s2, model._u,
+         lab, np.ascontiguousarray(model._Q), np.ascontiguousarray(model._Ex), Lam, LamJ,
+         np.ascontiguousarray(model.alpha_, np.float64), float(model.omega_),
+         float(model.window_days), rho, sig2, mk, Am, Bm, np.ascontiguousarray(logf),
+         np.ascontiguousarray(Ghat, np.float64), ITERATIONS, out)
+    return out
