@@ -173,3 +173,19 @@ def test_attribute_json_includes_the_combiner_and_imports_no_sklearn(store, tmp_
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["sk"] == []
     assert res["p"] == pytest.approx(doc["actors"][0]["probability"])
+
+
+def test_trees_fit_when_a_class_has_a_single_event():
+    """A small fold of a small store may hold one event of an actor: early stopping cannot
+    stratify it, so the trees fit a fixed budget instead of failing."""
+    from culpa.model.trees import TreeMember
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    y[0] = 2  # one event of a third class
+    member = TreeMember().fit(X, y, n_classes=3)
+    proba = member.predict_proba(X[:5])
+    assert proba.shape == (5, 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert list(member.classes_) == [0, 1, 2]

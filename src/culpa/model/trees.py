@@ -29,6 +29,9 @@ MAX_TARGETS = 12
 GBM_PARAMS = dict(max_iter=500, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
                   l2_regularization=1.0, early_stopping=True, validation_fraction=0.15,
                   n_iter_no_change=20)
+#: Boosting rounds when early stopping cannot hold out a share of every class (about where the
+#: early-stopped trees stop on the shared splits).
+FIXED_ITER = 150
 
 
 def _texts(values, n):
@@ -223,7 +226,12 @@ class TreeMember:
             return self
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        clf = HistGradientBoostingClassifier(**GBM_PARAMS, random_state=self.random_state)
+        params = dict(GBM_PARAMS)
+        if np.bincount(y)[self.classes_].min() < 2:
+            # Early stopping holds out a stratified share, which needs two events of every
+            # class; with a singleton class (a small fold of a small store) use a fixed budget.
+            params.update(early_stopping=False, max_iter=FIXED_ITER)
+        clf = HistGradientBoostingClassifier(**params, random_state=self.random_state)
         clf.fit(X, y)
         self.classes_ = np.asarray(clf.classes_, int)
         self.forest_ = Forest.from_sklearn([clf], X.shape[1])
