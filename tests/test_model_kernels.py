@@ -309,3 +309,20 @@ def test_background_blur_by_location_precision():
         want = np.exp(-np.array([0.0, s * s]) / (2 * v)) / (2 * np.pi * v)
         np.testing.assert_allclose(got, want, rtol=0.08)
     assert sb.level_of([0.1, 1.0, 9.0, 60.0]).tolist() == [0, 0, 1, 2]
+
+
+def test_lookup_raster_is_the_lookup_of_the_blurred_bundle():
+    """The fit reads a raster blurred to each event's precision at the events only; it gives
+    the numbers of blurring the whole raster (scipy's gaussian_filter) and interpolating, for
+    a few points (filtered where they read) and many (the whole raster filtered)."""
+    from culpa.model.background import SpatialBackground
+
+    rng = np.random.default_rng(1)
+    sb = SpatialBackground(0.0, 0.0, 2.0, 57, 43, 1)
+    sb.set_levels([1.0, 3.0, 7.0, 15.0, 40.0, 120.0])
+    R = rng.random((43, 57)) ** 4
+    x, y = rng.uniform(-3, 117, 500), rng.uniform(-3, 89, 500)
+    lvl = rng.integers(0, len(sb.levels), 500)
+    for n in (3, 40, 500):
+        np.testing.assert_array_equal(sb.lookup_raster(R, x[:n], y[:n], lvl[:n], {}),
+                                      sb.lookup(sb.bundle(R), x[:n], y[:n], lvl[:n]))

@@ -241,6 +241,69 @@ def _lookup(R, x0, y0, c, xs, ys, out, col):
                        + fv * ((1 - fu) * R[yb, xa] + fu * R[yb, xb]))
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _reflect(k, n):
+    """scipy.ndimage's "reflect" extension (d c b a | a b c d | d c b a) of index k."""
+    k = k % (2 * n)
+    return 2 * n - 1 - k if k >= n else k
+
+
+@nb.njit(cache=True, nogil=True)
+def _blurred_lookup(Rc, x0, y0, c, w, xs, ys, out):
+    """out[i] = the raster Rc (cell c) filtered by the symmetric kernel w along each axis
+    (rows first, "reflect" at the edges, summed in scipy.ndimage.correlate1d's order: the
+    same numbers as ``gaussian_filter``), bilinearly interpolated at (xs[i], ys[i]) as
+    :func:`_lookup` does; 0 outside the grid. Only the 4 filtered cells a point reads are
+    computed, so a few points cost far less than filtering the raster."""
+    ny, nx = Rc.shape
+    r = (len(w) - 1) // 2
+    ta = np.empty(2 * r + 2)  # row-filtered values at rows ya, yb for columns xa-r .. xa+1+r
+    tb = np.empty(2 * r + 2)
+    rows = np.empty(2 * r + 1, np.int64)
+    rowsb = np.empty(2 * r + 1, np.int64)
+    for i in range(len(xs)):
+        u = (xs[i] - x0) / c - 0.5
+        v = (ys[i] - y0) / c - 0.5
+        if u < -0.5 or v < -0.5 or u > nx - 0.5 or v > ny - 0.5:
+            out[i] = 0.0
+            continue
+        iu = int(math.floor(u))
+        iv = int(math.floor(v))
+        fu = u - iu
+        fv = v - iv
+        xa = min(max(iu, 0), nx - 1)
+        xb = min(max(iu + 1, 0), nx - 1)
+        ya = min(max(iv, 0), ny - 1)
+        yb = min(max(iv + 1, 0), ny - 1)
+        for m in range(2 * r + 1):
+            rows[m] = _reflect(ya + m - r, ny)
+            rowsb[m] = _reflect(yb + m - r, ny)
+        # columns read: xa - r .. xa + r for xa's filter, xb - r .. xb + r for xb's (xb is xa
+        # or xa + 1); slot q holds column xa - r + q
+        nq = 2 * r + 1 + (xb - xa)
+        for q in range(nq):
+            col = _reflect(xa - r + q, nx)
+            t = Rc[rows[r], col] * w[r]
+            t2 = Rc[rowsb[r], col] * w[r]
+            for d in range(r, 0, -1):
+                t += (Rc[rows[r - d], col] + Rc[rows[r + d], col]) * w[r - d]
+                t2 += (Rc[rowsb[r - d], col] + Rc[rowsb[r + d], col]) * w[r - d]
+            ta[q] = t
+            tb[q] = t2
+        o = xb - xa  # offset of xb's window
+        faa = ta[r] * w[r]
+        fab = ta[r + o] * w[r]
+        fba = tb[r] * w[r]
+        fbb = tb[r + o] * w[r]
+        for d in range(r, 0, -1):
+            faa += (ta[r - d] + ta[r + d]) * w[r - d]
+            fab += (ta[r + o - d] + ta[r + o + d]) * w[r - d]
+            fba += (tb[r - d] + tb[r + d]) * w[r - d]
+            fbb += (tb[r + o - d] + tb[r + o + d]) * w[r - d]
+        out[i] = ((1 - fv) * ((1 - fu) * faa + fu * fab)
+                  + fv * ((1 - fu) * fba + fu * fbb))
+
+
 def _in_box_mass(x, y, h, X0, X1, Y0, Y1):
     from scipy.special import ndtr
 
@@ -438,26 +501,75 @@ class SpatialBackground:
             lp = np.log(np.maximum(p, 0.25 * self.cell))
         return np.abs(lp[..., None] - logs).argmin(-1)
 
-    def blur(self, R: np.ndarray, level: int) -> np.ndarray:
-        """R (level-0 raster) convolved with N(0, s^2) on the level's coarser grid."""
-        if level == 0:
-            return R
+    def _blur_params(self, level: int):
+        """(block factor f, cell, Gaussian weights) of a level's blur (see :meth:`blur`)."""
+        key = ("params", level)
+        got = self._blur_cache.get(key)
+        if got is not None:
+            return got
         s = math.sqrt(float(self.levels[level]) ** 2 - float(self.levels[0]) ** 2)
         c = self._blur_cells[level]
         f = int(round(c / self.cell))
-        ny, nx = R.shape
-        if f > 1:
-            Rc = _block_mean(np.ascontiguousarray(R, dtype=np.float64), f)
-        else:
-            Rc = np.array(R, dtype=np.float64)
         # block averaging and the lookup's bilinear interpolation each add about c^2/12 and
         # c^2/6 of variance per axis; the filter supplies the rest
         extra = (c * c / 12.0 if f > 1 else 0.0)
         sig = math.sqrt(max(s * s - extra, 1e-12)) / c
+        r = int(TRUNCATE * sig + 0.5)  # as scipy.ndimage.gaussian_filter1d
+        x = np.arange(-r, r + 1)
+        w = np.exp(-0.5 / (sig * sig) * x ** 2)
+        got = self._blur_cache[key] = (f, c, sig, w / w.sum())
+        return got
+
+    def _coarse(self, R: np.ndarray, f: int) -> np.ndarray:
+        if f > 1:
+            return _block_mean(np.ascontiguousarray(R, dtype=np.float64), f)
+        return np.ascontiguousarray(R, dtype=np.float64)
+
+    def blur(self, R: np.ndarray, level: int) -> np.ndarray:
+        """R (level-0 raster) convolved with N(0, s^2) on the level's coarser grid."""
+        if level == 0:
+            return R
         from scipy import ndimage
 
-        return ndimage.gaussian_filter(Rc.astype(np.float64), sig, mode="reflect",
+        f, c, sig, _ = self._blur_params(level)
+        return ndimage.gaussian_filter(self._coarse(R, f), sig, mode="reflect",
                                        truncate=TRUNCATE)
+
+    def lookup_raster(self, R: np.ndarray, x, y, level, memo: dict | None = None) -> np.ndarray:
+        """Values at points of given precision levels of the level-0 raster R blurred to each
+        point's level: ``lookup(bundle(R), x, y, level)`` without blurring the whole raster
+        (only what the points read is filtered). ``memo`` keeps block means of rasters the
+        caller passes again while they are alive."""
+        out = np.zeros(len(x))
+        for l in np.unique(level):
+            sel = np.flatnonzero(level == l)
+            xs, ys = np.ascontiguousarray(x[sel]), np.ascontiguousarray(y[sel])
+            tmp = np.zeros(len(sel))
+            if l == 0:
+                t2 = np.zeros((len(sel), 1))
+                _lookup(R, self.x0, self.y0, self.cell, xs, ys, t2, 0)
+                tmp = t2[:, 0]
+            else:
+                f, c, _, w = self._blur_params(int(l))
+                if memo is None:
+                    Rc = self._coarse(R, f)
+                else:
+                    key = (id(R), f)
+                    Rc = memo.get(key)
+                    if Rc is None:
+                        Rc = memo[key] = self._coarse(R, f)
+                if len(sel) * (len(w) + 1) < Rc.size:  # few points: filter only what they read
+                    _blurred_lookup(Rc, self.x0, self.y0, c, w, xs, ys, tmp)
+                else:  # many: filter the raster (the same numbers), then interpolate
+                    from scipy import ndimage
+
+                    F = ndimage.gaussian_filter(Rc, float(self._blur_params(int(l))[2]),
+                                                mode="reflect", truncate=TRUNCATE)
+                    t2 = np.zeros((len(sel), 1))
+                    _lookup(F, self.x0, self.y0, c, xs, ys, t2, 0)
+                    tmp = t2[:, 0]
+            out[sel] = tmp
+        return out
 
     def bundle(self, R: np.ndarray, needed=None, memo: dict | None = None) -> list:
         """The base raster and its blurred versions, one per precision level (None for levels
@@ -700,14 +812,8 @@ class CrossFitKDE:
         self.fold = fold.astype(bool)
         self.psi = spatial.psi(t)  # (N, E)
         self.shrink = float(shrink)
-        # precision levels that events of each fold (and of both) look up in each epoch
-        E = self.psi.shape[1]
-        self.needed = [[set(np.unique(lvl[(self.fold == bool(f)) & (self.psi[:, e] > 0)]))
-                        for e in range(E)] for f in (0, 1)]
-        self.needed_all = [self.needed[0][e] | self.needed[1][e] for e in range(E)]
         K = spatial.n_processes
         self.values = np.zeros((len(x), K))  # cross-fitted KDE at the events (no floor)
-        self.bundles: list = [None] * K  # per process: [fold][epoch] -> bundle seen by that fold
         self.last_weights: list = [None] * K  # weights of each process's last proposal
         # per process: the kernels (keys 2 i + t: event i at its own bandwidth, t = 0, or its
         # actor's, t = 1) and their weights per epoch in the all-data ground (E x kernels)
@@ -752,10 +858,9 @@ class CrossFitKDE:
         self.group_weights = P
 
     def propose(self, k: int, p: np.ndarray):
-        """A new ground for process k from background weights ``p``: ``(bundles, coef,
-        values)``, the rasters each fold looks up, the kernels and weights of the all-data
-        ground per epoch (see :meth:`_coefficients`) and the cross-fitted density at the
-        events."""
+        """A new ground for process k from background weights ``p``: ``(None, coef,
+        values)``, the kernels and weights of the all-data ground per epoch (see
+        :meth:`_coefficients`) and the cross-fitted density at the events."""
         sb, x, y, lvl, f1 = self.sb, self.x, self.y, self.lvl, self.fold
         h = np.nan_to_num(self.H[:, k], nan=1.0)
         kind = np.zeros(len(p), np.int8)  # 0: own bandwidth, 1: the actor's
@@ -773,28 +878,27 @@ class CrossFitKDE:
         W0 = W - W1
         values = np.zeros(len(x))
         if min(W0, W1) >= self.MIN_SHARE * W:
-            # the two folds render side by side (the splats release the GIL; 2 cores)
-            def fold(on: bool, seen_by: int):
+            # the two folds render side by side (the splats release the GIL; 2 cores); the
+            # events of each fold look up the other fold's KDE
+            def fold(on: bool):
                 r = self._epoch_rasters(h, np.where(f1 == on, p, 0.0), False)
                 memo: dict = {}
-                return r, [sb.bundle(r[e][0], self.needed[seen_by][e], memo) for e in range(E)]
-
-            job0 = _fold_pool().submit(fold, False, 1)
-            job1 = _fold_pool().submit(fold, True, 0)
-            (r0, b0), (r1, b1) = job0.result(), job1.result()
-            bundles = [b1, b0]  # fold 0 sees fold 1's KDE and vice versa
-            for f, sel in ((0, ~f1), (1, f1)):
-                idx = np.flatnonzero(sel)
+                vals = np.zeros(len(x))
+                idx = np.flatnonzero(f1 != on)
                 for e in range(E):
                     ie = idx[self.psi[idx, e] > 0]
                     if len(ie):
-                        values[ie] += self.psi[ie, e] * sb.lookup(bundles[f][e], x[ie], y[ie],
-                                                                  lvl[ie])
-            return bundles, self._coefficients(p, kind, (~f1, f1)), values
+                        vals[ie] += self.psi[ie, e] * sb.lookup_raster(r[e][0], x[ie], y[ie],
+                                                                       lvl[ie], memo)
+                return vals
+
+            job0 = _fold_pool().submit(fold, False)
+            job1 = _fold_pool().submit(fold, True)
+            values = job0.result() + job1.result()  # each event gets one of the two
+            return None, self._coefficients(p, kind, (~f1, f1)), values
         # too little weight in one fold: leave-one-out KDE of all the events
         rs = self._epoch_rasters(h, p, True)
         memo: dict = {}
-        bundles = [sb.bundle(R, self.needed_all[e], memo) for e, (R, _, _) in enumerate(rs)]
         extra = sb.levels[lvl] ** 2 - sb.levels[0] ** 2  # blur beyond the rendered precision
         for e, (R, We, (oe, oa, vE, vA)) in enumerate(rs):
             ie = np.flatnonzero(self.psi[:, e] > 0)
@@ -802,9 +906,9 @@ class CrossFitKDE:
                 continue
             own = p[ie] * (oe[ie] * vE[ie] / (vE[ie] + extra[ie])
                            + oa[ie] * vA[ie] / (vA[ie] + extra[ie]))
-            v = sb.lookup(bundles[e], x[ie], y[ie], lvl[ie])
+            v = sb.lookup_raster(R, x[ie], y[ie], lvl[ie], memo)
             values[ie] += self.psi[ie, e] * np.maximum(v - own, 0.0)
-        return [bundles, bundles], self._coefficients(p, kind, (np.ones(len(p), bool),)), values
+        return None, self._coefficients(p, kind, (np.ones(len(p), bool),)), values
 
     def _coefficients(self, p, kind, parts):
         """The all-data ground of a proposal as weights of kernels: ``(keys, C)``, C (E x
@@ -837,45 +941,14 @@ class CrossFitKDE:
         return keys, np.ascontiguousarray(C.T)
 
     def accept(self, k: int, proposal, eta: float) -> None:
-        bundles, coef, values = proposal
-        # arrays repeat (a process's quiet epochs share its all-time raster, in the proposal
-        # and hence in what was accepted before): each distinct one is converted or mixed once
-        memo: dict = {}
-
-        def once(key, make):
-            v = memo.get(key)
-            if v is None:
-                v = memo[key] = (make(),)
-            return v[0]
-
-        if self.bundles[k] is None or eta >= 1.0:
-            f32 = lambda a: once(id(a), lambda: a.astype(np.float32))  # noqa: E731
-            self.bundles[k] = [[[None if a is None else f32(a) for a in b]
-                                for b in bf] for bf in bundles]
+        """Mix a proposal in with step ``eta``: the densities at the events and the kernel
+        weights of the all-data ground (the rasters a proposal's folds looked up are not kept:
+        nothing reads them again)."""
+        _, coef, values = proposal
+        if self.coef[k] is None or eta >= 1.0:
             self.coef[k] = coef
             self.values[:, k] = values
             return
-
-        def mix(old, new):
-            # a level the new proposal leaves out is not looked up by this fold; one the old
-            # bundle lacks (the proposal switched between cross-fitting and leave-one-out,
-            # which need different levels) is blurred from the old base raster
-            out = []
-            for level, (o, a) in enumerate(zip(old, new)):
-                if a is None:
-                    out.append(None)
-                    continue
-                if o is None:
-                    base = old[0]
-                    o = once(("blur", id(base), level),
-                             lambda: self.sb.blur(base.astype(np.float64), level))
-                out.append(once((id(o), id(a)),
-                                lambda: ((1 - eta) * o + eta * a).astype(np.float32)))
-            return out
-
-        for f in range(2):
-            self.bundles[k][f] = [mix(old, new)
-                                  for old, new in zip(self.bundles[k][f], bundles[f])]
         self.coef[k] = _mix_coefficients(self.coef[k], coef, eta)
         self.values[:, k] = (1 - eta) * self.values[:, k] + eta * values
 
@@ -906,7 +979,6 @@ class CrossFitKDE:
                 index[k, e] = seen[key]
         self.sb.rasters = RenderedRasters(self.sb, self.x, self.y, kernels, columns, index)
         self.sb._blur_cache = {}
-        self.bundles = [None] * len(self.bundles)
 
 
 def _mix_coefficients(old, new, eta: float):
