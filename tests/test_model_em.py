@@ -349,3 +349,18 @@ def test_one_query_reads_as_its_one_row_frame(model, sim):
             QueryArrays.one(model.t0_, args.pop("time"), args.pop("lat"), args.pop("lon"),
                             **args)
         assert e.value.field == field
+
+
+def test_warm_up_renders_what_first_queries_would_and_changes_no_answer(model, sim, tmp_path):
+    """A server warms a loaded model up once (every ground rendered, kernels loaded), so that
+    its first requests cost what later ones do; the answers are those of a cold model."""
+    path = model.save(tmp_path / "model.npz")
+    cold, warm = HawkesAttributor.load(path), HawkesAttributor.load(path)
+    done = warm.warm_up()
+    distinct = len({int(u) for u in np.ravel(warm._spatial.rasters._index)})
+    assert done == {"rasters": distinct} and distinct > 0
+    assert warm.warm_up() == {"rasters": 0}  # nothing left to render
+    rows = sim.sample(5, random_state=2)
+    for _, r in rows.iterrows():
+        assert warm.explain(r["time_start"], r["latitude"], r["longitude"], top=3) == \
+            cold.explain(r["time_start"], r["latitude"], r["longitude"], top=3)

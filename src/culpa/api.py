@@ -328,6 +328,17 @@ class Workspace:
                 self._key_locks.pop(key, None)
             return loaded
 
+    def warm(self, request: ModelRequest | None) -> dict:
+        """Load the request's model (never fitting: :class:`ModelNotReady` when it is not at
+        hand) and warm it up (:meth:`~culpa.model.HawkesAttributor.warm_up`), so that its
+        first questions cost what later ones do; what a server runs once in the background.
+        Returns what the warm-up did (``{"rasters": N}``)."""
+        if request is None:
+            return {"rasters": 0}
+        loaded = self.prepare(request, fit=False)
+        with loaded.lock:
+            return loaded.model.warm_up()
+
     def model(self, since=None, until=None, bbox=None, *, fit: bool = True,
               progress: Progress | None = None, **params):
         """The fitted default model (:class:`~culpa.model.PooledAttributor`: the Hawkes model

@@ -655,6 +655,20 @@ class SpatialBackground:
         """b_k(x) (at time t) with the floor, (n x K)."""
         return (1.0 - self.eps) * self.kde(x, y, precision_km, t) + self.eps / self.area
 
+    def render_all(self) -> int:
+        """Render (or decompress) now every stored raster a query would otherwise render when
+        it first reads it: what a server does once after loading a model, so that no request
+        pays for it. Returns how many were made now (0 when all are at hand already)."""
+        cache = getattr(self.rasters, "_cache", None)
+        if cache is None:  # plain arrays: nothing is made on first use
+            return 0
+        before = len(cache)
+        K, E = self.rasters.shape[:2]
+        for k in range(K):
+            for e in range(E):
+                self.rasters[k, e]
+        return len(cache) - before
+
     def with_floor(self, kde_values: np.ndarray) -> np.ndarray:
         return (1.0 - self.eps) * kde_values + self.eps / self.area
 

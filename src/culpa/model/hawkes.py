@@ -548,6 +548,19 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
         bg, trig, logf = self._intensities(t, u, x, y, prec, codes)
         return _normalise(np.log(bg + trig) + logf)
 
+    def warm_up(self) -> dict:
+        """Do now what a loaded model otherwise does during its first queries: render (or
+        decompress) every ground raster (:meth:`SpatialBackground.render_all`), build the
+        query index and load the compiled query kernels (one attribution, at the last fitted
+        event). A server calls it once in the background after loading the model, so that the
+        first requests cost what later ones do. Returns ``{"rasters": N}``, the rasters made
+        now. The answers are unchanged."""
+        check_fitted(self)
+        made = self._spatial.render_all()
+        lat, lon = self.projection_.inverse(self._x[-1:], self._y[-1:])
+        self.explain(pd.Timestamp(self._start[-1]), float(lat[0]), float(lon[0]), top=1)
+        return {"rasters": made}
+
     def predict(self, queries: pd.DataFrame) -> np.ndarray:
         """Most probable actor for each query."""
         p = self.predict_proba(queries)

@@ -7,16 +7,22 @@ DuckDB's file lock (exit 2, nothing changed). Ingests go through the server (``P
 
 The model is the one ``culpa fit`` saved beside the store, loaded at start-up; without one, a
 background refit starts at once (and saves it there). Requests never fit: until a model is
-ready, the model's endpoints answer 503 naming the job to wait for.
+ready, the model's endpoints answer 503 naming the job to wait for. Once it is at hand, a
+background job warms it up (``Workspace.warm``: its grounds rendered, its kernels loaded), so
+that the first requests after start-up or a refit cost what later ones do.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
+
+
+log = logging.getLogger("culpa.server")
 
 
 class ModelNotReady(Exception):
@@ -55,11 +61,16 @@ class Engine:
         self._preparing: dict[str, str] = {}  # model key -> job id
         self._prep_lock = threading.Lock()
         self.fit_job: str | None = None
+        self.warm_job: str | None = None
         if autofit and self.events_count() > 0:
+            request = self.ws.model_request("attribute")
             try:
-                self._ready_or_job(self.ws.model_request("attribute"))
+                self._ready_or_job(request)
             except ModelNotReady as exc:
                 self.fit_job = exc.job_id
+            else:
+                self.warm_job = self.jobs.submit(
+                    "warm", "server", lambda j, r=request: self._warm_up(j, r)).id
 
     @contextmanager
     def _borrow(self):
@@ -82,10 +93,24 @@ class Engine:
                     j.report(0.05, f"preparing the model ({r.describe()})")
                     self.ws.prepare(r, progress=lambda stage, done, total: j.report(
                         0.1 if not total else 0.1 + 0.85 * done / total, stage))
-                    return {"model": r.describe()}
+                    out = {"model": r.describe()}
+                    if r == self.ws.model_request("attribute"):  # the one most requests ask
+                        out["warm"] = self._warm_up(j, r)
+                    return out
                 job = self.jobs.submit("fit", "server", work)
                 self._preparing[key] = job.id
         raise started(job.id)
+
+    def _warm_up(self, job, request) -> dict:
+        """Warm the model up (``Workspace.warm``: its grounds rendered, its kernels loaded),
+        so that the first requests after start-up cost what later ones do."""
+        job.report(0.96, "warming the model up (rendering its grounds)")
+        try:
+            with self._rw.read():
+                return self.ws.warm(request)
+        except Exception as exc:  # a cold model still answers: never fail the job for this
+            log.exception("warming the model up failed")
+            return {"rasters": 0, "error": f"{type(exc).__name__}: {exc}"}
 
     def _ask(self, question: str, call, started=ModelNotReady, **where):
         from culpa.api import ModelNotReady as NotFitted
@@ -144,8 +169,10 @@ class Engine:
         """``culpa fit``: fit on every located event and save beside the store."""
         job.report(0.05, "fitting")
         with self._rw.read():
-            return self.ws.fit(progress=lambda stage, done, total: job.report(
+            out = self.ws.fit(progress=lambda stage, done, total: job.report(
                 0.1 if not total else 0.1 + 0.85 * done / total, stage))
+        self._warm_up(job, self.ws.model_request("attribute"))  # the model just saved
+        return out
 
     def model_path(self) -> Path:
         from culpa.api import default_model_path
