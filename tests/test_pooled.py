@@ -189,3 +189,44 @@ def test_trees_fit_when_a_class_has_a_single_event():
     assert proba.shape == (5, 3)
     np.testing.assert_allclose(proba.sum(1), 1.0)
     assert list(member.classes_) == [0, 1, 2]
+
+
+def test_the_compiled_tree_walk_and_the_one_query_path_agree_with_the_reference(fitted, events):
+    """Forest.raw (compiled) equals the NumPy walk; the calendar features equal pandas'; an
+    explanation's one query (no frame) gets predict_proba's probabilities, tz-aware too."""
+    from culpa.model.trees import calendar
+
+    rows = events.sample(40, random_state=3)
+    q = pd.DataFrame({"time": rows["time_start"], "latitude": rows["latitude"],
+                      "longitude": rows["longitude"],
+                      "location_precision_km": rows["location_precision_km"],
+                      "event_type": rows["event_type"], "target": rows["other_raw"],
+                      "fatalities": rows["fatalities"]})
+    X = fitted._query_tree_matrix(q)
+    walked = [m for m in fitted.members_ if m.forest_ is not None]
+    assert walked
+    for m in walked:
+        np.testing.assert_allclose(m.forest_.raw(X), m.forest_.raw_reference(X), rtol=1e-12,
+                                   atol=1e-12)
+    days = np.concatenate([rows["time_start"].to_numpy("datetime64[s]"), np.array(
+        ["1969-12-31T23:00:00", "1900-03-01", "2000-02-29", "2016-12-31", "NaT"],
+        "datetime64[s]")])
+    doy, dow = calendar(days)
+    ts = pd.DatetimeIndex(days)
+    np.testing.assert_array_equal(doy, ts.day_of_year.to_numpy(float))
+    np.testing.assert_array_equal(dow, ts.day_of_week.to_numpy(float))
+    asked = [(r["time_start"], r["latitude"], r["longitude"], r["location_precision_km"],
+              r["event_type"], r["other_raw"], r["fatalities"]) for _, r in rows.head(6).iterrows()]
+    asked.append((pd.Timestamp("2018-03-01T02:00:00+05:00"), 36.34, 43.13, None, "one-sided",
+                  None, None))
+    for when, lat, lon, prec, etype, target, fat in asked:
+        doc = fitted.explain(when, lat, lon, precision_km=prec, event_type=etype,
+                             target=target, fatalities=fat, top=2)
+        frame = pd.DataFrame({"time": [when], "latitude": [lat], "longitude": [lon],
+                              "location_precision_km": [np.nan if prec is None else prec],
+                              "event_type": [etype], "target": [target],
+                              "fatalities": [np.nan if fat is None else fat]})
+        want = fitted.predict_proba(frame)[0]
+        got = {a["actor"]: a["probability"] for a in doc["actors"]}
+        np.testing.assert_allclose([got[a] for a in fitted.actors_], want, rtol=1e-9,
+                                   atol=1e-15)

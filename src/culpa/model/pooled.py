@@ -305,12 +305,12 @@ class PooledAttributor(HawkesAttributor):
         ph = np.zeros((1, len(self.actors_)))
         for a in doc["actors"]:
             ph[0, index[a["actor"]]] = a["probability"]
-        q = pd.DataFrame({"time": [pd.Timestamp(time)], "latitude": [lat], "longitude": [lon],
-                          "location_precision_km": [np.nan if precision_km is None
-                                                    else precision_km],
-                          "event_type": [event_type], "target": [target],
-                          "fatalities": [np.nan if fatalities is None else fatalities]})
-        pt = self._member_proba(self._query_tree_matrix(q), ph)
+        X = self.tree_features_.matrix(  # the one query's row, as _query_tree_matrix makes it
+            np.array([_utc(time)], dtype="datetime64[s]"), [lat], [lon],
+            np.array([event_type], dtype=object), np.array([target], dtype=object),
+            [np.nan if fatalities is None else fatalities],
+            [np.nan if precision_km is None else precision_km])
+        pt = self._member_proba(X, ph)
         pp = self._pooled(ph, pt)
         for a in doc["actors"]:
             i = index[a["actor"]]
@@ -380,3 +380,11 @@ def _ece(p: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
     cnt = np.bincount(idx, minlength=n_bins)
     gap = np.abs(np.bincount(idx, conf - correct, minlength=n_bins))
     return float(gap.sum() / max(len(y), 1))
+
+
+def _utc(time) -> np.datetime64:
+    """A query's time as naive UTC datetime64 (as ``pd.to_datetime`` of a frame's column)."""
+    ts = pd.Timestamp(time)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_datetime64()

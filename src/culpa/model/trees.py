@@ -11,13 +11,15 @@ rest share one class, ``other``, whose probability the pooled model splits among
 actors as the Hawkes model does.
 
 ``TreeMember.fit`` fits scikit-learn's ``HistGradientBoostingClassifier`` (the settings of the
-``gbm`` baseline) and exports it to plain node arrays (:class:`Forest`), walked in NumPy, all
-trees at once, so a query (and a loaded model) never imports scikit-learn (about 0.6 s cold).
+``gbm`` baseline) and exports it to plain node arrays (:class:`Forest`), walked by a compiled
+kernel (a NumPy reference beside it), so a query (and a loaded model) never imports
+scikit-learn (about 0.6 s cold).
 The pooled model cross-fits it (:func:`culpa.model.pooled.cross_fit`).
 """
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 import pandas as pd
 
@@ -41,6 +43,21 @@ def _texts(values, n):
     for i, v in enumerate(values):
         out[i] = None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
     return out
+
+
+def calendar(start) -> tuple[np.ndarray, np.ndarray]:
+    """Day of the year (1-366) and day of the week (Monday 0) of datetime64 values, as floats
+    (NaN where missing): pandas' ``day_of_year`` and ``day_of_week``, computed in NumPy (a
+    served query is one date, and a DatetimeIndex per call cost more than the trees)."""
+    day = np.asarray(start, dtype="datetime64[s]").astype("datetime64[D]")
+    missing = np.isnat(day)
+    d = day.astype(np.int64)
+    year_start = day.astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
+    doy = (d - year_start + 1).astype(float)
+    dow = ((d + 3) % 7).astype(float)  # 1970-01-01 was a Thursday
+    doy[missing] = np.nan
+    dow[missing] = np.nan
+    return doy, dow
 
 
 class TreeFeatures:
@@ -73,12 +90,11 @@ class TreeFeatures:
         lon = np.asarray(lon, float)
         start = np.asarray(start, dtype="datetime64[s]")
         days = (start - self.t0).astype(np.float64) / 86400.0
-        ts = pd.DatetimeIndex(start)
+        day_of_year, day_of_week = calendar(start)
         et, tg = _texts(event_type, n), _texts(target, n)
         fat = np.asarray(fatalities if fatalities is not None else np.full(n, np.nan), float)
         prec = np.asarray(precision_km if precision_km is not None else np.full(n, np.nan), float)
-        cols = [lat, lon, lat + lon, lat - lon, days, ts.day_of_year.to_numpy(float),
-                ts.day_of_week.to_numpy(float)]
+        cols = [lat, lon, lat + lon, lat - lon, days, day_of_year, day_of_week]
         cols += [(et == t).astype(float) for t in self.types]
         cols += [(tg == t).astype(float) for t in self.targets]
         cols += [np.log1p(np.maximum(fat, 0)), prec]
@@ -93,7 +109,7 @@ class TreeFeatures:
 
 
 class Forest:
-    """Boosted trees as flat node arrays, walked all at once in NumPy.
+    """Boosted trees as flat node arrays, walked by a compiled kernel.
 
     ``roots[t]`` is tree t's first node, ``out[t]`` the output column its leaf values add to
     (``n_outputs`` = forests x classes), ``baseline`` each column's starting score. A forest of
@@ -152,8 +168,21 @@ class Forest:
         return cls(**arrays, roots=roots, out=out,
                    baseline=np.concatenate(base) if base else np.zeros(0), depth=depth)
 
-    def raw(self, X: np.ndarray, chunk: int = 256) -> np.ndarray:
-        """Each output's score (n x outputs): baseline + the sum of its trees' leaf values."""
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """Each output's score (n x outputs): baseline + the sum of its trees' leaf values,
+        each row walking each tree down to its leaf (compiled: :func:`_walk`; the NumPy walk
+        :meth:`raw_reference` gives the same)."""
+        X = np.ascontiguousarray(X, np.float64)
+        res = np.tile(self.baseline, (len(X), 1))
+        if len(self.roots) == 0 or len(X) == 0:
+            return res
+        acc = np.zeros_like(res)
+        _walk(X, self.feature, self.threshold, self.left, self.right, self.leaf,
+              self.missing_left, self.value, self.roots, self.out, acc)
+        return res + acc
+
+    def raw_reference(self, X: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """:meth:`raw` in NumPy, all trees a level at a time (the readable reference)."""
         X = np.asarray(X, np.float64)
         n, T = len(X), len(self.roots)
         n_out = len(self.baseline)
@@ -192,6 +221,23 @@ class Forest:
         return cls(**kw, roots=arrays[f"{prefix}roots"], out=arrays[f"{prefix}out"],
                    baseline=arrays[f"{prefix}baseline"],
                    depth=int(np.asarray(arrays[f"{prefix}depth"]).ravel()[0]))
+
+
+@nb.njit(cache=True, nogil=True)
+def _walk(X, feature, threshold, left, right, leaf, missing_left, value, roots, out, acc):
+    """acc[i, out[t]] += the leaf value row i reaches in tree t (NaN goes where the split sends
+    missing values), trees in order."""
+    for i in range(X.shape[0]):
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while not leaf[node]:
+                x = X[i, feature[node]]
+                if np.isnan(x):
+                    go_left = missing_left[node]
+                else:
+                    go_left = x <= threshold[node]
+                node = left[node] if go_left else right[node]
+            acc[i, out[t]] += value[node]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
