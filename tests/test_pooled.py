@@ -230,3 +230,16 @@ def test_the_compiled_tree_walk_and_the_one_query_path_agree_with_the_reference(
         got = {a["actor"]: a["probability"] for a in doc["actors"]}
         np.testing.assert_allclose([got[a] for a in fitted.actors_], want, rtol=1e-9,
                                    atol=1e-15)
+
+
+def test_trees_fit_a_window_where_an_actor_has_a_single_event():
+    """A short case window (culpa serve's team cases) can hold an actor with one labelled
+    event: the tree member fits without its stratified early-stopping split."""
+    from culpa.model.trees import TreeMember
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    y = np.r_[np.zeros(40, int), np.ones(19, int), [2]]
+    m = TreeMember().fit(X, y, 3)
+    p = m.predict_proba(X)
+    assert p.shape == (60, 3) and np.allclose(p.sum(1), 1.0)

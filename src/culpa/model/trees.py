@@ -273,9 +273,12 @@ class TreeMember:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         params = dict(GBM_PARAMS)
-        if np.bincount(y)[self.classes_].min() < 2:
-            # Early stopping holds out a stratified share, which needs two events of every
-            # class; with a singleton class (a small fold of a small store) use a fixed budget.
+        _, counts = np.unique(y, return_counts=True)
+        held = int(np.ceil(params["validation_fraction"] * len(y)))
+        if counts.min() < 2 or held < len(counts) or len(y) - held < len(counts):
+            # early stopping holds out a stratified share, which needs two events of each
+            # class (a small fold or a short case window can have an actor with one): fit a
+            # fixed budget without it
             params.update(early_stopping=False, max_iter=FIXED_ITER)
         clf = HistGradientBoostingClassifier(**params, random_state=self.random_state)
         clf.fit(X, y)
