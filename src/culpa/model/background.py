@@ -735,27 +735,21 @@ class SpatialBackground:
         return sb
 
 
-class LazyRasters:
-    """The (K, E, ny, nx) float32 rasters of a loaded model, each distinct one decompressed from
-    the model file on first use (``rasters[k, e]``); ``np.asarray`` gives them all. ``source``
-    maps ``raster_<i>`` to arrays (an open ``np.load`` of an in-memory copy of the file)."""
+class RasterTable:
+    """(K, E, ny, nx) float32 rasters read one at a time: ``rasters[k, e]`` is the distinct raster
+    ``_index[k, e]``, made by ``_make`` when first read and kept; a raster assigned
+    (``rasters[k, e] = R``) is kept as given; ``np.asarray`` gives them all."""
 
     dtype = np.dtype(np.float32)
     ndim = 4
 
-    def __init__(self, source, index: np.ndarray):
-        self._source = source
-        self._index = np.array(index, np.int64)
-        self._cache: dict[int, np.ndarray] = {}
-        self._next = int(self._index.max()) + 1 if self._index.size else 0
-        first = source[f"raster_{int(self._index.flat[0])}"]
-        self.shape = (*self._index.shape, *first.shape)
+    def _make(self, u: int) -> np.ndarray:
+        raise NotImplementedError
 
     def _get(self, u: int) -> np.ndarray:
         r = self._cache.get(u)
         if r is None:
-            r = np.ascontiguousarray(self._source[f"raster_{u}"], dtype=np.float32)
-            self._cache[u] = r
+            r = self._cache[u] = self._make(u)
         return r
 
     def __getitem__(self, key):
@@ -775,6 +769,23 @@ class LazyRasters:
             for e in range(E):
                 out[k, e] = self[k, e]
         return out if dtype is None else out.astype(dtype)
+
+
+class LazyRasters(RasterTable):
+    """The rasters of a loaded model (format 3-4), each distinct one decompressed from the model
+    file on first use. ``source`` maps ``raster_<i>`` to arrays (an open ``np.load`` of an
+    in-memory copy of the file)."""
+
+    def __init__(self, source, index: np.ndarray):
+        self._source = source
+        self._index = np.array(index, np.int64)
+        self._cache: dict[int, np.ndarray] = {}
+        self._next = int(self._index.max()) + 1 if self._index.size else 0
+        first = source[f"raster_{int(self._index.flat[0])}"]
+        self.shape = (*self._index.shape, *first.shape)
+
+    def _make(self, u: int) -> np.ndarray:
+        return np.ascontiguousarray(self._source[f"raster_{u}"], dtype=np.float32)
 
     def __reduce__(self):  # copies and pickles hold plain arrays, not the open archive
         return (np.array, (self.__array__(),))
@@ -1007,7 +1018,7 @@ def _mix_coefficients(old, new, eta: float):
     return keys, C
 
 
-class RenderedRasters:
+class RenderedRasters(RasterTable):
     """The (K, E, ny, nx) float32 grounds of a fitted model held as what makes them: for each
     process the kernels of its KDE (event, bandwidth) and, per distinct epoch ground, their
     weights; ``rasters[k, e]`` renders one when first read (:meth:`SpatialBackground.render`,
@@ -1017,9 +1028,6 @@ class RenderedRasters:
     ``kernels[k] = (event index, bandwidth km)``; ``columns[u] = (k, weights)``;
     ``index[k, e] = u``. The events' places are ``x``, ``y``."""
 
-    dtype = np.dtype(np.float32)
-    ndim = 4
-
     def __init__(self, sb: "SpatialBackground", x, y, kernels, columns, index):
         self._sb, self._x, self._y = sb, np.asarray(x, float), np.asarray(y, float)
         self.kernels, self.columns = kernels, columns
@@ -1028,37 +1036,16 @@ class RenderedRasters:
         self._next = len(columns)
         self.shape = (*self._index.shape, sb.ny, sb.nx)
 
-    def _get(self, u: int) -> np.ndarray:
-        r = self._cache.get(u)
-        if r is None:
-            k, w = self.columns[u]
-            i, h = self.kernels[k]
-            R = self._sb.render(self._x[i], self._y[i], h, w.astype(np.float64))[0]
-            r = self._cache[u] = R.astype(np.float32)
-        return r
-
-    def __getitem__(self, key):
-        k, e = key
-        return self._get(int(self._index[k, e]))
-
-    def __setitem__(self, key, value) -> None:
-        k, e = key
-        self._cache[self._next] = np.array(value, np.float32)
-        self._index[k, e] = self._next
-        self._next += 1
+    def _make(self, u: int) -> np.ndarray:
+        k, w = self.columns[u]
+        i, h = self.kernels[k]
+        return self._sb.render(self._x[i], self._y[i], h, w.astype(np.float64))[0].astype(
+            np.float32)
 
     @property
     def assigned(self) -> bool:
         """Whether some raster was assigned rather than rendered from kernels."""
         return self._next > len(self.columns)
-
-    def __array__(self, dtype=None, copy=None):
-        K, E = self._index.shape
-        out = np.empty(self.shape, np.float32)
-        for k in range(K):
-            for e in range(E):
-                out[k, e] = self[k, e]
-        return out if dtype is None else out.astype(dtype)
 
     def __getstate__(self):  # copies and pickles carry the kernels, not the rendered rasters
         st = dict(self.__dict__)
