@@ -219,24 +219,30 @@ def _block_mean(R, f):
     return out
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bilinear_cell(x0, y0, c, nx, ny, x, y):
+    """The four cells (columns xa, xb; rows ya, yb, clamped to the grid) and the fractions
+    fu, fv that interpolate bilinearly at (x, y) on a grid of cell c from (x0, y0); inside is
+    False outside the grid."""
+    u = (x - x0) / c - 0.5
+    v = (y - y0) / c - 0.5
+    if u < -0.5 or v < -0.5 or u > nx - 0.5 or v > ny - 0.5:
+        return False, 0, 0, 0, 0, 0.0, 0.0
+    iu = int(math.floor(u))
+    iv = int(math.floor(v))
+    return (True, min(max(iu, 0), nx - 1), min(max(iu + 1, 0), nx - 1),
+            min(max(iv, 0), ny - 1), min(max(iv + 1, 0), ny - 1), u - iu, v - iv)
+
+
 @nb.njit(cache=True, nogil=True)
 def _lookup(R, x0, y0, c, xs, ys, out, col):
     """out[:, col] = R bilinearly interpolated at (xs, ys); 0 outside the grid."""
     ny, nx = R.shape
     for i in range(len(xs)):
-        u = (xs[i] - x0) / c - 0.5
-        v = (ys[i] - y0) / c - 0.5
-        if u < -0.5 or v < -0.5 or u > nx - 0.5 or v > ny - 0.5:
+        inside, xa, xb, ya, yb, fu, fv = _bilinear_cell(x0, y0, c, nx, ny, xs[i], ys[i])
+        if not inside:
             out[i, col] = 0.0
             continue
-        iu = int(math.floor(u))
-        iv = int(math.floor(v))
-        fu = u - iu
-        fv = v - iv
-        xa = min(max(iu, 0), nx - 1)
-        xb = min(max(iu + 1, 0), nx - 1)
-        ya = min(max(iv, 0), ny - 1)
-        yb = min(max(iv + 1, 0), ny - 1)
         out[i, col] = ((1 - fv) * ((1 - fu) * R[ya, xa] + fu * R[ya, xb])
                        + fv * ((1 - fu) * R[yb, xa] + fu * R[yb, xb]))
 
@@ -262,19 +268,10 @@ def _blurred_lookup(Rc, x0, y0, c, w, xs, ys, out):
     rows = np.empty(2 * r + 1, np.int64)
     rowsb = np.empty(2 * r + 1, np.int64)
     for i in range(len(xs)):
-        u = (xs[i] - x0) / c - 0.5
-        v = (ys[i] - y0) / c - 0.5
-        if u < -0.5 or v < -0.5 or u > nx - 0.5 or v > ny - 0.5:
+        inside, xa, xb, ya, yb, fu, fv = _bilinear_cell(x0, y0, c, nx, ny, xs[i], ys[i])
+        if not inside:
             out[i] = 0.0
             continue
-        iu = int(math.floor(u))
-        iv = int(math.floor(v))
-        fu = u - iu
-        fv = v - iv
-        xa = min(max(iu, 0), nx - 1)
-        xb = min(max(iu + 1, 0), nx - 1)
-        ya = min(max(iv, 0), ny - 1)
-        yb = min(max(iv + 1, 0), ny - 1)
         for m in range(2 * r + 1):
             rows[m] = _reflect(ya + m - r, ny)
             rowsb[m] = _reflect(yb + m - r, ny)
