@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -243,3 +244,15 @@ def test_trees_fit_a_window_where_an_actor_has_a_single_event():
     m = TreeMember().fit(X, y, 3)
     p = m.predict_proba(X)
     assert p.shape == (60, 3) and np.allclose(p.sum(1), 1.0)
+
+
+def test_importing_culpa_makes_idle_openmp_threads_sleep_unless_the_user_chose():
+    """numba's and scikit-learn's OpenMP runtimes share the cores of a fit: their idle threads
+    must not spin (see culpa/__init__.py); a policy the user set wins."""
+    code = "import os, culpa; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "passive"
+    env["OMP_WAIT_POLICY"] = "active"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "active"
