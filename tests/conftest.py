@@ -17,6 +17,22 @@ import pytest
 READERS_DATA = Path(__file__).resolve().parent / "data"
 
 
+def pytest_configure(config):
+    """Rendered rasters go to a cache of the test run (every process it starts inherits it),
+    never to the user's (culpa.model.rastercache)."""
+    import os
+    import tempfile
+
+    config._culpa_cache = os.environ["CULPA_CACHE_DIR"] = tempfile.mkdtemp(
+        prefix="culpa-test-cache-")
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_culpa_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 @dataclass
 class CliRun:
     exit_code: int

@@ -47,7 +47,7 @@ import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
-import numba as nb
+from culpa.model import lazynumba as nb
 import numpy as np
 
 #: Memory for the rasters of all processes during a fit (two time folds and their combination,
@@ -327,6 +327,11 @@ def hat_weights(t, centres) -> np.ndarray:
     out[rows, j] = 1.0 - f
     out[rows, j + 1] += f
     return out
+
+
+#: Up to this many points, a raster lookup runs in NumPy (:func:`culpa.model.onequery.lookup`,
+#: the same numbers as :func:`_lookup`), so that a single query needs no numba.
+FEW_POINTS = 64
 
 
 class SpatialBackground:
@@ -613,8 +618,25 @@ class SpatialBackground:
         key = (k, e, l)
         R = self._blur_cache.get(key)
         if R is None:
-            R = self.blur(self.rasters[k, e].astype(np.float64), l).astype(np.float32)
+            R = self._blurred(k, e, l)
             self._blur_cache[key] = R
+        return R
+
+    def _blurred(self, k: int, e: int, l: int) -> np.ndarray:
+        """Process k's raster in epoch e blurred to level l, from the raster cache when its
+        base raster is kept there (:mod:`culpa.model.rastercache`)."""
+        from culpa.model import rastercache
+
+        base = None
+        if getattr(self.rasters, "persist", False):
+            base = self.rasters.cache_name(int(self.rasters._index[k, e]))
+        name = (rastercache.key(base, np.array([l, *self.levels, self._blur_cells[l]]))
+                if base else None)
+        R = rastercache.read(name) if name else None
+        if R is None or R.dtype != np.float32:
+            R = self.blur(self.rasters[k, e].astype(np.float64), l).astype(np.float32)
+            if name:
+                rastercache.write(name, R)
         return R
 
     def set_raster(self, k: int, R: np.ndarray, e: int = 0) -> None:
@@ -626,6 +648,8 @@ class SpatialBackground:
     def kde(self, x, y, precision_km=None, t=None) -> np.ndarray:
         """The KDE part (no floor), (n x K), blurred by each point's precision if given, at
         times ``t`` (needed when there are several epochs)."""
+        from culpa.model import onequery
+
         x = np.ascontiguousarray(x, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.float64)
         lvl = (np.zeros(len(x), int) if precision_km is None
@@ -643,8 +667,11 @@ class SpatialBackground:
                 xs, ys = np.ascontiguousarray(x[at]), np.ascontiguousarray(y[at])
                 vals = np.zeros((len(at), K))
                 for k in range(K):
-                    _lookup(self.stored_level(k, e, l), self.x0, self.y0, self._blur_cells[l],
-                            xs, ys, vals, k)
+                    R, c = self.stored_level(k, e, l), self._blur_cells[l]
+                    if len(at) <= FEW_POINTS:
+                        vals[:, k] = onequery.lookup(R, self.x0, self.y0, c, xs, ys)
+                    else:
+                        _lookup(R, self.x0, self.y0, c, xs, ys, vals, k)
                 out[at] += psi[at, e][:, None] * vals
         return out
 
@@ -1032,12 +1059,34 @@ class RenderedRasters(RasterTable):
         self._cache: dict[int, np.ndarray] = {}
         self._next = len(columns)
         self.shape = (*self._index.shape, sb.ny, sb.nx)
+        self.persist = False  # keep rendered rasters in the raster cache (a loaded model's)
 
     def _make(self, u: int) -> np.ndarray:
+        from culpa.model import rastercache
+
+        name = self.cache_name(u) if self.persist else None
+        R = rastercache.read(name) if name else None
+        if R is None or R.shape != self.shape[2:] or R.dtype != np.float32:
+            k, w = self.columns[u]
+            i, h = self.kernels[k]
+            R = self._sb.render(self._x[i], self._y[i], h, w.astype(np.float64))[0].astype(
+                np.float32)
+            if name:
+                rastercache.write(name, R)
+        return R
+
+    def cache_name(self, u: int) -> str | None:
+        """The name of distinct raster ``u`` in the raster cache (:mod:`culpa.model.rastercache`):
+        a digest of its grid and kernels (None for an assigned raster)."""
+        if u >= len(self.columns):
+            return None
+        from culpa.model import rastercache
+
+        sb = self._sb
         k, w = self.columns[u]
         i, h = self.kernels[k]
-        return self._sb.render(self._x[i], self._y[i], h, w.astype(np.float64))[0].astype(
-            np.float32)
+        grid = np.array([sb.x0, sb.y0, sb.cell, sb.nx, sb.ny, float(sb.levels[0])])
+        return rastercache.key(grid, self._x[i], self._y[i], h, w)
 
     @property
     def assigned(self) -> bool:
@@ -1074,7 +1123,9 @@ class RenderedRasters(RasterTable):
         sizes = np.array([len(kernels[k][0]) for k in proc], np.int64)
         starts = np.concatenate([[0], np.cumsum(sizes)])
         columns = [(int(k), w[starts[u]:starts[u + 1]]) for u, k in enumerate(proc)]
-        return cls(sb, x, y, kernels, columns, arrays["ground_index"])
+        table = cls(sb, x, y, kernels, columns, arrays["ground_index"])
+        table.persist = True
+        return table
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from scipy import sparse
 
 from culpa.errors import InputError
 from culpa.model import kernels as kr
+from culpa.model import onequery
 from culpa.model.fitted import check_fitted
 from culpa.model.frames import QueryArrays
 from culpa.model.pairs import GridIndex, reverse_index
@@ -47,10 +48,10 @@ class ExplanationMixin:
         bg, trig, logf = self._intensities(t, uq, x, y, prec, codes)
         lam = (bg + trig)[0]
         u = float(uq[0])
-        idx, gh, d2 = kr.query_contributions(self._grid_index(), self._x, self._y, self._s2,
-                                             self._u, t[0], x[0], y[0], prec[0] ** 2, u,
-                                             self.omega_, self.window_days,
-                                             self._space, self.radius_km)
+        idx, gh, d2 = onequery.history(self._grid_index(), self._x, self._y, self._s2, self._u,
+                                       float(t[0]), float(x[0]), float(y[0]),
+                                       float(prec[0] ** 2), u, self.omega_, self.window_days,
+                                       self._space, self.radius_km)
         contrib = self._Ex[idx] * gh[:, None]  # (m, K)
         qp = self._query_persistence(codes)
         if qp is not None:  # the factor of a trigger whose kind this event repeats (or not)

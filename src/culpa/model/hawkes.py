@@ -45,6 +45,7 @@ import pandas as pd
 
 from culpa.errors import AnalysisError, ParameterError
 from culpa.model import kernels as kr
+from culpa.model import onequery
 from culpa.model.background import (CrossFitKDE, SpatialBackground, TemporalBackground,
                                      knn_bandwidths, member_bandwidths)
 from culpa.model.em import EM, EMData, EMState, compensator_weights
@@ -502,10 +503,11 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
     def _intensities(self, tq, u, x, y, prec, codes):
         """(background, triggered, log marks), each (n x K), at midpoints ``tq`` of date ranges
         of half-width ``u``."""
-        trig = kr.query_intensity(self._grid_index(), self._x, self._y, self._s2, self._u,
-                                  self._Ex, tq, x, y, prec ** 2, u, self.omega_,
-                                  self.window_days, self._space, self.radius_km,
-                                  self._mk, self._query_persistence(codes))
+        # one query in NumPy (the same numbers): it need not load numba (see onequery)
+        query = onequery.triggered if len(tq) == 1 else kr.query_intensity
+        trig = query(self._grid_index(), self._x, self._y, self._s2, self._u, self._Ex, tq, x, y,
+                     prec ** 2, u, self.omega_, self.window_days, self._space, self.radius_km,
+                     self._mk, self._query_persistence(codes))
         bg = self._temporal.rate(tq) * self._spatial.density(x, y, prec, tq)
         logf = self._marks.loglik(codes)
         return bg, trig, logf

@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
+from culpa.model import lazynumba as nb
 import numpy as np
 
 from culpa.model.marks import LOG_ZERO

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba as nb
+from culpa.model import lazynumba as nb
 import numpy as np
 
 BYTES_PER_PAIR = 12

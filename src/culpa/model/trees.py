@@ -19,7 +19,7 @@ The pooled model cross-fits it (:func:`culpa.model.pooled.cross_fit`).
 
 from __future__ import annotations
 
-import numba as nb
+from culpa.model import lazynumba as nb
 import numpy as np
 import pandas as pd
 
@@ -176,10 +176,29 @@ class Forest:
         res = np.tile(self.baseline, (len(X), 1))
         if len(self.roots) == 0 or len(X) == 0:
             return res
+        if len(X) == 1:  # one row in NumPy (the same numbers): it need not load numba
+            return res + self._walk_one(X[0])[None, :]
         acc = np.zeros_like(res)
         _walk(X, self.feature, self.threshold, self.left, self.right, self.leaf,
               self.missing_left, self.value, self.roots, self.out, acc)
         return res + acc
+
+    def _walk_one(self, x: np.ndarray) -> np.ndarray:
+        """:func:`_walk` of one row: every tree's leaf value, added to its output in tree
+        order (``np.cumsum``, as the compiled loop adds them)."""
+        node = np.array(self.roots, np.int64)
+        for _ in range(self.depth + 1):
+            inner = ~self.leaf[node]
+            if not inner.any():
+                break
+            xv = x[self.feature[node]]
+            go_left = np.where(np.isnan(xv), self.missing_left[node], xv <= self.threshold[node])
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+        vals = self.value[node]
+        acc = np.zeros(len(self.baseline))
+        for o in np.unique(self.out).tolist():
+            acc[o] = np.cumsum(vals[self.out == o])[-1]
+        return acc
 
     def raw_reference(self, X: np.ndarray, chunk: int = 256) -> np.ndarray:
         """:meth:`raw` in NumPy, all trees a level at a time (the readable reference)."""
