@@ -439,7 +439,7 @@ class Workspace:
         (``culpa attribute --json``)."""
         lat = check_number(lat, "lat", -90, 90)
         lon = check_number(lon, "lon", -180, 180)
-        when = parse_day(time, "time", required=True)
+        when = parse_instant(time, "time")
         if precision_km is not None:
             precision_km = check_number(precision_km, "precision_km", 0, math.inf)
         if fatalities is not None:
@@ -771,6 +771,16 @@ def parse_day(value, name: str, required: bool = False):
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts
+
+
+def parse_instant(value, name: str):
+    """A required day or instant as :func:`parse_day` reads it; a plain ISO one
+    (:func:`culpa.model.frames.plain_instant`) as the same instant in datetime64[s], without
+    pandas (a single attribution needs none)."""
+    from culpa.model.frames import plain_instant
+
+    plain = plain_instant(value)
+    return plain if plain is not None else parse_day(value, name, required=True)
 
 
 def parse_bbox(value) -> tuple[float, float, float, float] | None:

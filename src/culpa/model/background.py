@@ -47,8 +47,8 @@ import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
-from culpa.model import lazynumba as nb
 import numpy as np
+from culpa.model import lazynumba as nb
 
 #: Memory for the rasters of all processes during a fit (two time folds and their combination,
 #: float32); the cell grows beyond min_bandwidth_km if the region and the number of processes

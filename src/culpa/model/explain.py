@@ -8,15 +8,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
-from scipy import sparse
 
+from culpa import lazyimport
 from culpa.errors import InputError
 from culpa.model import kernels as kr
 from culpa.model import onequery
 from culpa.model.fitted import check_fitted
-from culpa.model.frames import QueryArrays
+from culpa.model.frames import QueryArrays, day_text, instant_text
 from culpa.model.pairs import GridIndex, reverse_index
+
+pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
 
 class ExplanationMixin:
@@ -79,7 +80,7 @@ class ExplanationMixin:
             la_ = int(self._lab[j])
             k, pk = self._event_actor(j)
             return {"id": str(self._ids[j]),
-                    "date": str(pd.Timestamp(self._start[j]).date()),
+                    "date": day_text(self._start[j]),
                     "distance_km": float(math.sqrt(d2[i])),
                     "days_before": float(t[0] - self._t[j]),
                     "actor": self.actors_[k],
@@ -101,7 +102,7 @@ class ExplanationMixin:
                                   contrib_a[i, k] / sk if sk > 0 else 0.0)
                                for i in (best(contrib_a[:, k]) if any_earlier[k] else ())]})
         overall = contrib @ fk
-        return {"time": str(pd.Timestamp(time)), "latitude": float(lat), "longitude": float(lon),
+        return {"time": instant_text(time), "latitude": float(lat), "longitude": float(lon),
                 "marks": {"event_type": event_type, "target": target,
                           "fatalities": None if fatalities is None else float(fatalities),
                           "precision_km": precision_km},
@@ -124,10 +125,12 @@ class ExplanationMixin:
             self._w = r.w
 
     @property
-    def parent_proba_(self) -> sparse.csr_matrix:
+    def parent_proba_(self) -> "sparse.csr_matrix":
         """Branching matrix (N x N, rows = child, columns = parent, input order): entry (i, j) is
         P(event j triggered event i) over the candidate pairs; ``background_proba_`` holds
         P(background) per event, and each row plus it sums to one."""
+        from scipy import sparse  # not on the query path
+
         check_fitted(self)
         self._ensure_branching()
         if getattr(self, "_parent_csr", None) is None:
@@ -164,7 +167,7 @@ class ExplanationMixin:
         def node(j):
             la_ = int(self._lab[j])
             k, pk = self._event_actor(j)
-            return {"id": str(self._ids[j]), "date": str(pd.Timestamp(self._start[j]).date()),
+            return {"id": str(self._ids[j]), "date": day_text(self._start[j]),
                     "actor": self.actors_[k], "actor_probability": pk,
                     "labelled": la_ >= 0, "background_proba": float(self._bg[j])}
 

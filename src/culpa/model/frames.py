@@ -8,13 +8,15 @@ was attacked or fought), which is the schema's ``other_raw`` when the frame has 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from culpa import lazyimport
 from culpa.errors import InputError
-from culpa.events.schema import is_labelled
+
+pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
 #: Columns an event frame must have; the others have defaults (see :meth:`EventArrays.parse`).
 REQUIRED_COLUMNS = ("id", "time_start", "latitude", "longitude", "actor", "attribution")
@@ -94,6 +96,37 @@ def target_column(df: pd.DataFrame) -> np.ndarray:
     return np.full(len(df), None, dtype=object)
 
 
+#: A day or a naive instant to the second, ISO 8601: what :func:`plain_instant` reads itself.
+_PLAIN_ISO = re.compile(r"(\d{4})-\d{2}-\d{2}(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)?")
+
+
+def plain_instant(value) -> np.datetime64 | None:
+    """``YYYY-MM-DD`` or a naive ``YYYY-MM-DD[T ]HH:MM[:SS]`` (a string) as datetime64[s],
+    the instant pandas' ``Timestamp`` reads in it; None for anything else (a time zone, other
+    layouts, an invalid day, a year pandas cannot hold), which the caller hands to pandas. A
+    single query then needs no pandas."""
+    m = _PLAIN_ISO.fullmatch(value) if isinstance(value, str) else None
+    if m is None or not 1678 <= int(m.group(1)) <= 2261:
+        return None
+    try:
+        return np.datetime64(value.replace(" ", "T"), "s")
+    except ValueError:
+        return None
+
+
+def instant_text(ts) -> str:
+    """An instant as ``str(pd.Timestamp(ts))`` writes it (``YYYY-MM-DD HH:MM:SS``); a
+    datetime64 to the second without pandas."""
+    if isinstance(ts, np.datetime64) and np.datetime_data(ts.dtype)[0] in ("s", "m", "h", "D"):
+        return str(np.datetime_as_string(ts.astype("datetime64[s]"))).replace("T", " ")
+    return str(pd.Timestamp(ts))
+
+
+def day_text(ts) -> str:
+    """The day of a datetime64 (``YYYY-MM-DD``), as ``str(pd.Timestamp(ts).date())``."""
+    return str(np.datetime64(ts, "D"))
+
+
 def date_intervals(start_days, end_days, precision_days) -> tuple[np.ndarray, np.ndarray]:
     """Midpoint and half-width (days) of when each event happened.
 
@@ -138,6 +171,8 @@ class EventArrays:
     def parse(cls, df: pd.DataFrame) -> "EventArrays":
         """Validate an event frame (columns: ``REQUIRED_COLUMNS``, optional
         ``OPTIONAL_COLUMNS``) and return its arrays."""
+        from culpa.events.schema import is_labelled  # pyarrow: fitting only
+
         check_frame(df, REQUIRED_COLUMNS, "events")
         ids = df["id"].astype(object)
         if ids.isna().any():
@@ -209,15 +244,7 @@ class QueryArrays:
         """One query given as values: the arrays and checks of :meth:`parse` on the one-row
         frame of those values, without building the frame (a served attribution is one
         query, and the frame cost more than the model's arithmetic)."""
-        try:
-            ts = pd.Timestamp(time)
-        except (ValueError, TypeError) as e:
-            raise InputError(f"queries: not a timestamp ({e})", field="time") from None
-        if pd.isna(ts):
-            raise InputError("queries row 0: timestamp is missing", field="time")
-        if ts.tzinfo is not None:
-            ts = ts.tz_convert("UTC").tz_localize(None)
-        day = (np.array([ts.to_datetime64()]).astype("datetime64[s]") - t0).astype(
+        day = (np.array([_one_time(time)]).astype("datetime64[s]") - t0).astype(
             np.float64) / 86400.0
         prec = _one_number(precision_km, "location_precision_km", 0.0, np.nan)
         dprec = _one_number(date_precision_days, "date_precision_days", 0.0, 1.0)
@@ -230,6 +257,26 @@ class QueryArrays:
                    target=np.array([_one_text(target)], dtype=object),
                    fatalities=np.array([np.nan if fatalities is None else fatalities],
                                        dtype=float))
+
+
+def _one_time(time) -> np.datetime64:
+    """One query's time as naive UTC datetime64 (a datetime64 to the second or a plain ISO
+    string without pandas)."""
+    if isinstance(time, np.datetime64) and np.datetime_data(time.dtype)[0] in ("s", "m", "h",
+                                                                                "D"):
+        return time.astype("datetime64[s]")
+    plain = plain_instant(time)
+    if plain is not None:
+        return plain
+    try:
+        ts = pd.Timestamp(time)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"queries: not a timestamp ({e})", field="time") from None
+    if pd.isna(ts):
+        raise InputError("queries row 0: timestamp is missing", field="time")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_datetime64()
 
 
 def _one_number(value, col: str, lo: float, default, hi: float = np.inf) -> np.ndarray:

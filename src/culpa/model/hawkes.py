@@ -41,8 +41,8 @@ import time as _time
 import warnings
 
 import numpy as np
-import pandas as pd
 
+from culpa import lazyimport
 from culpa.errors import AnalysisError, ParameterError
 from culpa.model import kernels as kr
 from culpa.model import onequery
@@ -59,6 +59,8 @@ from culpa.model.params import ParamsMixin
 from culpa.model.marks import MARK_CHANNELS, MarkModel, clean_texts
 from culpa.model.pairs import BYTES_PER_PAIR, GridIndex, build_pairs
 from culpa.model.processes import PROCESS_BY, PROCESS_MIN_TARGET, ProcessMap
+
+pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
 __all__ = ["HawkesAttributor", "NotFittedError", "FittedEvents", "date_intervals",
            "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "FORMAT_VERSION"]

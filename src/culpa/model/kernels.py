@@ -81,8 +81,8 @@ from __future__ import annotations
 
 import math
 
-from culpa.model import lazynumba as nb
 import numpy as np
+from culpa.model import lazynumba as nb
 
 from culpa.model.marks import LOG_ZERO
 from culpa.model.pairs import _lower_bound, cell_span

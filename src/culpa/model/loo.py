@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 
-from culpa.model import lazynumba as nb
 import numpy as np
+from culpa.model import lazynumba as nb
 
 from culpa.model import kernels as kr
 from culpa.model.em import compensator_weights

@@ -34,8 +34,10 @@ the SDF a share of the IS attacks on the SDF: Syria backtest log-loss 0.2312 / 0
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-from scipy import sparse
+
+from culpa import lazyimport
+
+pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
 MARK_CHANNELS = ("kind", "fatalities", "precision")
 #: Fatality bands: 0, 1-4, 5-24, 25+.
@@ -195,6 +197,8 @@ class MarkModel:
         return np.where(k >= 0, k, -1).astype(np.int32)
 
     def _fit(self, Q, code, C, kind: bool = False):
+        from scipy import sparse  # fitting only: not on the query path
+
         ok = np.flatnonzero((code >= 0) & (code < C))
         # counts[k, c] = sum_i Q[i, k] [code_i = c], as one sparse product (K x N by N x C)
         onehot = sparse.csr_matrix((np.ones(len(ok)), (code[ok], ok)), shape=(C, len(code)))

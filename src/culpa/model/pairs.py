@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from culpa.model import lazynumba as nb
 import numpy as np
+from culpa.model import lazynumba as nb
 
 BYTES_PER_PAIR = 12
 #: Most cells a grid index may have (the cell grows beyond the radius for huge regions).

@@ -41,13 +41,15 @@ import inspect
 import time as _time
 
 import numpy as np
-import pandas as pd
 
+from culpa import lazyimport
 from culpa.errors import ParameterError
 from culpa.model.combiner import LogLinearPool, pool
 from culpa.model.fitted import check_fitted
 from culpa.model.hawkes import HawkesAttributor, _normalise
 from culpa.model.trees import TreeFeatures, TreeMember
+
+pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
 __all__ = ["PooledAttributor", "cross_fit", "hawkes_loo_proba"]
 
@@ -384,6 +386,13 @@ def _ece(p: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
 
 def _utc(time) -> np.datetime64:
     """A query's time as naive UTC datetime64 (as ``pd.to_datetime`` of a frame's column)."""
+    from culpa.model.frames import plain_instant
+
+    if isinstance(time, np.datetime64) and np.datetime_data(time.dtype)[0] in "s m h D".split():
+        return time.astype("datetime64[s]")
+    plain = plain_instant(time)  # no pandas for a plain ISO time
+    if plain is not None:
+        return plain
     ts = pd.Timestamp(time)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import pandas as pd
 
+from culpa import lazyimport
 from culpa.model.marks import clean_texts
+
+pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
 #: Ways to split an actor into processes.
 PROCESS_BY = ("actor", "type", "kind")

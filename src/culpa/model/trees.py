@@ -19,9 +19,12 @@ The pooled model cross-fits it (:func:`culpa.model.pooled.cross_fit`).
 
 from __future__ import annotations
 
-from culpa.model import lazynumba as nb
 import numpy as np
-import pandas as pd
+
+from culpa import lazyimport
+from culpa.model import lazynumba as nb
+
+pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
 #: A target is a feature of its own when it has at least this many labelled events ...
 MIN_TARGET = 20
