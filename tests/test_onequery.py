@@ -80,6 +80,8 @@ def test_numpy_lookup_equals_the_compiled_one(model):
     _lookup(R, sb.x0, sb.y0, sb.cell, xs, ys, want, 0)
     np.testing.assert_array_equal(onequery.lookup(R, sb.x0, sb.y0, sb.cell, xs, ys), want[:, 0])
     assert (want[:, 0] == 0).any() and (want[:, 0] > 0).any()
+    for a in (np.round(xs / 50), np.zeros(0), np.array([3, 1, 3, 2], np.int32)):
+        np.testing.assert_array_equal(onequery.distinct(a), np.unique(a))
 
 
 def test_one_row_tree_walk_equals_the_compiled_walk():

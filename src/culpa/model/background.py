@@ -48,7 +48,9 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
 from culpa.model import lazynumba as nb
+from culpa.model import onequery
 
 #: Memory for the rasters of all processes during a fit (two time folds and their combination,
 #: float32); the cell grows beyond min_bandwidth_km if the region and the number of processes
@@ -479,7 +481,7 @@ class SpatialBackground:
         needs no blur; level l > 0 blurs the level-0 raster by ``sqrt(s_l^2 - s0^2)``.
         """
         p = np.asarray(precisions, float)
-        p = np.unique(p[p > 0.25 * self.cell])
+        p = onequery.distinct(p[p > 0.25 * self.cell])
         if len(p) > 24:
             p = np.unique(self.cell * 2.0 ** (np.round(4 * np.log2(p / self.cell)) / 4))
         base = float(p[0]) if len(p) else 0.0
@@ -648,8 +650,6 @@ class SpatialBackground:
     def kde(self, x, y, precision_km=None, t=None) -> np.ndarray:
         """The KDE part (no floor), (n x K), blurred by each point's precision if given, at
         times ``t`` (needed when there are several epochs)."""
-        from culpa.model import onequery
-
         x = np.ascontiguousarray(x, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.float64)
         lvl = (np.zeros(len(x), int) if precision_km is None
@@ -662,7 +662,7 @@ class SpatialBackground:
             sel = np.flatnonzero(psi[:, e] > 0)
             # the points of each precision level are gathered once and every process's raster
             # is read at them (one kernel call per process and level, whatever the points)
-            for l in np.unique(lvl[sel]).tolist():
+            for l in onequery.distinct(lvl[sel]).tolist():
                 at = sel[lvl[sel] == l]
                 xs, ys = np.ascontiguousarray(x[at]), np.ascontiguousarray(y[at])
                 vals = np.zeros((len(at), K))

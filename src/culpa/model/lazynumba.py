@@ -14,8 +14,10 @@ only numba objects. Any other attribute (``nb.prange``, ``nb.get_num_threads``) 
 from __future__ import annotations
 
 import sys
+import threading
 
 _pending: list["LazyDispatcher"] = []
+_lock = threading.RLock()  # one thread makes the dispatchers; the others wait for them
 
 
 class LazyDispatcher:
@@ -29,11 +31,12 @@ class LazyDispatcher:
         self.__qualname__ = py_func.__qualname__
         self.__module__ = py_func.__module__
         self.__doc__ = py_func.__doc__
-        _pending.append(self)
+        with _lock:
+            _pending.append(self)
 
     def dispatcher(self):
         if self.real is None:
-            load()
+            load()  # waits for a thread already making them
         return self.real
 
     def __call__(self, *args, **kwargs):
@@ -59,19 +62,20 @@ def load():
     in every culpa module."""
     import numba
 
-    me = sys.modules[__name__]
-    while _pending:
-        lazy = _pending.pop()
-        lazy.real = numba.njit(**lazy.options)(lazy.py_func)
-    for name, mod in list(sys.modules.items()):
-        if mod is None or mod is me or not name.startswith("culpa"):
-            continue
-        space = vars(mod)
-        for key, value in list(space.items()):
-            if value is me:
-                space[key] = numba
-            elif isinstance(value, LazyDispatcher):
-                space[key] = value.real if value.real is not None else value
+    with _lock:
+        me = sys.modules[__name__]
+        for lazy in _pending:
+            lazy.real = numba.njit(**lazy.options)(lazy.py_func)
+        _pending.clear()
+        for name, mod in list(sys.modules.items()):
+            if mod is None or mod is me or not name.startswith("culpa"):
+                continue
+            space = vars(mod)
+            for key, value in list(space.items()):
+                if value is me:
+                    space[key] = numba
+                elif isinstance(value, LazyDispatcher) and value.real is not None:
+                    space[key] = value.real
     return numba
 
 

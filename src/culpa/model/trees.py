@@ -23,6 +23,7 @@ import numpy as np
 
 from culpa import lazyimport
 from culpa.model import lazynumba as nb
+from culpa.model import onequery
 
 pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
@@ -199,7 +200,7 @@ class Forest:
             node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
         vals = self.value[node]
         acc = np.zeros(len(self.baseline))
-        for o in np.unique(self.out).tolist():
+        for o in onequery.distinct(self.out).tolist():
             acc[o] = np.cumsum(vals[self.out == o])[-1]
         return acc
 
