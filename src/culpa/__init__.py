@@ -4,16 +4,6 @@
 itself loads nothing heavy.
 """
 
-import os as _os
-
-# Two OpenMP runtimes share the two cores of a fit: numba's (the EM's parallel passes) and
-# scikit-learn's (the pool's boosted trees). With libgomp's default wait policy the idle threads
-# of each spin between parallel regions and take the cores the other one's threads need: on a
-# busy machine the trees' cross-fit after an EM took about 5x the CPU time it takes with idle
-# threads that sleep (the answers are the same). Set before either
-# runtime is loaded (each reads it once); a value the user set is kept.
-_os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-
 __version__ = "0.1.0"
 __all__ = ["Workspace", "ModelNotReady", "__version__"]
 

@@ -82,6 +82,9 @@ GBM_PARAMS = dict(max_iter=500, learning_rate=0.05, max_leaf_nodes=15, min_sampl
 def gbm(train: pd.DataFrame, train_t: np.ndarray, y_train: np.ndarray, test: pd.DataFrame,
         test_t: np.ndarray, n_classes: int, random_state: int = 0) -> np.ndarray:
     """Gradient-boosted trees on place, time, event type and fatalities."""
+    from culpa.openmp import import_sklearn
+
+    import_sklearn()
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     cats = sorted(set(train["event_type"].fillna("?")) | set(test["event_type"].fillna("?")))

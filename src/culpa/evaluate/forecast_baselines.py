@@ -26,7 +26,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+
+from culpa.openmp import import_sklearn
+
+import_sklearn()
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 
 LAGS = (1, 4, 12, 52)
 ALL_LAGS = (1, 4, 52)

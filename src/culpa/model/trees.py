@@ -293,6 +293,9 @@ class TreeMember:
         if len(self.classes_) < 2:  # one class only: nothing to split
             self.forest_ = None
             return self
+        from culpa.openmp import import_sklearn
+
+        import_sklearn()
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         params = dict(GBM_PARAMS)
