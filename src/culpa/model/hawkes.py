@@ -213,8 +213,13 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
     # -----------------------------------------------------------------------------------------
     # fit
 
-    def fit(self, events: pd.DataFrame, y=None) -> "HawkesAttributor":
+    def fit(self, events: pd.DataFrame, y=None, warm_start: "HawkesAttributor | None" = None
+            ) -> "HawkesAttributor":
         """Fit to events in the normalised schema; returns self.
+
+        ``warm_start``: a fitted HawkesAttributor (e.g. the fit on a month less data) whose
+        state EM starts from, mapped onto this fit's processes and events
+        (:mod:`culpa.model.warm`); it reaches the same optimum in fewer iterations.
 
         Required columns: id, time_start, latitude, longitude, actor, attribution. Optional:
         time_end (default time_start), date_precision_days (1), location_precision_km
@@ -230,7 +235,9 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
         self._split_into_processes(ev)
         pairs = self._candidate_pairs()
         tick_pairs = _time.perf_counter()
-        em = self._initial_em(ev, pairs)
+        if warm_start is not None:
+            check_fitted(warm_start)
+        em = self._initial_em(ev, pairs, warm_start)
         em.run(self.max_iter, self.tol, self.accelerate)
         self._keep_fitted(em)
         self.fit_seconds_ = {"pairs": tick_pairs - tick, "total": _time.perf_counter() - tick}
@@ -304,10 +311,10 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
         self.n_pairs_ = pairs.n_pairs
         return pairs
 
-    def _initial_em(self, ev: dict, pairs) -> EM:
+    def _initial_em(self, ev: dict, pairs, warm_start=None) -> EM:
         """The backgrounds and the state EM starts from: the labelled events' marks, grounds
         and rates, a modest diagonal triggering, the latent events' labels from the background
-        alone."""
+        alone; or, from a fitted ``warm_start``, its state (:mod:`culpa.model.warm`)."""
         t, u, x, y, prec, lab = self._t, self._u, self._x, self._y, self._prec, self._lab
         s2, mcode, marks = self._s2, self._mcode, self._marks
         n, K = len(t), len(self.processes_)
@@ -347,7 +354,11 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
                                 for g in range(presence.shape[1])])
             profile /= np.maximum(profile.sum(1, keepdims=True), 1e-12)
             temporal.add_prior(shrink * profile[self.process_actor_])
-        for k in range(K):
+        from culpa.model import warm  # the fit path only (it imports pandas)
+
+        carried = (warm.carry_grounds(self, warm_start, kde) if warm_start is not None
+                   else np.zeros(K, bool))
+        for k in np.flatnonzero(~carried).tolist():
             kde.accept(k, kde.propose(k, (lab == k).astype(float)), 1.0)
         ground = spatial.with_floor(kde.values)
         frac = np.bincount(lab[labelled], minlength=K) / labelled.sum()
@@ -383,7 +394,10 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
                       to_actors=self.process_map_.to_actors, Q=Q, marks=marks,
                       temporal=temporal, spatial=spatial, kde=kde, t_end=self.t_end_, window=W,
                       cross_excitation=bool(self.cross_excitation), persist=persist)
-        return EM(data, state, verbose=self.verbose)
+        em = EM(data, state, verbose=self.verbose)
+        if warm_start is not None:
+            warm.apply(self, warm_start, em, carried)
+        return em
 
     def _actor_grounds(self, x, y, lab, target, prec, R):
         """What the processes' grounds are shrunk towards (only when actors are split): the

@@ -152,10 +152,12 @@ class PooledAttributor(HawkesAttributor):
         self._pool_events = ev  # the marks the trees read (dropped after the fit)
         return ev
 
-    def fit(self, events: pd.DataFrame, y=None) -> "PooledAttributor":
-        """Fit the Hawkes core (as :meth:`HawkesAttributor.fit`), then, when ``pool``, the
-        cross-fitted trees and the pooling weights on out-of-fold probabilities; returns self."""
-        super().fit(events)
+    def fit(self, events: pd.DataFrame, y=None, warm_start: "HawkesAttributor | None" = None
+            ) -> "PooledAttributor":
+        """Fit the Hawkes core (as :meth:`HawkesAttributor.fit`, from ``warm_start`` when
+        given), then, when ``pool``, the cross-fitted trees and the pooling weights on
+        out-of-fold probabilities; returns self."""
+        super().fit(events, warm_start=warm_start)
         ev = self.__dict__.pop("_pool_events")
         if not self.pool:
             return self
