@@ -639,9 +639,10 @@ class Workspace:
                           actors: Sequence[str] | None = None, *, plot: str | Path | None = None,
                           plot_cell: tuple[float, float] | None = None,
                           progress: Callable[[int, int, str], None] | None = None,
-                          **params) -> dict:
+                          n_jobs: int | None = None, **params) -> dict:
         """Score week-ahead forecasts per actor and cell against three baselines, fitting only on
-        the past (``culpa forecast-backtest --json``, less ``run_seconds``)."""
+        the past (``culpa forecast-backtest --json``, less ``run_seconds``). ``n_jobs``: worker
+        processes for the refits (default one per core, at most two; same result)."""
         from culpa.evaluate.forecast_backtest import pick_cell, plot_forecast, run_forecast_backtest
 
         start = parse_day(since, "since", required=True)
@@ -655,7 +656,7 @@ class Workspace:
         events = self.events_frame()
         result = run_forecast_backtest(events, start, horizon_days, cell_km, refit_days,
                                        actors=list(actors) if actors else None, until=end,
-                                       model_params=params, progress=progress)
+                                       model_params=params, progress=progress, n_jobs=n_jobs)
         doc = result.to_dict()
         if plot is not None:
             cell = plot_forecast(result, plot, pick_cell(result, plot_cell))

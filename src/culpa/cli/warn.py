@@ -129,6 +129,9 @@ def forecast_backtest(
                          "before --since.")] = None,
     max_iter: Annotated[int | None, typer.Option(
         "--max-iter", min=1, help="EM iterations per fit (default: the model's own).")] = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", min=1, help="Worker processes for the refits (default: one per core, at most "
+                              "two; the result is the same).")] = None,
     db: DbOption = None,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="PNG: forecasts against outcomes over time in one cell.")] = None,
@@ -145,7 +148,7 @@ def forecast_backtest(
     with _progress(enabled=not json and err.is_terminal) as update:
         doc = workspace(db).forecast_backtest(
             since, until, horizon_days, cell_km, refit_days, actors=actors or None, plot=plot,
-            plot_cell=_lat_lon(plot_cell), progress=update,
+            plot_cell=_lat_lon(plot_cell), progress=update, n_jobs=jobs,
             **({} if max_iter is None else {"max_iter": max_iter}))
     doc["run_seconds"] = round(_time.perf_counter() - tick, 3)
     if json:

@@ -34,6 +34,7 @@ Events outside the grid are counted in ``n_outside`` and not scored.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ import pandas as pd
 
 from culpa.errors import AnalysisError, InputError
 from culpa.events.schema import is_labelled
+from culpa.evaluate import forecast_refits as fr
 from culpa.model import forecast as fc
 
 ALL = "all actors"
@@ -133,13 +135,14 @@ def run_forecast_backtest(events: pd.DataFrame, since, horizon_days: float = 7.0
                           cell_km: float = 50.0, refit_days: float = 28.0,
                           actors: list[str] | None = None, until=None,
                           model_params: dict | None = None,
-                          progress: Callable[[int, int, str], None] | None = None
-                          ) -> ForecastBacktestResult:
+                          progress: Callable[[int, int, str], None] | None = None,
+                          n_jobs: int | None = None) -> ForecastBacktestResult:
     """Roll forecasts every ``horizon_days`` from ``since`` to ``until`` (default: the day after
     the last event) and score them. ``model_params`` go to ``HawkesAttributor``; ``progress``
-    is called as ``progress(n_done, n_total, description)`` after each period."""
-    from culpa.model.hawkes import HawkesAttributor
-
+    is called as ``progress(n_done, n_total, description)`` after each period; ``n_jobs``:
+    worker processes for the model's refits (default: one per core, at most
+    :data:`~culpa.evaluate.forecast_refits.CHAINS`; 1: in this process; the forecasts are the
+    same either way, see :mod:`culpa.evaluate.forecast_refits`)."""
     tick = time.perf_counter()
     for name, v in (("horizon_days", horizon_days), ("cell_km", cell_km),
                     ("refit_days", refit_days)):
@@ -197,46 +200,32 @@ def run_forecast_backtest(events: pd.DataFrame, since, horizon_days: float = 7.0
             prev_count[a][i] = np.bincount(cell[before], minlength=nC)
     proba = {a: {m: np.zeros((nW, nC)) for m in METHODS} for a in names}
 
-    params = dict(model_params or {})
-    model = None
-    refit_at = None
-    fit_seconds = 0.0
-    n_refits = 0
-    calib: dict[str, np.ndarray] = {}
-    long_rate: dict[str, np.ndarray] = {}
-    for i, Ti in enumerate(Tdays):
-        m_idx = int(math.floor(Ti / refit_days + 1e-9))
-        R = m_idx * float(refit_days)
-        if refit_at != R:
-            train = day < R
-            t_fit = time.perf_counter()
-            model = HawkesAttributor(**params).fit(ev[train])
-            fit_seconds += time.perf_counter() - t_fit
-            n_refits += 1
-            refit_at = R
-            cell_bg = fc.cell_background(model, grid)
-            span = R - float(day[train].min())
-            for a in names:
-                s = masks[a] & train
-                calib[a] = _calibrate_previous(day[s], cell[s], nC, R, H)
-                n_cell = np.bincount(cell[s & (cell >= 0)], minlength=nC)
-                long_rate[a] = (n_cell + LONG_RUN_PSEUDO) / span
-            kidx = {a: model.actors_.index(a) if a in model.actors_ else None for a in actors}
-        extra = ev[(day >= R) & (day < Ti)]
-        hist = fc.history(model, extra if len(extra) else None)
-        T_model = float(fc.days_since_t0(model, times[i])[0])
-        lam = fc.forecast_cells(model, grid, T_model, H, hist, cell_bg)
-        for a in names:
-            if a == ALL:
-                lam_a = lam.sum(1)
-            else:
-                lam_a = lam[:, kidx[a]] if kidx[a] is not None else np.zeros(nC)
-            proba[a]["model"][i] = -np.expm1(-lam_a)
-            cls = np.searchsorted(COUNT_CLASSES, prev_count[a][i], side="right") - 1
-            proba[a]["previous_period"][i] = calib[a][cls]
-            proba[a]["long_run_rate"][i] = -np.expm1(-long_rate[a] * H)
+    refits = fr.plan(Tdays, float(refit_days))
+    job = fr.RefitJob(ev, day, grid, times, Tdays, H, refits, list(actors),
+                      dict(model_params or {}))
+    n_done = 0
+
+    def report(b: int, i: int) -> None:
+        nonlocal n_done
+        n_done += 1
         if progress is not None:
-            progress(i + 1, nW, f"{times[i].date()} (fit {n_refits})")
+            progress(n_done, nW, f"{times[i].date()} (fit {b + 1} of {len(refits)})")
+
+    model_proba, fit_seconds = fr.run_refits(job, _n_jobs(n_jobs, len(refits)), report)
+    for b, (R, periods) in enumerate(refits):
+        train = day < R
+        span = R - float(day[train].min())
+        for a in names:
+            s = masks[a] & train
+            calib = _calibrate_previous(day[s], cell[s], nC, R, H)
+            n_cell = np.bincount(cell[s & (cell >= 0)], minlength=nC)
+            long_rate = (n_cell + LONG_RUN_PSEUDO) / span
+            rows = np.asarray(periods)
+            proba[a]["model"][rows] = model_proba[b][None if a == ALL else a]
+            cls = np.searchsorted(COUNT_CLASSES, prev_count[a][rows], side="right") - 1
+            proba[a]["previous_period"][rows] = calib[cls]
+            proba[a]["long_run_rate"][rows] = -np.expm1(-long_rate * H)[None, :]
+    n_refits = len(refits)
 
     from culpa.evaluate.forecast_baselines import lagged_gbm_forecasts
 
@@ -253,6 +242,14 @@ def run_forecast_backtest(events: pd.DataFrame, since, horizon_days: float = 7.0
         refit_days=float(refit_days), grid=grid, times=times, actors=list(actors), scores=scores,
         run_seconds=time.perf_counter() - tick, fit_seconds=fit_seconds, n_refits=n_refits,
         n_outside=n_outside, y=y, proba=proba, counts=prev_count)
+
+
+def _n_jobs(n_jobs: int | None, n_refits: int) -> int:
+    if n_jobs is None:
+        n_jobs = min(os.cpu_count() or 1, fr.CHAINS)
+    if not (isinstance(n_jobs, int) and n_jobs >= 1):
+        raise InputError(f"must be a positive integer, got {n_jobs!r}", field="n_jobs")
+    return n_jobs if n_refits > 2 else 1
 
 
 def pick_cell(result: ForecastBacktestResult, lat_lon: tuple[float, float] | None = None) -> int:
