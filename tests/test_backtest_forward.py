@@ -81,6 +81,87 @@ def test_with_history_counts_added_events_as_fitted_ones_excite(events):
     assert len(model.fitted_events_.ids) == len(train)  # the model itself is unchanged
 
 
+def newcomer_history(train, actor="Newcomer Brigade", lat=36.9, lon=42.6, n=6):
+    """``n`` labelled events of an actor the fit never saw, one a day after the fit's last
+    event, at one place (Sinjar's hills)."""
+    last = train["time_start"].max()
+    rows = train.iloc[:n].copy()
+    rows["id"] = [f"new:{i}" for i in range(n)]
+    rows["time_start"] = [last + pd.Timedelta(days=i + 1) for i in range(n)]
+    rows["time_end"] = rows["time_start"]
+    rows["latitude"], rows["longitude"], rows["actor"] = lat, lon, actor
+    return rows
+
+
+def queries_at(when, places):
+    return pd.DataFrame({"time": [when] * len(places), "latitude": [p[0] for p in places],
+                         "longitude": [p[1] for p in places]})
+
+
+@pytest.fixture(scope="module")
+def fitted_before(events):
+    train = events[events["time_start"] < pd.Timestamp(SINCE)]
+    return train, small_model().fit(train)
+
+
+def test_an_actor_seen_only_since_the_fit_is_a_further_hypothesis_where_it_acted(fitted_before):
+    """A group first seen after the fit gets its own column: most of the probability right where
+    it has just struck, next to nothing 300 km away; the fitted model is untouched."""
+    train, model = fitted_before
+    new = newcomer_history(train)
+    cond = model.with_history(new)
+    assert list(cond.actors_) == list(model.actors_) + ["Newcomer Brigade"]
+    assert cond.newcomers_ == ["Newcomer Brigade"]
+    when = new["time_start"].max() + pd.Timedelta(days=1)
+    p = cond.predict_proba(queries_at(when, [(36.9, 42.6), (33.3, 44.4)]))
+    assert p.shape == (2, len(model.actors_) + 1)
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    assert p[0, -1] > 0.5 and p[1, -1] < 0.01
+    assert "Newcomer Brigade" not in model.actors_  # the fitted model is unchanged
+    # before its first event a newcomer is nothing, and the answer is the fitted model's
+    q = queries_at(train["time_start"].max() - pd.Timedelta(days=120), [(36.9, 42.6)])
+    before = cond.predict_proba(q)
+    assert before[0, -1] == 0.0
+    np.testing.assert_allclose(before[0, :-1], model.predict_proba(q)[0], rtol=1e-9)
+
+
+def test_an_unlabelled_event_by_a_newcomer_excites_it_by_its_share(fitted_before):
+    """An unlabelled event where the newcomer acts counts for it by its probability: a second
+    query after it gives the newcomer more than without it."""
+    train, model = fitted_before
+    new = newcomer_history(train, n=3)
+    later = new.iloc[[-1]].assign(id="new:latent", latent=True,
+                                  time_start=new["time_start"].max() + pd.Timedelta(days=1))
+    later["time_end"] = later["time_start"]
+    with_latent = model.with_history(pd.concat([new, later]))
+    without = model.with_history(new)
+    when = later["time_start"].iloc[0] + pd.Timedelta(hours=12)
+    q = queries_at(when, [(36.9, 42.6)])
+    assert with_latent.predict_proba(q)[0, -1] > without.predict_proba(q)[0, -1]
+
+
+def test_the_pooled_default_gives_a_newcomer_the_hawkes_share(fitted_before):
+    """The trees cannot know a newcomer: it keeps the Hawkes core's probability, and the pool
+    shares the rest among the fitted actors."""
+    from culpa.model import PooledAttributor
+
+    train, _ = fitted_before
+    model = PooledAttributor(max_iter=10, tree_folds=2).fit(train)
+    new = newcomer_history(train)
+    cond = model.with_history(new)
+    when = new["time_start"].max() + pd.Timedelta(days=1)
+    q = queries_at(when, [(36.9, 42.6), (36.34, 43.13)])
+    members = cond.member_proba(q)
+    p = cond.predict_proba(q)
+    assert p.shape == members["hawkes"].shape == members["trees"].shape
+    np.testing.assert_allclose(p[:, -1], members["hawkes"][:, -1])
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    assert p[0, -1] > 0.5
+    q = queries_at(train["time_start"].max() - pd.Timedelta(days=120), [(36.9, 42.6)])
+    np.testing.assert_allclose(cond.predict_proba(q)[0], [*model.predict_proba(q)[0], 0.0],
+                               rtol=1e-9, atol=1e-15)
+
+
 def test_every_fit_and_every_history_precede_its_step(events, result):
     r, fitted = result
     starts = [pd.Timestamp(s["start"]) for s in r.steps]

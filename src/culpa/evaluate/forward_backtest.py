@@ -205,8 +205,8 @@ def run_forward_backtest(events: pd.DataFrame, since, until=None, step_days: flo
             test = ev.iloc[score]
             members = cond.member_proba(test) if hasattr(cond, "member_proba") else {}
             p_raw = cond.predict_proba(test)
-            p_model = collapse(p_raw, list(model.actors_), classes)
-            parts["hawkes"].append(collapse(members.get("hawkes", p_raw), list(model.actors_),
+            p_model = collapse(p_raw, list(cond.actors_), classes)
+            parts["hawkes"].append(collapse(members.get("hawkes", p_raw), list(cond.actors_),
                                             classes))
             train = before & labelled
             y_train = y_all[train]

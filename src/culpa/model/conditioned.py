@@ -4,11 +4,16 @@ it was not fitted on — the live situation, where the model was fitted a while 
 since are known.
 
 Each added event excites as a fitted event would, ``Ex = Q alpha``: ``Q`` is one-hot for a
-labelled event of a process the model knows; an event labelled by an actor (or kind) the model
-has no process for excites none of them (as in :func:`culpa.model.forecast.history`); an
+labelled event of a process the model knows; an event labelled by a known actor of a kind the
+model has no process for excites none of them (as in :func:`culpa.model.forecast.history`); an
 unlabelled event (no known actor, or marked ``latent``) gets ``Q`` = the conditioned model's
 ``predict_process_proba`` from the fitted events and the *labelled* added events strictly before
 it (the unlabelled added events do not inform one another's ``Q``). Nothing is refitted.
+
+An actor the fit never saw, labelled on added events, is a *newcomer*: the copy's ``actors_``
+end with the newcomers (``newcomers_``), each with the intensity of a typical fitted actor
+after its events (:mod:`culpa.model.newcomers`); an unlabelled added event excites a newcomer by
+its probability of being the newcomer's, and the fitted processes by the rest.
 
 Past the last fitted event the background rates are those of the last observed time
 (:class:`culpa.model.forecast.background.BackgroundRates`, as forecasts use them): the fitted
@@ -30,6 +35,7 @@ import pandas as pd
 
 from culpa.model.fitted import check_fitted
 from culpa.model.frames import EventArrays
+from culpa.model.newcomers import Newcomers
 
 
 def with_history(model, events: pd.DataFrame):
@@ -58,14 +64,47 @@ def with_history(model, events: pd.DataFrame):
     mk = model._marks.kind_codes(codes).astype(np.int32)
     added = dict(ids=a.ids, start=a.start.to_numpy(dtype="datetime64[s]"), t=t, u=u, x=x, y=y,
                  s2=prec ** 2, Q=Q, labels=labels, mk=mk)
-    out = _extended(model, added, a.labelled)
-    out._temporal = _HeldRates(model)
+    hist = dict(t=t, u=u, x=x, y=y, s2=prec ** 2)
+    names, labelled_as = _newcomer_labels(model, a)
+    share = (labelled_as[:, None] == np.arange(len(names))[None, :]).astype(float)
+    out = _conditioned(model, added, a.labelled, names, hist, share, labelled_as)
     latent = np.flatnonzero(~a.labelled)
     if len(latent):
         Q[latent] = out.predict_process_proba(ev.iloc[latent])
-        out = _extended(model, added, np.ones(len(ev), bool))
-        out._temporal = _HeldRates(model)
+        if names:  # a latent event excites each newcomer by its share, the rest as fitted
+            p = out.predict_proba(ev.iloc[latent])[:, len(model.actors_):]
+            Q[latent] *= 1.0 - p.sum(1, keepdims=True)
+            share[latent] = p
+        out = _conditioned(model, added, np.ones(len(ev), bool), names, hist, share,
+                           labelled_as)
     out.n_history_added_ = len(ev)
+    return out
+
+
+def _newcomer_labels(model, a: EventArrays) -> tuple[list[str], np.ndarray]:
+    """The actors of labelled added events that the model has no actor for (sorted), and each
+    added event's index among them (-1: not labelled as a newcomer)."""
+    actor = np.asarray(a.actor, dtype=object)
+    new = a.labelled & ~np.isin(actor, np.asarray(list(model.actors_), dtype=object))
+    names = sorted({str(v) for v in actor[new]})
+    index = {n: i for i, n in enumerate(names)}
+    return names, np.array([index[str(v)] if m else -1 for v, m in zip(actor, new)], np.int64)
+
+
+def _conditioned(model, added: dict, rows: np.ndarray, names: list[str], hist: dict,
+                 share: np.ndarray, labelled_as: np.ndarray):
+    """``model`` with the ``rows`` of ``added`` in its history and, when there are
+    ``names``, those newcomers as further actors (:mod:`culpa.model.newcomers`)."""
+    out = _extended(model, added, rows)
+    out._temporal = _HeldRates(model)
+    if names:
+        keep = {k: v[rows] for k, v in hist.items()}
+        order = np.argsort(keep["t"], kind="stable")
+        keep = {k: v[order] for k, v in keep.items()}
+        out._newcomers = Newcomers.of(model, names, keep, share[rows][order],
+                                      labelled_as[rows][order])
+        out.actors_ = list(model.actors_) + names
+        out.newcomers_ = list(names)
     return out
 
 

@@ -201,6 +201,9 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
         if not (0 < self.background_floor < 1):
             raise ParameterError("must be in (0, 1)", field="background_floor")
 
+    #: A conditioned model's newcomers (:mod:`culpa.model.newcomers`); a fitted one has none.
+    _newcomers = None
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "actors_")
 
@@ -556,15 +559,24 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
         The history is every fitted event strictly before the query within ``window_days``.
         """
         check_fitted(self)
-        return self.by_actor(self.predict_process_proba(queries))
+        q = self._query_arrays(queries)
+        logp = self._log_scores(q)
+        if self._newcomers is not None:  # a conditioned model's further actors
+            return self._newcomers.actor_proba(self, q, logp)
+        return self.by_actor(_normalise(logp))
 
     def predict_process_proba(self, queries: pd.DataFrame) -> np.ndarray:
-        """As :meth:`predict_proba`, per process (columns = ``processes_``)."""
+        """As :meth:`predict_proba`, per process (columns = ``processes_``; a conditioned
+        model's newcomers have none, so this is among the fitted processes)."""
         check_fitted(self)
-        t, lat, lon, prec, u, codes = self._query_arrays(queries)
+        return _normalise(self._log_scores(self._query_arrays(queries)))
+
+    def _log_scores(self, query) -> np.ndarray:
+        """log(lambda_k · f_k(marks)) of each process at the parsed queries (n x K)."""
+        t, lat, lon, prec, u, codes = query
         x, y = self.projection_.forward(lat, lon)
         bg, trig, logf = self._intensities(t, u, x, y, prec, codes)
-        return _normalise(np.log(bg + trig) + logf)
+        return np.log(bg + trig) + logf
 
     def warm_up(self) -> dict:
         """Do now what a loaded model otherwise does during its first queries: render (or

@@ -284,14 +284,23 @@ class PooledAttributor(HawkesAttributor):
         ph = super().predict_proba(queries)
         if not self._is_pooled():
             return {"hawkes": ph}
-        return {"hawkes": ph, "trees": self._member_proba(self._query_tree_matrix(queries), ph)}
+        known = _newcomers_apart(ph, len(self.tree_class_of_actor_))[0]
+        pt = self._member_proba(self._query_tree_matrix(queries), known)
+        return {"hawkes": ph, "trees": _newcomers_back(pt, ph, pt.shape[1])}
 
     def predict_proba(self, queries: pd.DataFrame) -> np.ndarray:
-        """The pooled P(actor | time, place, marks) (n x actors, columns ``actors_``)."""
+        """The pooled P(actor | time, place, marks) (n x actors, columns ``actors_``).
+
+        A conditioned model's newcomers (actors after the fitted ones,
+        :mod:`culpa.model.newcomers`) are not the trees' classes: they keep the Hawkes model's
+        probabilities, and the pool splits the rest among the fitted actors."""
         m = self.member_proba(queries)
         if "trees" not in m:
             return m["hawkes"]
-        return self._pooled(m["hawkes"], m["trees"])
+        A = len(self.tree_class_of_actor_)
+        known = _newcomers_apart(m["hawkes"], A)[0]
+        trees = _newcomers_apart(m["trees"], A)[0]
+        return _newcomers_back(self._pooled(known, trees), m["hawkes"], A)
 
     def explain(self, time, lat: float, lon: float, precision_km: float | None = None,
                 event_type: str | None = None, fatalities: float | None = None,
@@ -369,6 +378,23 @@ class PooledAttributor(HawkesAttributor):
         self._pool_latent = np.asarray(arrays["pool_latent"], float)
         self.members_ = [TreeMember.from_arrays(arrays, f"pool_m{i}_")
                          for i in range(int(p["n_members"]))]
+
+
+def _newcomers_apart(p: np.ndarray, A: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P over the ``A`` fitted actors renormalised, the newcomers' total) of rows ``p``."""
+    known = p[:, :A]
+    tot = known.sum(1, keepdims=True)
+    return (np.where(tot > 0, known / np.where(tot > 0, tot, 1.0), 1.0 / A),
+            1.0 - tot[:, 0])
+
+
+def _newcomers_back(p_known: np.ndarray, ph: np.ndarray, A: int) -> np.ndarray:
+    """P over the fitted actors (``p_known``) then the newcomers: the newcomers as in the Hawkes
+    rows ``ph``, the fitted actors sharing the rest as ``p_known`` does."""
+    if ph.shape[1] == A:
+        return p_known
+    new = ph[:, A:]
+    return np.hstack([p_known * (1.0 - new.sum(1, keepdims=True)), new])
 
 
 def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
