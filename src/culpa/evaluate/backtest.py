@@ -55,13 +55,29 @@ def scoring_classes(events: pd.DataFrame, min_events: int) -> list[str]:
     return big + [OTHER]
 
 
-def collapse(proba: np.ndarray, actors: list[str], classes: list[str]) -> np.ndarray:
-    """Model probabilities over its actors -> over the scoring classes (small actors summed)."""
+def collapse(proba: np.ndarray, actors: list[str], classes: list[str],
+             unseen: float = 0.0) -> np.ndarray:
+    """Model probabilities over its actors -> over the scoring classes (small actors summed).
+
+    ``unseen``: the model's probability that the actor is none of its ``actors`` (e.g.
+    ``unseen_actor_proba_``), shared equally by the classes none of its actors falls in; the
+    rest is the model's own. Where its actors cover every class, it changes nothing."""
     index = {c: i for i, c in enumerate(classes)}
     out = np.zeros((proba.shape[0], len(classes)))
     for j, actor in enumerate(actors):
         out[:, index.get(actor, index[OTHER])] += proba[:, j]
-    return out / out.sum(axis=1, keepdims=True)
+    out /= out.sum(axis=1, keepdims=True)
+    covered = {index.get(a, index[OTHER]) for a in actors}
+    uncovered = [i for i in range(len(classes)) if i not in covered]
+    if unseen > 0 and uncovered:
+        out *= 1.0 - unseen
+        out[:, uncovered] += unseen / len(uncovered)
+    return out
+
+
+def unseen_proba(model) -> float:
+    """The model's ``unseen_actor_proba_`` (0 for a model without one)."""
+    return float(getattr(model, "unseen_actor_proba_", 0.0))
 
 
 @dataclass
@@ -146,9 +162,10 @@ def run_backtest(events: pd.DataFrame, since: str, mask_fraction: float = 0.2, s
         if hasattr(fitted, "event_ids_") else None
     rows = m.masked if row_of is None else np.array(
         [row_of[e] for e in m.events["id"].iloc[m.masked]])
-    p_model = collapse(fitted.label_proba_[rows], list(fitted.actors_), m.classes)
+    u = unseen_proba(fitted)
+    p_model = collapse(fitted.label_proba_[rows], list(fitted.actors_), m.classes, u)
     p_hawkes = collapse(getattr(fitted, "hawkes_label_proba_", fitted.label_proba_)[rows],
-                        list(fitted.actors_), m.classes)
+                        list(fitted.actors_), m.classes, u)
     if progress:
         progress()
     y = m.y[m.masked]

@@ -39,7 +39,7 @@ import pandas as pd
 
 from culpa.errors import InputError
 from culpa.evaluate import baselines, metrics
-from culpa.evaluate.backtest import OTHER, collapse, scoring_classes
+from culpa.evaluate.backtest import OTHER, collapse, scoring_classes, unseen_proba
 from culpa.events.schema import is_labelled
 from culpa.model.combiner import GeometricCombiner
 from culpa.model.geo import LocalProjection
@@ -205,9 +205,10 @@ def run_forward_backtest(events: pd.DataFrame, since, until=None, step_days: flo
             test = ev.iloc[score]
             members = cond.member_proba(test) if hasattr(cond, "member_proba") else {}
             p_raw = cond.predict_proba(test)
-            p_model = collapse(p_raw, list(cond.actors_), classes)
+            u = unseen_proba(cond)
+            p_model = collapse(p_raw, list(cond.actors_), classes, u)
             parts["hawkes"].append(collapse(members.get("hawkes", p_raw), list(cond.actors_),
-                                            classes))
+                                            classes, u))
             train = before & labelled
             y_train = y_all[train]
             parts["model"].append(p_model)

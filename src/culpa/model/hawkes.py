@@ -488,6 +488,18 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
         return self.by_actor(np.asarray(per_process, float) * w) / self.by_actor(w)
 
     @property
+    def unseen_actor_proba_(self) -> float:
+        """The chance that an event is by an actor with no labelled event in the history (no
+        column of ``actors_``): Good-Turing's estimate, the share of labelled events whose
+        actor has exactly one, with one pseudo-count so that it is never zero."""
+        check_fitted(self)
+        lab = self._lab[self._lab >= 0]
+        counts = np.bincount(self.process_actor_[lab], minlength=len(self.process_map_.actors))
+        if self._newcomers is not None:
+            counts = np.concatenate([counts, np.bincount(self._newcomers.ground_of)])
+        return float(((counts == 1).sum() + 1) / (counts.sum() + 1))
+
+    @property
     def fitted_events_(self) -> FittedEvents:
         """The fitted events in time order as the model holds them (see :class:`FittedEvents`)."""
         check_fitted(self)
