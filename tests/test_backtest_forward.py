@@ -162,6 +162,31 @@ def test_the_pooled_default_gives_a_newcomer_the_hawkes_share(fitted_before):
                                rtol=1e-9, atol=1e-15)
 
 
+def test_a_class_no_actor_of_the_model_covers_gets_its_unseen_actor_share():
+    """Scoring classes A, B, other; the model knows A and a small actor (scored as other): B,
+    which none of its actors is, shares the model's unseen-actor probability, the rest is
+    scaled down; with every class covered, nothing changes."""
+    from culpa.evaluate.backtest import collapse
+
+    p = np.array([[0.75, 0.25]])
+    out = collapse(p, ["A", "small"], ["A", "B", "other"], unseen=0.01)
+    np.testing.assert_allclose(out, [[0.75 * 0.99, 0.01, 0.25 * 0.99]])
+    covered = collapse(np.array([[0.5, 0.3, 0.2]]), ["A", "B", "small"], ["A", "B", "other"],
+                       unseen=0.01)
+    np.testing.assert_allclose(covered, [[0.5, 0.3, 0.2]])
+
+
+def test_the_unseen_actor_probability_is_good_turings(fitted_before):
+    """(actors with exactly one labelled event + 1) / (labelled events + 1), newcomers counted."""
+    train, model = fitted_before
+    counts = train.loc[is_labelled(train), "actor"].value_counts()
+    expected = ((counts == 1).sum() + 1) / (counts.sum() + 1)
+    assert model.unseen_actor_proba_ == pytest.approx(expected)
+    cond = model.with_history(newcomer_history(train, n=1))  # one newcomer, seen once
+    assert cond.unseen_actor_proba_ == pytest.approx((expected * (counts.sum() + 1) + 1)
+                                                     / (counts.sum() + 2))
+
+
 def test_every_fit_and_every_history_precede_its_step(events, result):
     r, fitted = result
     starts = [pd.Timestamp(s["start"]) for s in r.steps]
