@@ -27,10 +27,7 @@ import math
 
 import numpy as np
 
-from culpa.openmp import import_sklearn
-
-import_sklearn()
-from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 LAGS = (1, 4, 12, 52)
 ALL_LAGS = (1, 4, 52)

@@ -293,10 +293,9 @@ class TreeMember:
         if len(self.classes_) < 2:  # one class only: nothing to split
             self.forest_ = None
             return self
-        from culpa.openmp import import_sklearn
-
-        import_sklearn()
         from sklearn.ensemble import HistGradientBoostingClassifier
+
+        from culpa.openmp import one_thread
 
         params = dict(GBM_PARAMS)
         _, counts = np.unique(y, return_counts=True)
@@ -307,7 +306,8 @@ class TreeMember:
             # fixed budget without it
             params.update(early_stopping=False, max_iter=FIXED_ITER)
         clf = HistGradientBoostingClassifier(**params, random_state=self.random_state)
-        clf.fit(X, y)
+        with one_thread():
+            clf.fit(X, y)
         self.classes_ = np.asarray(clf.classes_, int)
         self.forest_ = Forest.from_sklearn([clf], X.shape[1])
         self.n_iter_ = int(clf.n_iter_)
@@ -321,7 +321,10 @@ class TreeMember:
         if clf is None:
             return self.predict_proba(X)
         out = np.full((len(X), self.n_classes_), self.floor)
-        out[:, self.classes_] = clf.predict_proba(np.asarray(X, np.float64))
+        from culpa.openmp import one_thread
+
+        with one_thread():
+            out[:, self.classes_] = clf.predict_proba(np.asarray(X, np.float64))
         return out / out.sum(1, keepdims=True)
 
     def drop_fit_state(self) -> None:
