@@ -561,11 +561,11 @@ def test_exports_json_and_the_html_report(server, as_, case_id):
 
 
 def test_lists_are_paginated_with_a_maximum_page_size(as_):
-    for _ in range(2):
+    for _ in range(3):  # more than a page, whichever tests ran before
         as_["ed2"].post("/api/cases", content=CASE_YAML,
                         headers={"Content-Type": "application/yaml"}).raise_for_status()
     page = as_["vic"].get("/api/cases", params={"limit": 2}).json()
-    assert len(page["cases"]) == 2 and page["total"] >= 4
+    assert len(page["cases"]) == 2 and page["total"] >= 3
     rest = as_["vic"].get("/api/cases", params={"limit": 2, "offset": 2}).json()
     assert not {c["id"] for c in page["cases"]} & {c["id"] for c in rest["cases"]}
     too_big = as_["vic"].get("/api/cases", params={"limit": 100000})

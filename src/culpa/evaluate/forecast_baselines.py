@@ -26,8 +26,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from sklearn.base import BaseEstimator, ClassifierMixin
+
+from culpa.openmp import one_thread
 
 LAGS = (1, 4, 12, 52)
 ALL_LAGS = (1, 4, 52)
@@ -66,11 +67,13 @@ class LaggedCountsGBM(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         positives = int(y.sum())
         if 0 < positives < len(y):
-            self.trees_ = HistGradientBoostingClassifier(
+            trees = HistGradientBoostingClassifier(
                 max_iter=self.max_iter, learning_rate=self.learning_rate,
                 max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
                 l2_regularization=self.l2_regularization, early_stopping=False,
-                random_state=self.random_state).fit(X, y)
+                random_state=self.random_state)
+            with one_thread():
+                self.trees_ = trees.fit(X, y)
             self.constant_ = None
         else:
             self.trees_ = None
@@ -82,7 +85,8 @@ class LaggedCountsGBM(ClassifierMixin, BaseEstimator):
         if self.trees_ is None:
             p1 = np.full(len(X), self.constant_)
         else:
-            p1 = self.trees_.predict_proba(X)[:, 1]
+            with one_thread():
+                p1 = self.trees_.predict_proba(X)[:, 1]
         return np.column_stack([1.0 - p1, p1])
 
 
