@@ -95,10 +95,11 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
             out[ii, l] = q[l]
 
 
-def loo_process_proba(model, rows: np.ndarray) -> np.ndarray:
-    """P(process) (len(rows) x processes) of the fitted events ``rows`` (time order) with each
-    one's own label hidden (see the module doc). Reads the candidate pairs: call right after
-    ``fit``."""
+def _past_intensity(model):
+    """(background B, mark log-likelihoods logf, excitation Ex with latent events at their
+    past-only label probabilities, every process's intensity LamJ at every fitted event from
+    the events before it): the parts the leave-one-out pass and the past-only probabilities
+    share."""
     pairs = model._pairs
     n, K = model._Q.shape
     B = model._temporal.rate(model._t) * model._spatial.with_floor(model._kde_loo)
@@ -119,6 +120,45 @@ def loo_process_proba(model, rows: np.ndarray) -> np.ndarray:
         Ex[latent] = Q1[latent] @ model.alpha_
     LamJ = kr.intensity(pairs, *args, hidden, Ex, B, model.alpha_, model.omega_,
                         model.window_days, model._space, model._pers)
+    return B, logf, Ex, LamJ
+
+
+def past_process_proba(model, rows: np.ndarray, parts=None,
+                       hold_rates_before: float | None = None) -> np.ndarray:
+    """P(process) (len(rows) x processes) of the fitted events ``rows`` (time order) from
+    their past only, at the fitted parameters: each one's intensity from the events before it
+    (labelled ones as labelled, latent ones at their past-only probabilities) on its
+    cross-fitted ground, times its marks' likelihood -- as a query after the fit is answered,
+    where nothing after it is known (no offspring). ``hold_rates_before`` (days since
+    ``t0_``): the rows' background rates are those of the last rate bin that ends by then,
+    held (as a query after a fit gets the last rate held), so no label after it reaches them
+    through the rates. Reads the candidate pairs: call right after ``fit``. ``parts``:
+    :func:`_past_intensity`'s, when at hand."""
+    B, logf, _, LamJ = _past_intensity(model) if parts is None else parts
+    rows = np.asarray(rows, np.int64)
+    lam = LamJ[rows]
+    if hold_rates_before is not None:
+        edges = np.asarray(model._temporal.edges, float)
+        done = edges[1:][edges[1:] <= hold_rates_before]
+        t_hold = float(done.max()) - 1e-6 if len(done) else float(edges[0])
+        t = np.minimum(model._t[rows], t_hold)
+        held = model._temporal.rate(t) * model._spatial.with_floor(model._kde_loo[rows])
+        lam = lam - B[rows] + held  # the background enters the intensity as one term
+    z = np.log(np.maximum(lam, 1e-300)) + logf[rows]
+    z -= z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True)
+
+
+def loo_process_proba(model, rows: np.ndarray, parts=None) -> np.ndarray:
+    """P(process) (len(rows) x processes) of the fitted events ``rows`` (time order) with each
+    one's own label hidden (see the module doc). Reads the candidate pairs: call right after
+    ``fit``. ``parts``: :func:`_past_intensity`'s, when at hand."""
+    pairs = model._pairs
+    n, K = model._Q.shape
+    lab = np.ascontiguousarray(model._lab, np.int32)
+    B, logf, Ex, LamJ = _past_intensity(model) if parts is None else parts
+    args = (model._s2, model._u)
     # the fitted intensities at the children (own column of labelled ones), fitted excitation
     Lam = kr.intensity(pairs, *args, lab, model._Ex, B, model.alpha_, model.omega_,
                        model.window_days, model._space, model._pers)

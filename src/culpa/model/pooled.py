@@ -24,6 +24,26 @@ is the held-out calibration step (a temperature):
   with their label probabilities from their own past only, so a label cannot come back to its
   own event through a latent neighbour. No refit: a few passes over the candidate pairs.
 
+Calibration. The weights must be fitted on rows asked the way the questions are asked, and
+there are two footings (``calibration_days`` = H, 13 weeks by default: the forward mode's
+refit horizon, fixed a priori):
+
+- *in the record* (a query dated at or before the fit's last event, and the fit's latent
+  events): the out-of-fold rows above are on this footing (neighbours before and after
+  known); the weights are fitted on all of them, equally weighted (``pool_weights_``).
+  Weighting them by recency (``2^(-age / H)``) was measured and made the masked backtests
+  worse (fewer effective rows, and the record's last weeks are not the masked events' kind);
+- *after the fit* (a query dated after the last fitted event: the live situation and the
+  forward mode, where nothing after the query is known and the trees extrapolate in time):
+  forward-chained rows, the labelled events of the last H days, each scored as such a query
+  is: the trees by one more forest fitted only on the labelled events before those days, the
+  Hawkes model from each event's past only (no offspring; background rates held at the last
+  rate bin that ends before those days) (``pool_forward_weights_``). With fewer than
+  ``MIN_FORWARD_ROWS`` labelled events in those days or before them, the in-record weights
+  serve.
+
+``calibration_days=None``: the in-record weights for every query (one calibration).
+
 The trees classify the actors with at least ``tree_min_events`` labelled events; the others
 share one class, whose probability is split among them as the Hawkes model splits it. An actor
 the data never saw is not a member's class at all: the case layer adds it as a hypothesis with
@@ -32,7 +52,8 @@ its own prior, as before.
 Every number an attribution shows traces: ``explain`` returns the Hawkes terms (background
 share, the earlier events) as before, each actor's ``hawkes_probability`` and
 ``trees_probability`` beside the pooled ``probability``, and a ``combiner`` part with the
-weights and how they were fitted.
+weights applied, which calibration applied and why, both calibrations and how they were
+fitted.
 """
 
 from __future__ import annotations
@@ -55,6 +76,15 @@ __all__ = ["PooledAttributor", "cross_fit", "hawkes_loo_proba"]
 
 #: The members of the pool, in the order of ``pool_weights_``.
 MEMBERS = ("hawkes", "trees")
+#: The forward calibration's horizon H by default, in days: 13 weeks, the refit horizon of the
+#: forward mode (``culpa.evaluate.forward_backtest.REFIT_EVERY`` weekly steps), the age a
+#: fitted model is meant to reach before it is refitted. Fixed a priori, not tuned.
+CALIBRATION_DAYS = 91.0
+#: The forward calibration needs at least this many labelled events in the last H days and
+#: before them (else forward queries get the in-record weights). Fixed a priori.
+MIN_FORWARD_ROWS = 100
+#: The column of the trees' matrix holding days since ``t0_`` (TreeFeatures.names).
+DAYS = 4
 
 
 def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
@@ -80,7 +110,7 @@ def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
     return fitted, oof
 
 
-def hawkes_loo_proba(model: HawkesAttributor, rows=None) -> np.ndarray:
+def hawkes_loo_proba(model: HawkesAttributor, rows=None, parts=None) -> np.ndarray:
     """P(actor) of the fitted events ``rows`` (time order; default: the labelled ones), each
     with its own label hidden, at the fitted parameters: as a masked event's, from its past and
     its offspring (:mod:`culpa.model.loo`). Must be called right after ``fit``."""
@@ -88,7 +118,7 @@ def hawkes_loo_proba(model: HawkesAttributor, rows=None) -> np.ndarray:
 
     if rows is None:
         rows = np.flatnonzero(model._lab >= 0)
-    return model.by_actor(loo_process_proba(model, np.asarray(rows)))
+    return model.by_actor(loo_process_proba(model, np.asarray(rows), parts))
 
 
 def _with_pool_params(init):
@@ -115,17 +145,22 @@ class PooledAttributor(HawkesAttributor):
     pool_max_weight : upper bound of each pooling weight.
     member : the second member: ``"trees"`` (:class:`~culpa.model.trees.TreeMember`) or any
         object with ``fit(X, y, n_classes)`` and ``predict_proba(X)`` (not saveable).
+    calibration_days : the horizon H of the forward calibration (see "Calibration" in the
+        module doc): queries after the fit's last event are pooled with weights fitted on its
+        last H days, forward-chained. ``None``: the in-record weights for every query.
     """
 
     @_with_pool_params
     def __init__(self, *, pool: bool = True, tree_folds: int = 3, tree_min_events: int = 30,
-                 pool_max_weight: float = 5.0, member="trees", **hawkes):
+                 pool_max_weight: float = 5.0, member="trees",
+                 calibration_days: float | None = CALIBRATION_DAYS, **hawkes):
         super().__init__(**hawkes)
         self.pool = pool
         self.tree_folds = tree_folds
         self.tree_min_events = tree_min_events
         self.pool_max_weight = pool_max_weight
         self.member = member
+        self.calibration_days = calibration_days
 
     def check_params(self) -> None:
         super().check_params()
@@ -143,6 +178,11 @@ class PooledAttributor(HawkesAttributor):
         if isinstance(self.member, str) and self.member != "trees":
             raise ParameterError(f"must be 'trees' or a member object, got {self.member!r}",
                                  field="member")
+        h = self.calibration_days
+        if h is not None and not (isinstance(h, (int, float, np.integer, np.floating))
+                                  and not isinstance(h, bool) and np.isfinite(h) and h > 0):
+            raise ParameterError(f"must be a positive number of days or null, got {h!r}",
+                                 field="calibration_days")
 
     # -----------------------------------------------------------------------------------------
     # fit
@@ -187,9 +227,21 @@ class PooledAttributor(HawkesAttributor):
         self.members_, oof_t = cross_fit(member, X[labelled], cls[actor_of], n_cls,
                                          self.tree_folds, seed)
         tock = _time.perf_counter()
-        oof_h = hawkes_loo_proba(self, np.flatnonzero(labelled))
+        rows = np.flatnonzero(labelled)
+        if self.calibration_days is None:
+            oof_h = hawkes_loo_proba(self, rows)
+            parts = None
+        else:
+            from culpa.model.loo import _past_intensity
+
+            parts = _past_intensity(self)
+            oof_h = hawkes_loo_proba(self, rows, parts)
         self.fit_seconds_.update(pool_trees=tock - tick, pool_loo=_time.perf_counter() - tock)
         oof_t = self._trees_to_actors(oof_t, oof_h)
+        days = X[:, DAYS]  # days since t0_ at each fitted event's start (the trees' column)
+        self.pool_last_day_ = float(np.nanmax(days))
+        H = self.calibration_days
+        # in-record calibration: every out-of-fold row, equally weighted
         lp = LogLinearPool(max_weight=float(self.pool_max_weight))
         lp.fit([oof_h, oof_t], actor_of, start=np.array([1.0, 0.0]))
         self.pool_weights_ = np.asarray(lp.weights_, float)
@@ -197,16 +249,64 @@ class PooledAttributor(HawkesAttributor):
         self.pool_oof_ = {"n": int(labelled.sum()), "folds": len(self.members_),
                           "log_loss": {"hawkes": _log_loss(oof_h, actor_of),
                                        "trees": _log_loss(oof_t, actor_of),
-                                       "pooled": float(lp.log_loss_)},
+                                       "pooled": _log_loss(oof_p, actor_of)},
                           "ece": {"hawkes": _ece(oof_h, actor_of), "trees": _ece(oof_t, actor_of),
                                   "pooled": _ece(oof_p, actor_of)}}
+        in_record = {"rows": int(labelled.sum()), "log_loss": float(lp.log_loss_)}
+        self.pool_forward_weights_ = self.pool_weights_.copy()
+        forward = None
+        if H is not None:
+            tick = _time.perf_counter()
+            forward = self._fit_forward(X[labelled], cls[actor_of], n_cls, actor_of,
+                                        days[labelled], rows, member, parts, float(H))
+            self.fit_seconds_["pool_forward"] = _time.perf_counter() - tick
+            if "weights" in forward:
+                self.pool_forward_weights_ = np.asarray(forward["weights"], float)
+        self.pool_calibration_ = {"days": None if H is None else float(H),
+                                  "last_event": str(self.tree_features_.t0 + np.timedelta64(
+                                      int(round(self.pool_last_day_ * 86400)), "s")),
+                                  "in_record": in_record, "forward": forward}
         latent = np.flatnonzero(~labelled)
-        if len(latent):
+        if len(latent):  # the fit's latent events are in the record: in-record weights
             ph = self.by_actor(self._Q[latent])
             self._pool_latent = self._pooled(ph, self._member_proba(X[latent], ph))
         else:
             self._pool_latent = np.zeros((0, A))
         self._set_public()
+
+    def _fit_forward(self, X, y_cls, n_cls, actor_of, days, rows, member, parts, H) -> dict:
+        """The forward calibration: weights fitted on the labelled events of the last ``H``
+        days, each scored as a query after a fit is: the trees by one forest fitted on the
+        labelled events before those days, the Hawkes model from each event's past only
+        (:func:`culpa.model.loo.past_process_proba`). Its description (``weights`` missing
+        when there are too few events for it)."""
+        import copy
+
+        from culpa.model.loo import past_process_proba
+
+        cut = self.pool_last_day_ - H
+        block = days > cut
+        doc = {"rows": int(block.sum()), "trees_fitted_on": int((~block).sum()),
+               "from": str(self.tree_features_.t0 + np.timedelta64(int(round(cut * 86400)), "s"))}
+        if block.sum() < MIN_FORWARD_ROWS or (~block).sum() < MIN_FORWARD_ROWS:
+            doc["fallback"] = (f"fewer than {MIN_FORWARD_ROWS} labelled events in the last "
+                               f"{H:g} days or before them: the in-record weights")
+            return doc
+        m = copy.deepcopy(member)
+        m.fit(X[~block], y_cls[~block], n_cls)
+        pt = getattr(m, "predict_proba_fit", m.predict_proba)(X[block])
+        ph = self.by_actor(past_process_proba(self, rows[block], parts,
+                                              hold_rates_before=cut))
+        pt = self._trees_to_actors(pt, ph)
+        y = actor_of[block]
+        lp = LogLinearPool(max_weight=float(self.pool_max_weight))
+        lp.fit([ph, pt], y, start=np.array([1.0, 0.0]))
+        p = lp.predict_proba([ph, pt])
+        doc.update(weights=[float(v) for v in lp.weights_],
+                   log_loss={"hawkes": _log_loss(ph, y), "trees": _log_loss(pt, y),
+                             "pooled": float(lp.log_loss_)},
+                   ece={"hawkes": _ece(ph, y), "trees": _ece(pt, y), "pooled": _ece(p, y)})
+        return doc
 
     def _x_lat_lon(self, ev):
         return self.projection_.inverse(ev["x"], ev["y"])
@@ -239,8 +339,27 @@ class PooledAttributor(HawkesAttributor):
         pt = sum(m.predict_proba(X) for m in self.members_) / len(self.members_)
         return self._trees_to_actors(pt, ph)
 
-    def _pooled(self, ph: np.ndarray, pt: np.ndarray) -> np.ndarray:
-        return pool([ph, pt], self.pool_weights_)
+    def _pooled(self, ph: np.ndarray, pt: np.ndarray, forward=None) -> np.ndarray:
+        """The pool of rows ``ph``, ``pt``: the in-record weights, the forward weights on the
+        rows where ``forward`` (a boolean per row) is true."""
+        out = pool([ph, pt], self.pool_weights_)
+        if forward is not None and np.any(forward):
+            fw = np.asarray(forward, bool)
+            out[fw] = pool([ph[fw], pt[fw]], self._forward_weights())
+        return out
+
+    def _forward_weights(self) -> np.ndarray:
+        w = getattr(self, "pool_forward_weights_", None)
+        return self.pool_weights_ if w is None else w
+
+    def _is_forward(self, X: np.ndarray) -> np.ndarray:
+        """Which rows of the trees' matrix ``X`` ask about a time after the fit's last event
+        (these get the forward calibration)."""
+        last = getattr(self, "pool_last_day_", None)
+        if last is None:
+            return np.zeros(len(X), bool)
+        with np.errstate(invalid="ignore"):
+            return X[:, DAYS] > last
 
     def _is_pooled(self) -> bool:
         return getattr(self, "pool_weights_", None) is not None
@@ -279,14 +398,18 @@ class PooledAttributor(HawkesAttributor):
             None if prec is None else np.asarray(prec, float) if n else prec)
 
     def member_proba(self, queries: pd.DataFrame) -> dict:
-        """Each member's P(actor | time, place, marks) (n x actors): ``{"hawkes", "trees"}``."""
+        """Each member's P(actor | time, place, marks) (n x actors): ``{"hawkes", "trees"}``,
+        and ``forward``: which queries are after the fit's last event (the forward weights
+        pool them)."""
         check_fitted(self)
         ph = super().predict_proba(queries)
         if not self._is_pooled():
             return {"hawkes": ph}
         known = _newcomers_apart(ph, len(self.tree_class_of_actor_))[0]
-        pt = self._member_proba(self._query_tree_matrix(queries), known)
-        return {"hawkes": ph, "trees": _newcomers_back(pt, ph, pt.shape[1])}
+        X = self._query_tree_matrix(queries)
+        pt = self._member_proba(X, known)
+        return {"hawkes": ph, "trees": _newcomers_back(pt, ph, pt.shape[1]),
+                "forward": self._is_forward(X)}
 
     def predict_proba(self, queries: pd.DataFrame) -> np.ndarray:
         """The pooled P(actor | time, place, marks) (n x actors, columns ``actors_``).
@@ -300,7 +423,7 @@ class PooledAttributor(HawkesAttributor):
         A = len(self.tree_class_of_actor_)
         known = _newcomers_apart(m["hawkes"], A)[0]
         trees = _newcomers_apart(m["trees"], A)[0]
-        return _newcomers_back(self._pooled(known, trees), m["hawkes"], A)
+        return _newcomers_back(self._pooled(known, trees, m["forward"]), m["hawkes"], A)
 
     def explain(self, time, lat: float, lon: float, precision_km: float | None = None,
                 event_type: str | None = None, fatalities: float | None = None,
@@ -324,24 +447,43 @@ class PooledAttributor(HawkesAttributor):
             [np.nan if fatalities is None else fatalities],
             [np.nan if precision_km is None else precision_km])
         pt = self._member_proba(X, ph)
-        pp = self._pooled(ph, pt)
+        forward = bool(self._is_forward(X)[0])
+        pp = self._pooled(ph, pt, [forward])
         for a in doc["actors"]:
             i = index[a["actor"]]
             a["hawkes_probability"] = a["probability"]
             a["trees_probability"] = float(pt[0, i])
             a["probability"] = float(pp[0, i])
         doc["actors"].sort(key=lambda a: -a["probability"])
-        w = self.pool_weights_
+        w = self._forward_weights() if forward else self.pool_weights_
+        cal = getattr(self, "pool_calibration_", None) or {}
+        fw = cal.get("forward") or {}
+        in_record_on = ("out-of-fold probabilities of the "
+                        f"{self.pool_oof_['n']:,} labelled events (trees: "
+                        f"{self.pool_oof_['folds']} folds; Hawkes: leave-one-out)")
+        forward_on = (in_record_on if "weights" not in fw else
+                      f"the {fw['rows']:,} labelled events after {fw['from'][:10]} (the last "
+                      f"{cal['days']:g} days of the fit) as queries after a fit are asked: "
+                      f"trees fitted on the {fw['trees_fitted_on']:,} labelled events before "
+                      "them; Hawkes from each event's past only")
         doc["combiner"] = {
             "method": "log-linear pool: p(actor) ∝ p_hawkes^w_hawkes · p_trees^w_trees",
             "weights": {"hawkes": float(w[0]), "trees": float(w[1])},
+            "calibration": "forward" if forward else "in-record",
+            "why": (f"the query is after the fit's last event ({cal.get('last_event', '?')[:10]})"
+                    if forward else "the query is within the fitted record"),
             "members": {"hawkes": {a: float(ph[0, i]) for a, i in index.items()},
                         "trees": {a: float(pt[0, i]) for a, i in index.items()}},
-            "fitted_on": ("out-of-fold probabilities of the "
-                          f"{self.pool_oof_['n']:,} labelled events (trees: "
-                          f"{self.pool_oof_['folds']} folds; Hawkes: leave-one-out)"),
+            "fitted_on": forward_on if forward else in_record_on,
+            "calibrations": {
+                "in-record": {"weights": [float(v) for v in self.pool_weights_],
+                              "fitted_on": in_record_on},
+                "forward": {"weights": [float(v) for v in self._forward_weights()],
+                            "fitted_on": forward_on}},
             "out_of_fold_log_loss": self.pool_oof_["log_loss"],
         }
+        if forward and "log_loss" in fw:
+            doc["combiner"]["forward_chained_log_loss"] = fw["log_loss"]
         return doc
 
     # -----------------------------------------------------------------------------------------
@@ -355,6 +497,9 @@ class PooledAttributor(HawkesAttributor):
                                  field="member")
         return {"estimator": "PooledAttributor",
                 "pool": {"weights": [float(v) for v in self.pool_weights_],
+                         "forward_weights": [float(v) for v in self._forward_weights()],
+                         "last_day": getattr(self, "pool_last_day_", None),
+                         "calibration": getattr(self, "pool_calibration_", None),
                          "oof": self.pool_oof_, "features": self.tree_features_.meta(),
                          "n_members": len(self.members_)}}
 
@@ -372,6 +517,10 @@ class PooledAttributor(HawkesAttributor):
         if not p:
             return
         self.pool_weights_ = np.asarray(p["weights"], float)
+        # a file from before the two calibrations: one set of weights for every query
+        self.pool_forward_weights_ = np.asarray(p.get("forward_weights", p["weights"]), float)
+        self.pool_last_day_ = p.get("last_day")
+        self.pool_calibration_ = p.get("calibration")
         self.pool_oof_ = p["oof"]
         self.tree_features_ = TreeFeatures.from_meta(p["features"])
         self.tree_class_of_actor_ = np.asarray(arrays["pool_tree_class"], np.int32)
