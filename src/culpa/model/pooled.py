@@ -68,6 +68,7 @@ from culpa.errors import ParameterError
 from culpa.model.combiner import LogLinearPool, pool
 from culpa.model.fitted import check_fitted
 from culpa.model.hawkes import HawkesAttributor, _normalise
+from culpa.model.treejob import cross_fit, start_cross_fit
 from culpa.model.trees import TreeFeatures, TreeMember
 
 pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
@@ -85,29 +86,6 @@ CALIBRATION_DAYS = 91.0
 MIN_FORWARD_ROWS = 100
 #: The column of the trees' matrix holding days since ``t0_`` (TreeFeatures.names).
 DAYS = 4
-
-
-def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
-    """``n_folds`` copies of ``member`` (anything with ``fit(X, y, n_classes)`` and
-    ``predict_proba(X)``), each fitted on all rows but one fold: (the fitted copies, each row's
-    probabilities from the copy that did not see it)."""
-    import copy
-
-    n = len(y)
-    folds = max(2, min(int(n_folds), n))
-    fold = np.random.default_rng(seed).permutation(n) % folds
-    oof = np.zeros((n, n_classes))
-    fitted = []
-    for f in range(folds):
-        m = copy.deepcopy(member)
-        m.fit(X[fold != f], y[fold != f], n_classes)
-        held = fold == f
-        if held.any():
-            oof[held] = getattr(m, "predict_proba_fit", m.predict_proba)(X[held])
-        if hasattr(m, "drop_fit_state"):
-            m.drop_fit_state()
-        fitted.append(m)
-    return fitted, oof
 
 
 def hawkes_loo_proba(model: HawkesAttributor, rows=None, parts=None) -> np.ndarray:
@@ -196,8 +174,16 @@ class PooledAttributor(HawkesAttributor):
             ) -> "PooledAttributor":
         """Fit the Hawkes core (as :meth:`HawkesAttributor.fit`, from ``warm_start`` when
         given), then, when ``pool``, the cross-fitted trees and the pooling weights on
-        out-of-fold probabilities; returns self."""
-        super().fit(events, warm_start=warm_start)
+        out-of-fold probabilities; returns self. The trees need only the events and their
+        labels: they are fitted in a second process while the EM runs
+        (:mod:`culpa.model.treejob`)."""
+        try:
+            super().fit(events, warm_start=warm_start)
+        except BaseException:
+            job = self.__dict__.pop("_tree_job", None)
+            if job is not None:
+                job.cancel()
+            raise
         ev = self.__dict__.pop("_pool_events")
         if not self.pool:
             return self
@@ -207,7 +193,14 @@ class PooledAttributor(HawkesAttributor):
         self.fit_seconds_["total"] += self.fit_seconds_["pool"]
         return self
 
-    def _fit_pool(self, ev: dict) -> None:
+    def _split_into_processes(self, ev: dict) -> None:
+        super()._split_into_processes(ev)
+        if self.pool:  # the trees' inputs are known now: start them beside the EM
+            self._start_trees(ev)
+
+    def _tree_problem(self):
+        """The labelled events' tree classes: (labelled mask, actor of each labelled event,
+        class of each actor, number of classes)."""
         lab = self._lab
         labelled = lab >= 0
         actor_of = self.process_actor_[lab[labelled]]
@@ -217,15 +210,31 @@ class PooledAttributor(HawkesAttributor):
         cls = np.full(A, len(big), np.int32)
         cls[big] = np.arange(len(big))
         n_cls = len(big) + int(len(big) < A)
+        return labelled, actor_of, cls, n_cls
+
+    def _start_trees(self, ev: dict) -> None:
+        """The trees' classes and features, and their cross-fit started (``_tree_job``)."""
+        labelled, actor_of, cls, n_cls = self._tree_problem()
         self.tree_class_of_actor_ = cls
         self.tree_features_ = TreeFeatures.for_fit(ev["event_type"], ev["target"], labelled,
                                                    self.t0_)
         X = self._tree_matrix(ev["start"], ev, self._x_lat_lon(ev))
+        self._tree_X = X
         member = TreeMember(random_state=0) if isinstance(self.member, str) else self.member
         seed = 0
+        # a member object of the caller's stays in this process
+        self._tree_job = start_cross_fit(member, X[labelled], cls[actor_of], n_cls,
+                                         self.tree_folds, seed,
+                                         worker=isinstance(self.member, str))
+
+    def _fit_pool(self, ev: dict) -> None:
+        labelled, actor_of, cls, n_cls = self._tree_problem()
+        A = len(self.actors_)
+        X = self.__dict__.pop("_tree_X")
+        job = self.__dict__.pop("_tree_job")
+        member = TreeMember(random_state=0) if isinstance(self.member, str) else self.member
         tick = _time.perf_counter()
-        self.members_, oof_t = cross_fit(member, X[labelled], cls[actor_of], n_cls,
-                                         self.tree_folds, seed)
+        self.members_, oof_t = job.result()  # waits for the worker when it is not done yet
         tock = _time.perf_counter()
         rows = np.flatnonzero(labelled)
         if self.calibration_days is None:
@@ -236,7 +245,9 @@ class PooledAttributor(HawkesAttributor):
 
             parts = _past_intensity(self)
             oof_h = hawkes_loo_proba(self, rows, parts)
-        self.fit_seconds_.update(pool_trees=tock - tick, pool_loo=_time.perf_counter() - tock)
+        # pool_trees: the wait for the trees after the EM; pool_trees_fit: their own time
+        self.fit_seconds_.update(pool_trees=tock - tick, pool_loo=_time.perf_counter() - tock,
+                                 pool_trees_fit=float(job.seconds or 0.0))
         oof_t = self._trees_to_actors(oof_t, oof_h)
         days = X[:, DAYS]  # days since t0_ at each fitted event's start (the trees' column)
         self.pool_last_day_ = float(np.nanmax(days))
