@@ -326,3 +326,26 @@ def test_lookup_raster_is_the_lookup_of_the_blurred_bundle():
     for n in (3, 40, 500):
         np.testing.assert_array_equal(sb.lookup_raster(R, x[:n], y[:n], lvl[:n], {}),
                                       sb.lookup(sb.bundle(R), x[:n], y[:n], lvl[:n]))
+
+
+def test_the_compiled_gaussian_filters_are_scipys_numbers():
+    """The renders' and lookups' Gaussian filters (compiled, without scipy's per-call cost)
+    give scipy.ndimage.gaussian_filter's numbers exactly, zero ("constant") or "reflect" at the
+    edges, kernels wider than the raster included."""
+    from scipy import ndimage
+
+    from culpa.model.background import _gaussian_add, _gaussian_reflect, gauss_weights
+
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        ny, nx = (int(v) for v in rng.integers(1, 40, 2))
+        a = rng.exponential(size=(ny, nx)) * (rng.random((ny, nx)) < 0.6)
+        sig = float(rng.uniform(0.05, 10.0))
+        w = gauss_weights(sig)
+        acc = rng.random((ny, nx))
+        want = acc + ndimage.gaussian_filter(a, sig, mode="constant", truncate=4.0)
+        _gaussian_add(acc, a, w)
+        np.testing.assert_array_equal(acc, want)
+        np.testing.assert_array_equal(_gaussian_reflect(a, w),
+                                      ndimage.gaussian_filter(a, sig, mode="reflect",
+                                                              truncate=4.0))

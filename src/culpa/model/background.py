@@ -303,6 +303,80 @@ def _blurred_lookup(Rc, x0, y0, c, w, xs, ys, out):
                   + fv * ((1 - fu) * fba + fu * fbb))
 
 
+def gauss_weights(sigma: float) -> np.ndarray:
+    """The weights of ``scipy.ndimage.gaussian_filter(..., sigma, truncate=TRUNCATE)`` along one
+    axis (its radius and its arithmetic: the same numbers)."""
+    radius = int(TRUNCATE * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x ** 2)
+    return phi / phi.sum()
+
+
+@nb.njit(cache=True, nogil=True)
+def _filter_line(line, n, r, w, out, stride, first):
+    """out[first + stride * i] = sum_d line[r + i + d] w[r + d] for i < n, in
+    scipy.ndimage.correlate1d's order for a symmetric kernel (the centre, then the pairs from
+    the outside in)."""
+    for i in range(n):
+        c = r + i
+        t = line[c] * w[r]
+        for d in range(r, 0, -1):
+            t += (line[c - d] + line[c + d]) * w[r - d]
+        out[first + stride * i] = t
+
+
+@nb.njit(cache=True, nogil=True)
+def _gaussian_add(acc, a, w):
+    """acc += ``a`` filtered by the symmetric kernel ``w`` along rows then columns, zero
+    outside (``scipy.ndimage.gaussian_filter(a, sigma, mode="constant")`` with ``w`` from
+    :func:`gauss_weights`: the same numbers, without its per-call overhead)."""
+    ny, nx = a.shape
+    r = (len(w) - 1) // 2
+    line = np.zeros(max(ny, nx) + 2 * r)
+    b = np.empty(ny * nx)  # after the first axis, row-major
+    for gx in range(nx):  # axis 0: each column
+        for gy in range(ny):
+            line[r + gy] = a[gy, gx]
+        for q in range(r + ny, 2 * r + ny):
+            line[q] = 0.0
+        _filter_line(line, ny, r, w, b, nx, gx)
+    res = np.empty(nx)
+    for gy in range(ny):  # axis 1: each row
+        for gx in range(nx):
+            line[r + gx] = b[gy * nx + gx]
+        for q in range(r + nx, 2 * r + nx):
+            line[q] = 0.0
+        for q in range(r):
+            line[q] = 0.0
+        _filter_line(line, nx, r, w, res, 1, 0)
+        for gx in range(nx):
+            acc[gy, gx] += res[gx]
+
+
+@nb.njit(cache=True, nogil=True)
+def _gaussian_reflect(a, w):
+    """``a`` filtered by the symmetric kernel ``w`` along rows then columns, "reflect" at the
+    edges: ``scipy.ndimage.gaussian_filter(a, sigma, mode="reflect")`` with ``w`` from
+    :func:`gauss_weights` (the same numbers)."""
+    ny, nx = a.shape
+    r = (len(w) - 1) // 2
+    line = np.empty(max(ny, nx) + 2 * r)
+    b = np.empty(ny * nx)
+    for gx in range(nx):
+        for q in range(ny + 2 * r):
+            line[q] = a[_reflect(q - r, ny), gx]
+        _filter_line(line, ny, r, w, b, nx, gx)
+    out = np.empty((ny, nx))
+    res = np.empty(nx)
+    for gy in range(ny):
+        for q in range(nx + 2 * r):
+            line[q] = b[gy * nx + _reflect(q - r, nx)]
+        _filter_line(line, nx, r, w, res, 1, 0)
+        for gx in range(nx):
+            out[gy, gx] = res[gx]
+    return out
+
+
 def _in_box_mass(x, y, h, X0, X1, Y0, Y1):
     from scipy.special import ndtr
 
@@ -444,12 +518,9 @@ class SpatialBackground:
             if cost_direct <= cost_filter:
                 _splat_direct(acc[L], cx0, cy0, c, xs[grp], ys[grp], hs[grp], ws[grp])
             else:
-                from scipy import ndimage  # only renders and blurs need it
-
                 tmp = np.zeros(shp)
                 _splat_bilinear(tmp, cx0, cy0, c, xs[grp], ys[grp], ws[grp] / mass[grp])
-                ndimage.gaussian_filter(tmp, sig, mode="constant", truncate=TRUNCATE, output=tmp)
-                acc[L] += tmp
+                _gaussian_add(acc[L], tmp, gauss_weights(sig))  # gaussian_filter, constant
         for L in range(top, 0, -1):
             if acc[L] is not None:
                 if acc[L - 1] is None:
@@ -544,35 +615,45 @@ class SpatialBackground:
         point's level: ``lookup(bundle(R), x, y, level)`` without blurring the whole raster
         (only what the points read is filtered). ``memo`` keeps block means of rasters the
         caller passes again while they are alive."""
-        out = np.zeros(len(x))
+        return self.lookup_groups(R, self.point_groups(x, y, level), len(x), memo)
+
+    @staticmethod
+    def point_groups(x, y, level) -> list:
+        """Points by precision level, for :meth:`lookup_groups`: ``(level, rows, x, y)``."""
+        out = []
         for l in np.unique(level):
             sel = np.flatnonzero(level == l)
-            xs, ys = np.ascontiguousarray(x[sel]), np.ascontiguousarray(y[sel])
-            tmp = np.zeros(len(sel))
+            out.append((int(l), sel, np.ascontiguousarray(x[sel]), np.ascontiguousarray(y[sel])))
+        return out
+
+    def lookup_groups(self, R: np.ndarray, groups: list, n: int,
+                      memo: dict | None = None) -> np.ndarray:
+        """:meth:`lookup_raster` at ``n`` points grouped by :meth:`point_groups` (a caller that
+        looks up the same points in many rasters groups them once)."""
+        out = np.zeros(n)
+        for l, sel, xs, ys in groups:
             if l == 0:
                 t2 = np.zeros((len(sel), 1))
                 _lookup(R, self.x0, self.y0, self.cell, xs, ys, t2, 0)
-                tmp = t2[:, 0]
+                out[sel] = t2[:, 0]
+                continue
+            f, c, _, w = self._blur_params(l)
+            if memo is None:
+                Rc = self._coarse(R, f)
             else:
-                f, c, _, w = self._blur_params(int(l))
-                if memo is None:
-                    Rc = self._coarse(R, f)
-                else:
-                    key = (id(R), f)
-                    Rc = memo.get(key)
-                    if Rc is None:
-                        Rc = memo[key] = self._coarse(R, f)
-                if len(sel) * (len(w) + 1) < Rc.size:  # few points: filter only what they read
-                    _blurred_lookup(Rc, self.x0, self.y0, c, w, xs, ys, tmp)
-                else:  # many: filter the raster (the same numbers), then interpolate
-                    from scipy import ndimage
-
-                    F = ndimage.gaussian_filter(Rc, float(self._blur_params(int(l))[2]),
-                                                mode="reflect", truncate=TRUNCATE)
-                    t2 = np.zeros((len(sel), 1))
-                    _lookup(F, self.x0, self.y0, c, xs, ys, t2, 0)
-                    tmp = t2[:, 0]
-            out[sel] = tmp
+                key = (id(R), f)
+                Rc = memo.get(key)
+                if Rc is None:
+                    Rc = memo[key] = self._coarse(R, f)
+            if len(sel) * (len(w) + 1) < Rc.size:  # few points: filter only what they read
+                tmp = np.zeros(len(sel))
+                _blurred_lookup(Rc, self.x0, self.y0, c, w, xs, ys, tmp)
+                out[sel] = tmp
+            else:  # many: filter the raster (the same numbers), then interpolate
+                F = _gaussian_reflect(Rc, w)  # ndimage.gaussian_filter, "reflect"
+                t2 = np.zeros((len(sel), 1))
+                _lookup(F, self.x0, self.y0, c, xs, ys, t2, 0)
+                out[sel] = t2[:, 0]
         return out
 
     def bundle(self, R: np.ndarray, needed=None, memo: dict | None = None) -> list:
@@ -933,12 +1014,9 @@ class CrossFitKDE:
                 r = self._epoch_rasters(h, np.where(f1 == on, p, 0.0), False)
                 memo: dict = {}
                 vals = np.zeros(len(x))
-                idx = np.flatnonzero(f1 != on)
-                for e in range(E):
-                    ie = idx[self.psi[idx, e] > 0]
+                for e, (ie, psi_e, groups) in enumerate(self._fold_rows(on)):
                     if len(ie):
-                        vals[ie] += self.psi[ie, e] * sb.lookup_raster(r[e][0], x[ie], y[ie],
-                                                                       lvl[ie], memo)
+                        vals[ie] += psi_e * sb.lookup_groups(r[e][0], groups, len(ie), memo)
                 return vals
 
             job0 = _fold_pool().submit(fold, False)
@@ -958,6 +1036,21 @@ class CrossFitKDE:
             v = sb.lookup_raster(R, x[ie], y[ie], lvl[ie], memo)
             values[ie] += self.psi[ie, e] * np.maximum(v - own, 0.0)
         return None, self._coefficients(p, kind, (np.ones(len(p), bool),)), values
+
+    def _fold_rows(self, on: bool) -> list:
+        """Per epoch, the events of the other fold than ``on`` that it weighs (``psi > 0``):
+        ``(rows, psi, point groups)``, made once (they depend on the events only)."""
+        cache = self.__dict__.setdefault("_rows_cache", {})
+        got = cache.get(on)
+        if got is None:
+            idx = np.flatnonzero(self.fold != on)
+            got = []
+            for e in range(self.psi.shape[1]):
+                ie = idx[self.psi[idx, e] > 0]
+                got.append((ie, self.psi[ie, e],
+                            self.sb.point_groups(self.x[ie], self.y[ie], self.lvl[ie])))
+            cache[on] = got
+        return got
 
     def _coefficients(self, p, kind, parts):
         """The all-data ground of a proposal as weights of kernels: ``(keys, C)``, C (E x
@@ -1160,13 +1253,24 @@ class TemporalBackground:
         """mu_k(t), (n x K)."""
         return self.mu[:, self.bin_of(t)].T
 
-    def update(self, phi: np.ndarray, bins: np.ndarray) -> None:
-        """MAP update from background responsibilities phi (N x K) of events in ``bins``."""
-        K, nbins = self.mu.shape
-        pseudo = self.pseudo
-        for k in range(K):
-            s = np.bincount(bins, weights=phi[:, k], minlength=nbins)
-            self.mu[k] = (s + pseudo[k]) / self.lengths
+    def bin_matrix(self, bins: np.ndarray):
+        """The (bins x N) 0/1 sparse matrix of events in ``bins``, for :meth:`update`."""
+        from scipy import sparse  # fitting only
+
+        n = len(bins)
+        return sparse.csr_matrix((np.ones(n), (np.asarray(bins), np.arange(n))),
+                                 shape=(self.mu.shape[1], n))
+
+    def update(self, phi: np.ndarray, bins: np.ndarray, matrix=None) -> None:
+        """MAP update from background responsibilities phi (N x K) of events in ``bins``
+        (``matrix``: their :meth:`bin_matrix`, made here when not given).
+
+        The sums per bin are one sparse product, each added up in event order as
+        ``np.bincount`` does: the same numbers."""
+        if matrix is None:
+            matrix = self.bin_matrix(bins)
+        s = matrix @ np.asarray(phi, dtype=np.float64)  # (bins x K)
+        self.mu[:] = (s.T + self.pseudo) / self.lengths
 
     def integral(self) -> np.ndarray:
         """int mu_k dt over the fitted period, per process."""

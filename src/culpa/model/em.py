@@ -105,6 +105,16 @@ def compensator_weights(t, t_end: float, omega: float, W: float) -> np.ndarray:
     return timekernel.cdf(t_end - t, omega, W)
 
 
+def excitation(Q: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``Q @ alpha``: what each event excites in each process. With a diagonal ``alpha`` (no
+    cross-excitation) it is ``Q`` times the diagonal, the same numbers (every other term of the
+    product is an exact zero) at a K-th of the cost."""
+    d = np.diag(alpha)
+    if np.count_nonzero(alpha) == np.count_nonzero(d):
+        return Q * d[None, :]
+    return Q @ alpha
+
+
 def objective(ll, Q, logf, latent, temporal, Ex, Ghat, marks) -> float:
     """``J`` (module doc) less the persistence prior, from an E pass's log-likelihood term."""
     J = ll + float(np.sum(Q * logf))
@@ -279,13 +289,14 @@ class EM:
         self.converged = False
         self.verbose = verbose
         self._refresh_due = False
+        self._bin_matrix = data.temporal.bin_matrix(data.bins)
 
     # ---- one pass each --------------------------------------------------------------------
 
     def e_pass(self):
         """The E pass at the current state: ``(J, EStepResult)``."""
         d, s = self.d, self.s
-        Ex = d.Q @ s.alpha
+        Ex = excitation(d.Q, s.alpha)
         r = kr.estep(d.pairs, d.s2, d.u, d.labels, d.Q, Ex, s.B, s.alpha, s.omega, d.window,
                      s.space, s.pers, Lam=self.Lam, Phi=self.Phi)
         J = objective(r.ll, d.Q, s.logf, d.latent, d.temporal, Ex, s.Ghat, d.marks)
@@ -305,7 +316,7 @@ class EM:
         else:
             d.marks.update(Q, d.mcode)
         s.logf = d.marks.loglik(d.mcode)
-        d.temporal.update(r.Phi, d.bins)
+        d.temporal.update(r.Phi, d.bins, self._bin_matrix)
         if refresh:
             d.kde.set_group_weights(np.asarray(r.Phi, float) @ d.to_actors + d.presence)
             update_grounds(d.kde, r.Phi)
@@ -324,7 +335,7 @@ class EM:
         s.Ghat = compensator_weights(d.t, d.t_end, s.omega, d.window)
         s.B = d.temporal.rate(d.t) * s.ground
         if len(d.latent):  # labels, with the new parameters
-            Ex = Q @ s.alpha
+            Ex = excitation(Q, s.alpha)
             kr.intensity(d.pairs, d.s2, d.u, d.labels, Ex, s.B, s.alpha, s.omega, d.window,
                          s.space, s.pers, Lam=self.Lam)
             kr.label_sweep(d.latent, d.children, d.pairs, d.s2, d.u, d.labels, Q, Ex, self.Lam,

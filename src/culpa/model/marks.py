@@ -220,7 +220,11 @@ class MarkModel:
         for c, lp in enumerate(self.log_p):
             code = codes[:, c]
             ok = code >= 0
-            out[ok] += lp[:, code[ok]].T
+            rows = np.ascontiguousarray(lp.T)  # (categories x K): gather whole rows
+            if ok.all():
+                out += rows[code]
+            else:
+                out[ok] += rows[code[ok]]
             marg = code <= -2
             if marg.any():  # a type without its target: P(type | k)
                 p = np.exp(lp)
