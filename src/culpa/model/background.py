@@ -177,9 +177,19 @@ def _splat_bilinear(acc, x0, y0, c, xs, ys, ws):
 
 @nb.njit(cache=True, nogil=True)
 def _upsample_add(fine, coarse):
-    """fine += coarse bilinearly interpolated at the fine cell centres (factor 2)."""
+    """fine += coarse bilinearly interpolated at the fine cell centres (factor 2). The
+    columns' cells and fractions are worked out once, not once a row."""
     nyf, nxf = fine.shape
     nyc, nxc = coarse.shape
+    xa = np.empty(nxf, np.int64)
+    xb = np.empty(nxf, np.int64)
+    fus = np.empty(nxf)
+    for gx in range(nxf):
+        u = (gx + 0.5) / 2.0 - 0.5
+        iu = int(math.floor(u))
+        fus[gx] = u - iu
+        xa[gx] = min(max(iu, 0), nxc - 1)
+        xb[gx] = min(max(iu + 1, 0), nxc - 1)
     for gy in range(nyf):
         v = (gy + 0.5) / 2.0 - 0.5
         iv = int(math.floor(v))
@@ -187,11 +197,9 @@ def _upsample_add(fine, coarse):
         y0 = min(max(iv, 0), nyc - 1)
         y1 = min(max(iv + 1, 0), nyc - 1)
         for gx in range(nxf):
-            u = (gx + 0.5) / 2.0 - 0.5
-            iu = int(math.floor(u))
-            fu = u - iu
-            x0 = min(max(iu, 0), nxc - 1)
-            x1 = min(max(iu + 1, 0), nxc - 1)
+            fu = fus[gx]
+            x0 = xa[gx]
+            x1 = xb[gx]
             fine[gy, gx] += ((1 - fv) * ((1 - fu) * coarse[y0, x0] + fu * coarse[y0, x1])
                              + fv * ((1 - fu) * coarse[y1, x0] + fu * coarse[y1, x1]))
 
@@ -199,22 +207,22 @@ def _upsample_add(fine, coarse):
 @nb.njit(cache=True, nogil=True)
 def _block_mean(R, f):
     """Mean over f x f blocks (the last row/column of blocks may be partial: edge-padded).
-    Each block is summed row by row, left to right."""
+    Each block is summed row by row, left to right (the rows of a band of blocks are read in
+    turn, each block's sum taking its part of the row: the same order of additions)."""
     ny, nx = R.shape
     my, mx = -(-ny // f), -(-nx // f)
     out = np.zeros((my, mx))
     cols = np.empty(mx * f, np.int64)
     for gx in range(mx * f):
         cols[gx] = min(gx, nx - 1)
-    scale = 1.0 / (f * f)
     for by in range(my):
-        for bx in range(mx):
-            s = 0.0
-            for dy in range(f):
-                sy = min(by * f + dy, ny - 1)
+        for dy in range(f):
+            sy = min(by * f + dy, ny - 1)
+            for bx in range(mx):
+                s = out[by, bx]
                 for dx in range(f):
                     s += R[sy, cols[bx * f + dx]]
-            out[by, bx] = s
+                out[by, bx] = s
     for by in range(my):
         for bx in range(mx):
             out[by, bx] = out[by, bx] / (f * f)
