@@ -385,6 +385,17 @@ def _gaussian_reflect(a, w):
     return out
 
 
+@nb.njit(cache=True, nogil=True)
+def _mix(a, b, lam):
+    """``lam * a + (1 - lam) * b`` (as NumPy computes it) in one pass, into ``a``."""
+    fa = a.ravel()
+    fb = b.ravel()
+    mb = 1 - lam
+    for i in range(fa.size):
+        fa[i] = lam * fa[i] + mb * fb[i]
+    return a
+
+
 def _in_box_mass(x, y, h, X0, X1, Y0, Y1):
     from scipy.special import ndtr
 
@@ -474,8 +485,45 @@ class SpatialBackground:
         the own value is ``kappa * selfvar / (selfvar + v)``.
 
         Only the bounding box of the kernels (4.5 bandwidths around them) is worked on."""
+        return self.render_set(self.kernel_set(x, y, h), w)
+
+    def _max_level(self) -> int:
+        max_lvl = 0
+        while (self.nx >> (max_lvl + 1)) >= 2 and (self.ny >> (max_lvl + 1)) >= 2:
+            max_lvl += 1
+        return max_lvl
+
+    def kernel_set(self, x, y, h) -> dict:
+        """What :meth:`render_set` needs of kernels (x, y, h) whatever their weights: each
+        kernel's bandwidth, pyramid level and band, mass in the region, own value and variance,
+        and their order by (level, band). A caller rendering the same kernels with several
+        weightings (a ground's epochs) works them out once."""
         c0 = self.cell
         X0, X1, Y0, Y1 = self.extent
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hs = np.sqrt(np.asarray(h, float) ** 2 + float(self.levels[0]) ** 2)  # with s0
+            # pyramid level: bandwidth 2-4 cells (level 0 takes everything narrower)
+            lvl = np.maximum(np.floor(np.log2(hs / (2.0 * c0))), 0).astype(int)
+            lvl = np.minimum(lvl, self._max_level())
+            cL = c0 * 2.0 ** lvl
+            band = np.floor(BANDS_PER_OCTAVE * np.log2(hs / (2.0 * cL))).astype(int)
+            mass = np.maximum(_in_box_mass(x, y, hs, X0, X1, Y0, Y1), 1e-12)
+            selfvar = hs ** 2 + cL ** 2 / 6.0
+            kappa = 1.0 / (2 * math.pi * selfvar) / mass
+            logh = np.log(hs)
+        key = lvl * 1000 + (band + 500)
+        return {"x": x, "y": y, "hs": hs, "lvl": lvl, "mass": mass, "selfvar": selfvar,
+                "kappa": kappa, "logh": logh, "reach": TRUNCATE * hs, "key": key,
+                "order": np.argsort(key, kind="stable")}
+
+    def render_set(self, ks: dict, w):
+        """:meth:`render` of the kernels of :meth:`kernel_set` with weights ``w`` (the same
+        numbers: every per-kernel quantity is its own, and the kernels of a weighting keep
+        their order by (level, band))."""
+        c0 = self.cell
+        x, y, hs, lvl, mass = ks["x"], ks["y"], ks["hs"], ks["lvl"], ks["mass"]
+        w = np.asarray(w, float)
         keep = w > 0
         idx = np.flatnonzero(keep)
         kappa = np.zeros(len(x))
@@ -484,50 +532,41 @@ class SpatialBackground:
         if len(idx) == 0:
             R[:] = 1.0 / self.area
             return R, kappa, selfvar
-        xs, ys, ws = x[idx], y[idx], w[idx]
-        hs = np.sqrt(h[idx] ** 2 + float(self.levels[0]) ** 2)  # level 0 includes precision s0
-        # pyramid level: bandwidth 2-4 cells (level 0 takes everything narrower)
-        lvl = np.maximum(np.floor(np.log2(hs / (2.0 * c0))), 0).astype(int)
-        max_lvl = 0
-        while (self.nx >> (max_lvl + 1)) >= 2 and (self.ny >> (max_lvl + 1)) >= 2:
-            max_lvl += 1
-        lvl = np.minimum(lvl, max_lvl)
-        top = int(lvl.max())
+        xs, ys = x[idx], y[idx]
+        top = int(lvl[idx].max())
         # crop, aligned to the coarsest level used
         a = 2 ** top
-        reach = TRUNCATE * hs + c0 * a
+        reach = ks["reach"][idx] + c0 * a
         ix0 = max(int(math.floor((np.min(xs - reach) - self.x0) / c0)) // a * a, 0)
         iy0 = max(int(math.floor((np.min(ys - reach) - self.y0) / c0)) // a * a, 0)
         ix1 = min(int(math.ceil((np.max(xs + reach) - self.x0) / c0)), self.nx)
         iy1 = min(int(math.ceil((np.max(ys + reach) - self.y0) / c0)), self.ny)
         nxc, nyc = max(ix1 - ix0, 1), max(iy1 - iy0, 1)
         cx0, cy0 = self.x0 + ix0 * c0, self.y0 + iy0 * c0
-        cL = c0 * 2.0 ** lvl
-        band = np.floor(BANDS_PER_OCTAVE * np.log2(hs / (2.0 * cL))).astype(int)
-        mass = np.maximum(_in_box_mass(xs, ys, hs, X0, X1, Y0, Y1), 1e-12)
-        selfvar[idx] = hs ** 2 + cL ** 2 / 6.0
-        kappa[idx] = 1.0 / (2 * math.pi * selfvar[idx]) / mass
+        selfvar[idx] = ks["selfvar"][idx]
+        kappa[idx] = ks["kappa"][idx]
         shapes = [(-(-nyc // 2 ** L), -(-nxc // 2 ** L)) for L in range(top + 1)]
         acc = [None] * (top + 1)
-        key = lvl * 1000 + (band + 500)
-        order = np.argsort(key, kind="stable")
-        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        order = ks["order"]
+        order = order[keep[order]]  # the weighted kernels by (level, band), stable
+        bounds = np.flatnonzero(np.diff(ks["key"][order])) + 1
+        logh = ks["logh"]
         for grp in np.split(order, bounds):
             L = int(lvl[grp[0]])
             c = c0 * 2.0 ** L
             shp = shapes[L]
             if acc[L] is None:
                 acc[L] = np.zeros(shp)
-            hb = float(np.exp(np.mean(np.log(hs[grp]))))
+            hb = float(np.exp(np.mean(logh[grp])))
             sig = math.sqrt(max(hb ** 2 - c ** 2 / 6.0, 1e-12)) / c
             r_direct = 2 * math.ceil(TRUNCATE * hb / c) + 1
             cost_direct = len(grp) * r_direct ** 2
             cost_filter = 2 * shp[0] * shp[1] * (2 * math.ceil(TRUNCATE * sig) + 1) + len(grp) * 4
             if cost_direct <= cost_filter:
-                _splat_direct(acc[L], cx0, cy0, c, xs[grp], ys[grp], hs[grp], ws[grp])
+                _splat_direct(acc[L], cx0, cy0, c, x[grp], y[grp], hs[grp], w[grp])
             else:
                 tmp = np.zeros(shp)
-                _splat_bilinear(tmp, cx0, cy0, c, xs[grp], ys[grp], ws[grp] / mass[grp])
+                _splat_bilinear(tmp, cx0, cy0, c, x[grp], y[grp], w[grp] / mass[grp])
                 _gaussian_add(acc[L], tmp, gauss_weights(sig))  # gaussian_filter, constant
         for L in range(top, 0, -1):
             if acc[L] is not None:
@@ -965,7 +1004,8 @@ class CrossFitKDE:
         idx = np.flatnonzero(p > 0)
         xs, ys, hs, ps, psi = self.x[idx], self.y[idx], h[idx], p[idx], self.psi[idx]
         W = float(ps.sum())
-        A, kA, vA = sb.render(xs, ys, hs, ps / W)
+        ks = sb.kernel_set(xs, ys, hs)  # the same kernels in every epoch
+        A, kA, vA = sb.render_set(ks, ps / W)
         n = len(p)
 
         def full(v, fill):
@@ -979,8 +1019,8 @@ class CrossFitKDE:
             We = float(pe.sum())
             lam = We / (We + self.shrink)
             if We > 0:
-                Re, kE, vE = sb.render(xs, ys, hs, pe / We)
-                R = lam * Re + (1 - lam) * A
+                Re, kE, vE = sb.render_set(ks, pe / We)
+                R = _mix(Re, A, lam)  # lam Re + (1 - lam) A
             else:
                 R, kE, vE = A, kA, vA
             own = None
@@ -1258,8 +1298,8 @@ class TemporalBackground:
         return np.clip(np.searchsorted(self.edges, t, side="right") - 1, 0, len(self.edges) - 2)
 
     def rate(self, t) -> np.ndarray:
-        """mu_k(t), (n x K)."""
-        return self.mu[:, self.bin_of(t)].T
+        """mu_k(t), (n x K), C-ordered (whole rows of ``mu.T`` gathered)."""
+        return self.mu.T[self.bin_of(t)]
 
     def bin_matrix(self, bins: np.ndarray):
         """The (bins x N) 0/1 sparse matrix of events in ``bins``, for :meth:`update`."""

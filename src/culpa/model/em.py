@@ -290,6 +290,7 @@ class EM:
         self.verbose = verbose
         self._refresh_due = False
         self._bin_matrix = data.temporal.bin_matrix(data.bins)
+        self._code_matrices = data.marks.code_matrices(data.mcode)
 
     # ---- one pass each --------------------------------------------------------------------
 
@@ -311,10 +312,11 @@ class EM:
         Q = d.Q
         if d.persist:  # Beta(2, 2) MAP of the persistence; fresh kinds alone inform f_k
             s.persistence = (r.copied + 1.0) / (r.copied + r.fresh + 2.0)
-            d.marks.update(Q, d.mcode, kind_weights=np.maximum(Q - r.Cp, 0.0))
+            d.marks.update(Q, d.mcode, kind_weights=np.maximum(Q - r.Cp, 0.0),
+                           matrices=self._code_matrices)
             s.pers = kr.persistence(d.kinds, d.marks.kind_log_p(), s.persistence)
         else:
-            d.marks.update(Q, d.mcode)
+            d.marks.update(Q, d.mcode, matrices=self._code_matrices)
         s.logf = d.marks.loglik(d.mcode)
         d.temporal.update(r.Phi, d.bins, self._bin_matrix)
         if refresh:

@@ -482,15 +482,19 @@ def persistence(kind, log_f, rho):
     ``A = 1 - rho_k``, ``Bm = rho_k / f_k(kind_i)`` (1 and 0 where the kind is unknown)."""
     kind = np.ascontiguousarray(kind, dtype=np.int32)
     n, K = len(kind), len(rho)
-    A = np.ones((n, K))
-    Bm = np.zeros((n, K))
     ok = kind >= 0
-    A[ok] = 1.0 - rho[None, :]
     # per kind first (kinds x K), then gathered per event; a kind an actor cannot have
     # (marks.LOG_ZERO) is never copied into it either
     lf = log_f.T
     table = np.where(lf > 0.5 * LOG_ZERO, rho[None, :] / np.exp(np.maximum(lf, 0.5 * LOG_ZERO)),
                      0.0)
+    if ok.all():  # every kind known (the common case): whole arrays, the same numbers
+        A = np.empty((n, K))
+        A[:] = 1.0 - rho[None, :]
+        return kind, A, table[kind]
+    A = np.ones((n, K))
+    Bm = np.zeros((n, K))
+    A[ok] = 1.0 - rho[None, :]
     Bm[ok] = table[kind[ok]]
     return kind, A, Bm
 

@@ -177,13 +177,30 @@ class MarkModel:
             self._lookup_cache = cached
         return cached[1], cached[2]
 
-    def update(self, Q: np.ndarray, codes: np.ndarray, kind_weights=None) -> None:
+    def update(self, Q: np.ndarray, codes: np.ndarray, kind_weights=None,
+               matrices=None) -> None:
         """MAP update from label probabilities ``Q`` (N x K). ``kind_weights`` (N x K) replaces
         ``Q`` for the kind channel: the share of each event whose kind was drawn afresh rather
-        than copied from its trigger (mark persistence, see :mod:`culpa.model.hawkes`)."""
+        than copied from its trigger (mark persistence, see :mod:`culpa.model.hawkes`).
+        ``matrices``: :meth:`code_matrices` of ``codes`` (made here when not given)."""
+        if matrices is None:
+            matrices = self.code_matrices(codes)
         self.log_p = [self._fit(kind_weights if (ch == "kind" and kind_weights is not None)
-                                else Q, codes[:, c], lp.shape[1], ch == "kind")
-                      for c, (ch, lp) in enumerate(zip(self.channels, self.log_p))]
+                                else Q, M, lp.shape[1], ch == "kind")
+                      for ch, lp, M in zip(self.channels, self.log_p, matrices)]
+
+    def code_matrices(self, codes: np.ndarray) -> list:
+        """Per channel, the (categories x N) 0/1 sparse matrix of the events' codes (the
+        valid ones), whose product with ``Q`` counts the categories per process."""
+        from scipy import sparse  # fitting only: not on the query path
+
+        out = []
+        for c, lp in enumerate(self.log_p):
+            code, C = codes[:, c], lp.shape[1]
+            ok = np.flatnonzero((code >= 0) & (code < C))
+            out.append(sparse.csr_matrix((np.ones(len(ok)), (code[ok], ok)),
+                                         shape=(C, len(code))))
+        return out
 
     def kind_log_p(self):
         """log P(kind | actor), (K x kinds), or None without a kind channel."""
@@ -196,12 +213,8 @@ class MarkModel:
         k = codes[:, self.channels.index("kind")]
         return np.where(k >= 0, k, -1).astype(np.int32)
 
-    def _fit(self, Q, code, C, kind: bool = False):
-        from scipy import sparse  # fitting only: not on the query path
-
-        ok = np.flatnonzero((code >= 0) & (code < C))
-        # counts[k, c] = sum_i Q[i, k] [code_i = c], as one sparse product (K x N by N x C)
-        onehot = sparse.csr_matrix((np.ones(len(ok)), (code[ok], ok)), shape=(C, len(code)))
+    def _fit(self, Q, onehot, C, kind: bool = False):
+        # counts[k, c] = sum_i Q[i, k] [code_i = c], as one sparse product (C x N by N x K)
         counts = np.asarray((onehot @ Q).T)
         if kind and self.forbidden is not None:
             return self._renormalise(counts + self.a)
