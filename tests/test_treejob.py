@@ -87,8 +87,14 @@ def test_switched_off_or_one_core_fits_in_this_process(monkeypatch):
 
 
 def test_the_pooled_model_is_the_same_with_and_without_the_worker(events, monkeypatch):
+    """With the worker the EM's compiled passes run on one thread (restored after): the
+    same numbers as on all threads without it."""
+    import numba
+
+    threads = numba.get_num_threads()
     monkeypatch.setattr(treejob, "_enabled", lambda: True)
     a = PooledAttributor(max_iter=5).fit(events)
+    assert numba.get_num_threads() == threads
     monkeypatch.setattr(treejob, "_enabled", lambda: False)
     b = PooledAttributor(max_iter=5).fit(events)
     np.testing.assert_array_equal(a.pool_weights_, b.pool_weights_)
@@ -109,7 +115,11 @@ def test_a_failed_em_cancels_the_trees(events, monkeypatch):
 
     m = PooledAttributor(max_iter=5)
     monkeypatch.setattr(type(m), "_initial_em", boom)
+    import numba
+
+    threads = numba.get_num_threads()
     with pytest.raises(RuntimeError, match="EM failed"):
         m.fit(events)
     assert cancelled == [1]
+    assert numba.get_num_threads() == threads
     assert not hasattr(m, "_tree_job")

@@ -208,7 +208,10 @@ def _add_space_stats(w, b, bedd, bres, C, sc, sdd):
 
 
 def n_chunks(n: int) -> int:
-    return max(1, min(n, 16 * nb.get_num_threads()))
+    """Chunks of the parallel passes: 16 a thread the process may use (numba's configured
+    maximum, not the current thread's setting, so that the sums, added up per chunk, do not
+    change when a fit runs its passes on fewer threads: see :mod:`culpa.model.treejob`)."""
+    return max(1, min(n, 16 * int(nb.config.NUMBA_NUM_THREADS)))
 
 
 def chunk_order(nchunk: int) -> np.ndarray:

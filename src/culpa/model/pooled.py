@@ -178,20 +178,27 @@ class PooledAttributor(HawkesAttributor):
         labels: they are fitted in a second process while the EM runs
         (:mod:`culpa.model.treejob`)."""
         try:
-            super().fit(events, warm_start=warm_start)
-        except BaseException:
-            job = self.__dict__.pop("_tree_job", None)
-            if job is not None:
-                job.cancel()
-            raise
-        ev = self.__dict__.pop("_pool_events")
-        if not self.pool:
+            try:
+                super().fit(events, warm_start=warm_start)
+            except BaseException:
+                job = self.__dict__.pop("_tree_job", None)
+                if job is not None:
+                    job.cancel()
+                raise
+            ev = self.__dict__.pop("_pool_events")
+            if not self.pool:
+                return self
+            tick = _time.perf_counter()
+            self._fit_pool(ev)
+            self.fit_seconds_["pool"] = _time.perf_counter() - tick
+            self.fit_seconds_["total"] += self.fit_seconds_["pool"]
             return self
-        tick = _time.perf_counter()
-        self._fit_pool(ev)
-        self.fit_seconds_["pool"] = _time.perf_counter() - tick
-        self.fit_seconds_["total"] += self.fit_seconds_["pool"]
-        return self
+        finally:
+            threads = self.__dict__.pop("_numba_threads", None)
+            if threads is not None:
+                import numba  # the fit's EM loaded it
+
+                numba.set_num_threads(threads)
 
     def _split_into_processes(self, ev: dict) -> None:
         super()._split_into_processes(ev)
@@ -226,6 +233,11 @@ class PooledAttributor(HawkesAttributor):
         self._tree_job = start_cross_fit(member, X[labelled], cls[actor_of], n_cls,
                                          self.tree_folds, seed,
                                          worker=isinstance(self.member, str))
+        if self._tree_job.busy_core:  # the worker takes a core: the EM's passes one thread
+            import numba  # the EM needs it next
+
+            self._numba_threads = numba.get_num_threads()
+            numba.set_num_threads(1)
 
     def _fit_pool(self, ev: dict) -> None:
         labelled, actor_of, cls, n_cls = self._tree_problem()

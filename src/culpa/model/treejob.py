@@ -13,9 +13,14 @@ would run twice). It is started at the first fit that needs it, its imports (Num
 scikit-learn: about a second) overlap the EM too, and it is kept for later fits of the same
 process; it reads one pickled job at a time from its stdin and writes back the result. The
 trees are the same as in one process (one OpenMP thread, the same seed): the result does not
-depend on where they were fitted (tests/test_pooled.py). Anything that goes wrong (no second
+depend on where they were fitted (tests/test_treejob.py). Anything that goes wrong (no second
 core, a worker that cannot start or dies, a member that cannot be pickled, a worker busy with
 another thread's fit) falls back to fitting in the calling process.
+
+While the worker runs, the fit's EM runs its compiled passes on one thread: on two cores a
+numba pass split over two threads waits for the one the worker displaced (the Syria E pass
+took 60 ms on one thread, 110-140 ms on two beside other work), and the passes' sums do not
+depend on the number of threads (:func:`culpa.model.kernels.n_chunks`).
 
 ``CULPA_TREE_WORKER=0`` switches the worker off.
 """
@@ -128,6 +133,7 @@ class _Local:
     """A cross-fit run in this process when its result is asked for."""
 
     seconds = None  # the cross-fit's own seconds, once it ran
+    busy_core = False  # no other process is working on it
 
     def __init__(self, args):
         self.args = args
@@ -147,6 +153,7 @@ class _Remote:
     failed), ``cancel`` stops the worker (the next fit starts another)."""
 
     seconds = None  # the cross-fit's own seconds in the worker, once it answered
+    busy_core = True  # the worker keeps a core busy until it answers
 
     def __init__(self, worker: _Worker, args, payload: bytes):
         self.worker, self.args, self.done = worker, args, False
