@@ -123,3 +123,17 @@ def test_a_failed_em_cancels_the_trees(events, monkeypatch):
     assert cancelled == [1]
     assert numba.get_num_threads() == threads
     assert not hasattr(m, "_tree_job")
+
+
+def test_a_forked_child_starts_its_own_worker(monkeypatch):
+    """A process forked after a fit (a server's workers) never writes to its parent's worker."""
+    X, y = _problem(seed=4)
+    monkeypatch.setattr(treejob, "_enabled", lambda: True)
+    job = treejob.start_cross_fit(TreeMember(random_state=0), X, y, 3, 3, 0)
+    job.result()
+    parent_worker = treejob._worker
+    monkeypatch.setattr(treejob.os, "getpid", lambda: -12345)  # as a forked child sees it
+    job2 = treejob.start_cross_fit(TreeMember(random_state=0), X, y, 3, 3, 0)
+    assert isinstance(job2, treejob._Remote) and job2.worker is not parent_worker
+    _same(job2.result(), treejob.cross_fit(TreeMember(random_state=0), X, y, 3, 3, 0))
+    job2.worker.kill()

@@ -92,6 +92,7 @@ class _Worker:
         self.proc = subprocess.Popen([sys.executable, "-c", _BOOT, src], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, close_fds=True)
         self.busy = threading.Lock()
+        self.owner = os.getpid()  # a forked child must not talk to its parent's worker
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -105,6 +106,8 @@ class _Worker:
 
     def stop(self) -> None:
         """At exit: close its input (it exits when idle), kill it if it does not."""
+        if self.owner != os.getpid():
+            return
         try:
             self.proc.stdin.close()
             self.proc.wait(timeout=2)
@@ -119,7 +122,7 @@ _worker_lock = threading.Lock()
 def _get_worker() -> _Worker | None:
     global _worker
     with _worker_lock:
-        if _worker is None or not _worker.alive():
+        if _worker is None or _worker.owner != os.getpid() or not _worker.alive():
             try:
                 _worker = _Worker()
             except OSError:
