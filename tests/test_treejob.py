@@ -98,6 +98,10 @@ def test_the_pooled_model_is_the_same_with_and_without_the_worker(events, monkey
     monkeypatch.setattr(treejob, "_enabled", lambda: False)
     b = PooledAttributor(max_iter=5).fit(events)
     np.testing.assert_array_equal(a.pool_weights_, b.pool_weights_)
+    # the forward calibration's forest is fitted beside the EM too
+    assert "weights" in a.pool_calibration_["forward"]
+    np.testing.assert_array_equal(a.pool_forward_weights_, b.pool_forward_weights_)
+    assert a.pool_calibration_ == b.pool_calibration_
     np.testing.assert_array_equal(a.label_proba_, b.label_proba_)
     assert a.pool_oof_ == b.pool_oof_
     assert a.fit_seconds_["pool_trees_fit"] > 0

@@ -229,10 +229,13 @@ class PooledAttributor(HawkesAttributor):
         self._tree_X = X
         member = TreeMember(random_state=0) if isinstance(self.member, str) else self.member
         seed = 0
+        # the forward calibration's forest too, when it will be fitted (see _fit_forward)
+        block = self._forward_block(X[labelled][:, DAYS], float(np.nanmax(X[:, DAYS])))
+        forward = None if block is None else (~block, block)
         # a member object of the caller's stays in this process
         self._tree_job = start_cross_fit(member, X[labelled], cls[actor_of], n_cls,
                                          self.tree_folds, seed,
-                                         worker=isinstance(self.member, str))
+                                         worker=isinstance(self.member, str), forward=forward)
         if self._tree_job.busy_core:  # the worker takes a core: the EM's passes one thread
             import numba  # the EM needs it next
 
@@ -281,7 +284,8 @@ class PooledAttributor(HawkesAttributor):
         if H is not None:
             tick = _time.perf_counter()
             forward = self._fit_forward(X[labelled], cls[actor_of], n_cls, actor_of,
-                                        days[labelled], rows, member, parts, float(H))
+                                        days[labelled], rows, member, parts, float(H),
+                                        pt=job.forward)
             self.fit_seconds_["pool_forward"] = _time.perf_counter() - tick
             if "weights" in forward:
                 self.pool_forward_weights_ = np.asarray(forward["weights"], float)
@@ -297,12 +301,25 @@ class PooledAttributor(HawkesAttributor):
             self._pool_latent = np.zeros((0, A))
         self._set_public()
 
-    def _fit_forward(self, X, y_cls, n_cls, actor_of, days, rows, member, parts, H) -> dict:
+    def _forward_block(self, days, last_day: float):
+        """The labelled events (their ``days``) the forward calibration is fitted on, or None
+        when it falls back to the in-record weights (see :meth:`_fit_forward`)."""
+        H = self.calibration_days
+        if H is None:
+            return None
+        block = days > last_day - float(H)
+        if block.sum() < MIN_FORWARD_ROWS or (~block).sum() < MIN_FORWARD_ROWS:
+            return None
+        return block
+
+    def _fit_forward(self, X, y_cls, n_cls, actor_of, days, rows, member, parts, H,
+                     pt=None) -> dict:
         """The forward calibration: weights fitted on the labelled events of the last ``H``
         days, each scored as a query after a fit is: the trees by one forest fitted on the
         labelled events before those days, the Hawkes model from each event's past only
         (:func:`culpa.model.loo.past_process_proba`). Its description (``weights`` missing
-        when there are too few events for it)."""
+        when there are too few events for it). ``pt``: that forest's probabilities when they
+        were fitted beside the EM (:func:`culpa.model.treejob.fit_trees`)."""
         import copy
 
         from culpa.model.loo import past_process_proba
@@ -315,9 +332,10 @@ class PooledAttributor(HawkesAttributor):
             doc["fallback"] = (f"fewer than {MIN_FORWARD_ROWS} labelled events in the last "
                                f"{H:g} days or before them: the in-record weights")
             return doc
-        m = copy.deepcopy(member)
-        m.fit(X[~block], y_cls[~block], n_cls)
-        pt = getattr(m, "predict_proba_fit", m.predict_proba)(X[block])
+        if pt is None:
+            m = copy.deepcopy(member)
+            m.fit(X[~block], y_cls[~block], n_cls)
+            pt = getattr(m, "predict_proba_fit", m.predict_proba)(X[block])
         ph = self.by_actor(past_process_proba(self, rows[block], parts,
                                               hold_rates_before=cut))
         pt = self._trees_to_actors(pt, ph)

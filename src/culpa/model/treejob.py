@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["cross_fit", "start_cross_fit"]
+__all__ = ["cross_fit", "fit_trees", "start_cross_fit"]
 
 
 def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
@@ -63,6 +63,22 @@ def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
             m.drop_fit_state()
         fitted.append(m)
     return fitted, oof
+
+
+def fit_trees(member, X, y, n_classes: int, n_folds: int, seed: int = 0, forward=None):
+    """:func:`cross_fit`, and with ``forward = (train, predict)`` (row masks) one more copy
+    of ``member`` fitted on the ``train`` rows, with its probabilities at the ``predict`` rows
+    (the pool's forward calibration): ``(fitted, oof, forward probabilities or None)``."""
+    import copy
+
+    fitted, oof = cross_fit(member, X, y, n_classes, n_folds, seed)
+    pt = None
+    if forward is not None:
+        train, predict = forward
+        m = copy.deepcopy(member)
+        m.fit(X[train], y[train], n_classes)
+        pt = getattr(m, "predict_proba_fit", m.predict_proba)(X[predict])
+    return fitted, oof, pt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +152,7 @@ class _Local:
     """A cross-fit run in this process when its result is asked for."""
 
     seconds = None  # the cross-fit's own seconds, once it ran
+    forward = None  # the extra forest's probabilities, once it ran (fit_trees)
     busy_core = False  # no other process is working on it
 
     def __init__(self, args):
@@ -143,9 +160,9 @@ class _Local:
 
     def result(self):
         tick = time.perf_counter()
-        out = cross_fit(*self.args)
+        fitted, oof, self.forward = fit_trees(*self.args)
         self.seconds = time.perf_counter() - tick
-        return out
+        return fitted, oof
 
     def cancel(self) -> None:
         pass
@@ -156,6 +173,7 @@ class _Remote:
     failed), ``cancel`` stops the worker (the next fit starts another)."""
 
     seconds = None  # the cross-fit's own seconds in the worker, once it answered
+    forward = None  # the extra forest's probabilities, once it answered (fit_trees)
     busy_core = True  # the worker keeps a core busy until it answers
 
     def __init__(self, worker: _Worker, args, payload: bytes):
@@ -184,8 +202,11 @@ class _Remote:
                 self.worker.kill()
             self._release()
         if status != "ok":
-            return _Local(self.args).result()
-        fitted, oof, self.seconds = value
+            local = _Local(self.args)
+            out = local.result()
+            self.forward, self.seconds = local.forward, local.seconds
+            return out
+        fitted, oof, self.forward, self.seconds = value
         return fitted, oof
 
     def _release(self) -> None:
@@ -200,12 +221,13 @@ class _Remote:
 
 
 def start_cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0,
-                    worker: bool = True):
-    """Start :func:`cross_fit` in the worker process when one can take it (else, or with
-    ``worker=False``, it runs in this process when its result is asked for); returns an object
-    whose ``result()`` gives what :func:`cross_fit` returns, ``cancel()`` forgets it and
-    ``seconds`` is the cross-fit's own time once it ran."""
-    args = (member, X, y, n_classes, n_folds, seed)
+                    worker: bool = True, forward=None):
+    """Start :func:`cross_fit` (and the ``forward`` forest of :func:`fit_trees`) in the worker
+    process when one can take it (else, or with ``worker=False``, it runs in this process when
+    its result is asked for); returns an object whose ``result()`` gives what
+    :func:`cross_fit` returns, ``forward`` the extra forest's probabilities after it,
+    ``cancel()`` forgets it and ``seconds`` is the trees' own time once they ran."""
+    args = (member, X, y, n_classes, n_folds, seed, forward)
     if not (worker and _enabled()):
         return _Local(args)
     try:
@@ -256,8 +278,8 @@ def _serve() -> None:
             return
         try:
             tick = time.perf_counter()
-            fitted, oof = cross_fit(*pickle.loads(job))
-            answer = ("ok", (fitted, oof, time.perf_counter() - tick))
+            fitted, oof, pt = fit_trees(*pickle.loads(job))
+            answer = ("ok", (fitted, oof, pt, time.perf_counter() - tick))
         except Exception as exc:  # the parent fits it itself
             answer = ("error", repr(exc))
         try:
