@@ -141,3 +141,31 @@ def test_a_forked_child_starts_its_own_worker(monkeypatch):
     assert isinstance(job2, treejob._Remote) and job2.worker is not parent_worker
     _same(job2.result(), treejob.cross_fit(TreeMember(random_state=0), X, y, 3, 3, 0))
     job2.worker.kill()
+
+
+def test_the_worker_outlives_ctrl_c_quietly_and_never_imports_from_the_working_directory(
+        tmp_path, monkeypatch):
+    """Ctrl-C reaches the whole process group: the worker ignores it (the parent decides), and
+    a ``copy.py`` where ``culpa fit`` runs is not what the worker imports."""
+    import os
+    import signal
+    import time
+
+    (tmp_path / "copy.py").write_text("raise SystemExit('imported from the working directory')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(treejob, "_enabled", lambda: True)
+    monkeypatch.setattr(treejob, "_worker", None)
+    X, y = _problem(200)
+    here = treejob.cross_fit(TreeMember(random_state=0), X, y, 3, 3, 0)
+    first = treejob.start_cross_fit(TreeMember(random_state=0), X, y, 3, 3, 0)
+    assert isinstance(first, treejob._Remote)
+    _same(first.result(), here)  # the worker is up: it imported culpa, not ./copy.py
+    worker = first.worker
+    assert worker.alive()
+    os.kill(worker.proc.pid, signal.SIGINT)  # as Ctrl-C in the terminal would
+    time.sleep(0.2)
+    assert worker.alive()
+    second = treejob.start_cross_fit(TreeMember(random_state=0), X, y, 3, 3, 0)
+    assert second.worker is worker
+    _same(second.result(), here)
+    worker.stop()

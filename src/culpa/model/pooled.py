@@ -178,13 +178,7 @@ class PooledAttributor(HawkesAttributor):
         labels: they are fitted in a second process while the EM runs
         (:mod:`culpa.model.treejob`)."""
         try:
-            try:
-                super().fit(events, warm_start=warm_start)
-            except BaseException:
-                job = self.__dict__.pop("_tree_job", None)
-                if job is not None:
-                    job.cancel()
-                raise
+            super().fit(events, warm_start=warm_start)
             ev = self.__dict__.pop("_pool_events")
             if not self.pool:
                 return self
@@ -193,12 +187,20 @@ class PooledAttributor(HawkesAttributor):
             self.fit_seconds_["pool"] = _time.perf_counter() - tick
             self.fit_seconds_["total"] += self.fit_seconds_["pool"]
             return self
-        finally:
-            threads = self.__dict__.pop("_numba_threads", None)
-            if threads is not None:
-                import numba  # the fit's EM loaded it
+        finally:  # on any exit, a tree job still running is stopped (it frees the worker)
+            job = self.__dict__.pop("_tree_job", None)
+            if job is not None:
+                job.cancel()  # nothing once its result was read
+            self.__dict__.pop("_tree_X", None)
+            self._restore_numba_threads()
 
-                numba.set_num_threads(threads)
+    def _restore_numba_threads(self) -> None:
+        """numba's thread count as it was before the tree worker took a core."""
+        threads = self.__dict__.pop("_numba_threads", None)
+        if threads is not None:
+            import numba  # the fit's EM loaded it
+
+            numba.set_num_threads(threads)
 
     def _split_into_processes(self, ev: dict) -> None:
         super()._split_into_processes(ev)
@@ -245,11 +247,11 @@ class PooledAttributor(HawkesAttributor):
     def _fit_pool(self, ev: dict) -> None:
         labelled, actor_of, cls, n_cls = self._tree_problem()
         A = len(self.actors_)
-        X = self.__dict__.pop("_tree_X")
-        job = self.__dict__.pop("_tree_job")
-        member = TreeMember(random_state=0) if isinstance(self.member, str) else self.member
+        X = self._tree_X
+        job = self._tree_job  # fit() forgets both on its way out
         tick = _time.perf_counter()
         self.members_, oof_t = job.result()  # waits for the worker when it is not done yet
+        self._restore_numba_threads()  # the worker is idle now: the passes below get both cores
         tock = _time.perf_counter()
         rows = np.flatnonzero(labelled)
         if self.calibration_days is None:
@@ -283,9 +285,8 @@ class PooledAttributor(HawkesAttributor):
         forward = None
         if H is not None:
             tick = _time.perf_counter()
-            forward = self._fit_forward(X[labelled], cls[actor_of], n_cls, actor_of,
-                                        days[labelled], rows, member, parts, float(H),
-                                        pt=job.forward)
+            forward = self._fit_forward(actor_of, days[labelled], rows, parts, float(H),
+                                        job.forward)
             self.fit_seconds_["pool_forward"] = _time.perf_counter() - tick
             if "weights" in forward:
                 self.pool_forward_weights_ = np.asarray(forward["weights"], float)
@@ -312,30 +313,24 @@ class PooledAttributor(HawkesAttributor):
             return None
         return block
 
-    def _fit_forward(self, X, y_cls, n_cls, actor_of, days, rows, member, parts, H,
-                     pt=None) -> dict:
+    def _fit_forward(self, actor_of, days, rows, parts, H, pt) -> dict:
         """The forward calibration: weights fitted on the labelled events of the last ``H``
         days, each scored as a query after a fit is: the trees by one forest fitted on the
         labelled events before those days, the Hawkes model from each event's past only
         (:func:`culpa.model.loo.past_process_proba`). Its description (``weights`` missing
-        when there are too few events for it). ``pt``: that forest's probabilities when they
-        were fitted beside the EM (:func:`culpa.model.treejob.fit_trees`)."""
-        import copy
-
+        when there are too few events for it). ``pt``: that forest's probabilities of the
+        block (:func:`culpa.model.treejob.fit_trees`, asked for by :meth:`_start_trees` on the
+        same block)."""
         from culpa.model.loo import past_process_proba
 
         cut = self.pool_last_day_ - H
         block = days > cut
         doc = {"rows": int(block.sum()), "trees_fitted_on": int((~block).sum()),
                "from": str(self.tree_features_.t0 + np.timedelta64(int(round(cut * 86400)), "s"))}
-        if block.sum() < MIN_FORWARD_ROWS or (~block).sum() < MIN_FORWARD_ROWS:
+        if self._forward_block(days, self.pool_last_day_) is None:
             doc["fallback"] = (f"fewer than {MIN_FORWARD_ROWS} labelled events in the last "
                                f"{H:g} days or before them: the in-record weights")
             return doc
-        if pt is None:
-            m = copy.deepcopy(member)
-            m.fit(X[~block], y_cls[~block], n_cls)
-            pt = getattr(m, "predict_proba_fit", m.predict_proba)(X[block])
         ph = self.by_actor(past_process_proba(self, rows[block], parts,
                                               hold_rates_before=cut))
         pt = self._trees_to_actors(pt, ph)

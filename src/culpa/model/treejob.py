@@ -96,7 +96,12 @@ def _enabled() -> bool:
 
 
 #: How the worker starts: this culpa first on its path (the one this process imported).
-_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
+#: ``sys.path[0]`` is replaced, not prepended to: ``python -c`` puts the working directory
+#: there, and a ``numpy/`` or ``copy.py`` where ``culpa fit`` runs must not be imported.
+#: Ctrl-C reaches the whole process group: the worker ignores it from its first line (the
+#: parent kills it, or closes its input), so it prints no traceback of its own.
+_BOOT = ("import sys; sys.path[0] = sys.argv[1]; "
+         "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
          "from culpa.model.treejob import _serve; _serve()")
 
 
