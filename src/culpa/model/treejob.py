@@ -44,8 +44,6 @@ def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
     """``n_folds`` copies of ``member`` (anything with ``fit(X, y, n_classes)`` and
     ``predict_proba(X)``), each fitted on all rows but one fold: (the fitted copies, each row's
     probabilities from the copy that did not see it)."""
-    import copy
-
     import numpy as np
 
     n = len(y)
@@ -54,30 +52,36 @@ def cross_fit(member, X, y, n_classes: int, n_folds: int, seed: int = 0):
     oof = np.zeros((n, n_classes))
     fitted = []
     for f in range(folds):
-        m = copy.deepcopy(member)
-        m.fit(X[fold != f], y[fold != f], n_classes)
         held = fold == f
-        if held.any():
-            oof[held] = getattr(m, "predict_proba_fit", m.predict_proba)(X[held])
+        m, p = _fit_copy(member, X, y, n_classes, ~held, held)
+        if p is not None:
+            oof[held] = p
         if hasattr(m, "drop_fit_state"):
             m.drop_fit_state()
         fitted.append(m)
     return fitted, oof
 
 
+def _fit_copy(member, X, y, n_classes: int, train, held):
+    """A copy of ``member`` fitted on the ``train`` rows, and its probabilities at the
+    ``held`` rows (None when there are none): the fit's own predictor while it is at hand."""
+    import copy
+
+    m = copy.deepcopy(member)
+    m.fit(X[train], y[train], n_classes)
+    if not held.any():
+        return m, None
+    return m, getattr(m, "predict_proba_fit", m.predict_proba)(X[held])
+
+
 def fit_trees(member, X, y, n_classes: int, n_folds: int, seed: int = 0, forward=None):
     """:func:`cross_fit`, and with ``forward = (train, predict)`` (row masks) one more copy
     of ``member`` fitted on the ``train`` rows, with its probabilities at the ``predict`` rows
     (the pool's forward calibration): ``(fitted, oof, forward probabilities or None)``."""
-    import copy
-
     fitted, oof = cross_fit(member, X, y, n_classes, n_folds, seed)
     pt = None
     if forward is not None:
-        train, predict = forward
-        m = copy.deepcopy(member)
-        m.fit(X[train], y[train], n_classes)
-        pt = getattr(m, "predict_proba_fit", m.predict_proba)(X[predict])
+        pt = _fit_copy(member, X, y, n_classes, *forward)[1]
     return fitted, oof, pt
 
 
