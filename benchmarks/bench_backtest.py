@@ -18,7 +18,9 @@ parameters, merged with earlier runs; each with the command, the load average be
 and its wall and CPU seconds), and ``summary`` is rebuilt from all stored runs of each split and
 parameter set: mean and spread (sample standard deviation, min, max) over seeds of top-1,
 log-loss, Brier and ECE for the model, the geometric mean of model and trees (``combined``) and
-every baseline. The full run takes long (a Syria fit is ~30-90 s, a forward year ~13 refits):
+every baseline; and, for the masked runs, ``all_seeds``: top-1 and ECE of all the seeds'
+scored events taken together (each run keeps its reliability table's sums for it). The full
+run takes long (a Syria fit is ~30-90 s, a forward year ~13 refits):
 run it in parts.
 """
 
@@ -86,9 +88,43 @@ def masked(name: str, events, seeds, params: dict, runs: dict, save) -> None:
         t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
         r = run_backtest(events, since, 0.2, seed, model=default_model_factory(**params))
         key = f"{path.name} since={since} seed={seed} params={json.dumps(params)}"
-        runs[key] = {**r.to_dict(), "params": params, "split": name, **stamp(t0, c0, load0)}
+        runs[key] = {**r.to_dict(), "params": params, "split": name,
+                     "reliability_sums": reliability_sums(r), **stamp(t0, c0, load0)}
         print(line(key, runs[key]), flush=True)
         save()
+
+
+def reliability_sums(r) -> dict:
+    """Per model and baseline, the 15 confidence bins' event counts, correct top-1 answers
+    and summed top-1 confidence: what the ECE of several runs' events taken together needs
+    (``summary`` gives it as ``all_seeds``)."""
+    out = {}
+    for name, p in r.proba.items():
+        rel = metrics.reliability(p, r.y, metrics.ECE_BINS)
+        count = np.asarray(rel["count"], float)
+        out[name] = {"count": count.astype(int).tolist(),
+                     "correct": np.round(count * np.nan_to_num(rel["accuracy"]), 6).tolist(),
+                     "confidence": np.round(count * np.nan_to_num(rel["confidence"]),
+                                            6).tolist()}
+    return out
+
+
+def all_seeds(rs: list[dict]) -> dict | None:
+    """ECE and top-1 of every seed's scored events taken together (one reliability table
+    of 5 x 553 events: the per-seed ECE of a few hundred events is mostly the noise of its
+    sparse bins), per model and baseline; None unless every run kept its sums."""
+    sums = [r.get("reliability_sums") for r in rs]
+    if not all(sums):
+        return None
+    out = {}
+    for name in sums[0]:
+        c = np.sum([s[name]["count"] for s in sums], 0)
+        ok = np.sum([s[name]["correct"] for s in sums], 0)
+        conf = np.sum([s[name]["confidence"] for s in sums], 0)
+        n = float(c.sum())
+        out[name] = {"n": int(n), "top1": float(ok.sum() / n),
+                     "ece": float(np.abs(ok - conf).sum() / n)}
+    return out
 
 
 def quarters(r) -> list[dict]:
@@ -169,6 +205,7 @@ def summarise(runs: dict) -> dict:
                     for r in rs]
             vals = [v for v in vals if v]
             entry[n] = {m: spread([v[m] for v in vals]) for m in METRICS} if vals else None
+        entry["all_seeds"] = all_seeds(rs)
         out[g] = entry
     return out
 

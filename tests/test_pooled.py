@@ -421,3 +421,67 @@ def test_a_file_from_before_the_two_calibrations_uses_one_for_every_query(fitted
     m._load_extra({"pool": old}, {**fitted._extra_arrays()})
     assert np.array_equal(m.pool_forward_weights_, [1.5, 0.5])
     assert not m._is_forward(np.full((2, len(m.tree_features_.names)), 1e9)).any()
+
+
+class KeepsItsLastEPass(HawkesAttributor):
+    """A Hawkes fit that keeps its last E pass, as the pooled fit does for its out-of-fold step."""
+
+    _keeps_final_pass = True
+
+
+def test_the_out_of_fold_step_takes_each_label_out_of_its_rate_and_marks(events):
+    """A labelled event's leave-one-out row must not have counted its own label: its own
+    process's rate in its bin and its mark tables are re-estimated without it, and nothing
+    else changes."""
+    import copy
+
+    from culpa.model.loo import _past_intensity, own_label_out
+
+    m = KeepsItsLastEPass(max_iter=5).fit(events)
+    final = m._final_pass
+    B = m._temporal.rate(m._t) * m._spatial.with_floor(m._kde_loo)
+    logf = m._marks.loglik(m._mcode)
+    B_out, logf_out, own_alpha = own_label_out(m, B, logf, final)
+    lab = m._lab
+    counts = np.bincount(np.maximum(lab, 0), weights=lab >= 0, minlength=m._Q.shape[1])
+    j = int(np.flatnonzero((lab >= 0) & (counts[np.maximum(lab, 0)] < 50))[0])  # a small process
+    k = int(lab[j])
+    others = np.arange(m._Q.shape[1]) != k
+    assert np.array_equal(B_out[j, others], B[j, others])
+    assert np.array_equal(logf_out[j, others], logf[j, others])
+    # the rate: the temporal update from the responsibilities without event j's
+    with_j, without_j = copy.deepcopy(m._temporal), copy.deepcopy(m._temporal)
+    bins = m._temporal.bin_of(m._t)
+    with_j.update(final.Phi, bins)
+    phi = final.Phi.copy()
+    phi[j] = 0.0
+    without_j.update(phi, bins)
+    b = bins[j]
+    assert B_out[j, k] / B[j, k] == pytest.approx(without_j.mu[k, b] / with_j.mu[k, b], rel=1e-9)
+    assert B_out[j, k] < B[j, k]
+    # the marks: the tables refitted from the label weights without event j's
+    W_kind = np.maximum(m._Q - final.Cp, 0.0) if m._pers is not None else None
+    full, out = copy.deepcopy(m._marks), copy.deepcopy(m._marks)
+    full.update(m._Q, m._mcode, kind_weights=W_kind)
+    Q = m._Q.copy()
+    Q[j] = 0.0
+    out.update(Q, m._mcode, kind_weights=None if W_kind is None else W_kind * (Q > 0))
+    gain = out.loglik(m._mcode[j:j + 1])[0, k] - full.loglik(m._mcode[j:j + 1])[0, k]
+    assert logf_out[j, k] - logf[j, k] == pytest.approx(gain, rel=1e-9, abs=1e-12)
+    assert gain < 0  # its own marks are less likely once it no longer counts
+    # its process's self-excitation alpha_kk = N_kk / D_k without it: less the branching mass
+    # it carried (as a child, 1 - phi; as a parent, its children's weights), less its exposure
+    from culpa.model.em import compensator_weights
+
+    alpha = np.diag(m.alpha_)[np.maximum(lab, 0)]
+    G = compensator_weights(m._t, m.t_end_, m.omega_, float(m.window_days))
+    D, N = m._Q.T @ G, np.diag(final.N)
+    mass = 1.0 - final.Phi[j, k] + final.w[m._pairs.parent == j].sum()
+    expected = alpha[j] * ((N[k] - mass) / (D[k] - G[j])) / (N[k] / D[k])
+    assert own_alpha[j] == pytest.approx(expected, rel=1e-6)
+    busy = (lab >= 0) & (own_alpha < alpha)  # events that carried more than their share
+    assert busy.any() and np.array_equal(own_alpha[lab < 0], alpha[lab < 0])
+    # and the parts of the leave-one-out pass carry all three
+    parts = _past_intensity(m)
+    assert np.array_equal(parts[1], logf_out)
+    assert np.array_equal(parts[5], own_alpha)

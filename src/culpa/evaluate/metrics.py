@@ -26,7 +26,11 @@ def brier(proba: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
 
 
-def reliability(proba: np.ndarray, y: np.ndarray, n_bins: int = 15) -> dict:
+#: Equal-width confidence bins of the reliability table and the ECE.
+ECE_BINS = 15
+
+
+def reliability(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> dict:
     """Top-1 confidence binned into equal-width bins: count, mean confidence, accuracy per bin."""
     conf = proba.max(axis=1)
     correct = (np.argmax(proba, axis=1) == y).astype(float)
@@ -39,7 +43,7 @@ def reliability(proba: np.ndarray, y: np.ndarray, n_bins: int = 15) -> dict:
     return {"edges": edges, "count": count, "confidence": mean_conf, "accuracy": accuracy}
 
 
-def ece(proba: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
+def ece(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> float:
     """Expected calibration error: |accuracy − confidence| per bin, weighted by the bin's share."""
     r = reliability(proba, y, n_bins)
     used = r["count"] > 0

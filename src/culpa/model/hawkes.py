@@ -203,6 +203,8 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
 
     #: A conditioned model's newcomers (:mod:`culpa.model.newcomers`); a fitted one has none.
     _newcomers = None
+    #: Whether the fit keeps its last E pass (``_final_pass``) for steps after the EM.
+    _keeps_final_pass = False
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "actors_")
@@ -433,6 +435,8 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
         self._w = r.w
         self._Q, self._Ex = d.Q, d.Q @ final.alpha
         self._bg = r.Phi.sum(1)
+        if self._keeps_final_pass:  # read by the fit's own later steps, then dropped
+            self._final_pass = r
         self._spatial, self._temporal = d.spatial, d.temporal
         d.kde.finalize()
         self._kde_loo = d.kde.values

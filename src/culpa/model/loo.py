@@ -31,7 +31,7 @@ ITERATIONS = 6
 
 @nb.njit(cache=True, parallel=True)
 def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, omega, W, rho, sig2,
-         mk, Am, Bm, logf, Ghat, iters, out):
+         mk, Am, Bm, logf, Ghat, own_alpha, iters, out):
     K = Q.shape[1]
     zw = -math.expm1(-omega * W)
     arow = np.zeros(K)
@@ -40,6 +40,12 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
             arow[l] += alpha[l, k]
     for ii in nb.prange(len(rows)):
         j = rows[ii]
+        kj = lab[j]
+        al = alpha.copy()  # the fitted triggering, its own diagonal without j (own_alpha)
+        ar = arow.copy()
+        if kj >= 0:
+            al[kj, kj] = own_alpha[j]
+            ar[kj] += own_alpha[j] - alpha[kj, kj]
         a = np.empty(K)
         A = np.empty(K)
         q = np.empty(K)
@@ -49,7 +55,7 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
         cache = np.full(4, -1.0)
         m = -np.inf
         for l in range(K):
-            a[l] = logf[j, l] + math.log(max(LamJ[j, l], 1e-300)) - Ghat[j] * arow[l]
+            a[l] = logf[j, l] + math.log(max(LamJ[j, l], 1e-300)) - Ghat[j] * ar[l]
             if a[l] > m:
                 m = a[l]
         s = 0.0
@@ -65,7 +71,7 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
                 for k in range(K):
                     e = 0.0
                     for l in range(K):
-                        e += q[l] * alpha[l, k]
+                        e += q[l] * al[l, k]
                     ex[k] = e - ExF[j, k]  # what j excites as q, less what it did
                 for l in range(K):
                     A[l] = 0.0
@@ -79,7 +85,7 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
                         lam = max(Lam[c, kc] + ex[kc] * gh * cf, 1e-300)
                         base = gh * cf / lam
                         for l in range(K):
-                            A[l] += q[l] * alpha[l, kc] * base
+                            A[l] += q[l] * al[l, kc] * base
                     else:
                         for k in range(K):
                             if Q[c, k] > 0.0:
@@ -87,7 +93,7 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
                                 lam = max(Lam[c, k] + ex[k] * gh * cf, 1e-300)
                                 base = Q[c, k] * gh * cf / lam
                                 for l in range(K):
-                                    A[l] += q[l] * alpha[l, k] * base
+                                    A[l] += q[l] * al[l, k] * base
                 kr.solve_label(a, A, qn)
                 for l in range(K):
                     q[l] = qn[l]
@@ -96,10 +102,12 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
 
 
 def _past_intensity(model):
-    """(background B, mark log-likelihoods logf, excitation Ex with latent events at their
-    past-only label probabilities, every process's intensity LamJ at every fitted event from
-    the events before it): the parts the leave-one-out pass and the past-only probabilities
-    share."""
+    """(background B as fitted, mark log-likelihoods logf, excitation Ex with latent events
+    at their past-only label probabilities, every process's intensity LamJ at every fitted
+    event from the events before it, the background B_own of LamJ): the parts the
+    leave-one-out pass and the past-only probabilities share. While the fit's last E pass is
+    at hand (``_final_pass``), a labelled event's own column of logf, LamJ and B_own has its
+    own label taken out (:func:`own_label_out`)."""
     pairs = model._pairs
     n, K = model._Q.shape
     B = model._temporal.rate(model._t) * model._spatial.with_floor(model._kde_loo)
@@ -120,7 +128,80 @@ def _past_intensity(model):
         Ex[latent] = Q1[latent] @ model.alpha_
     LamJ = kr.intensity(pairs, *args, hidden, Ex, B, model.alpha_, model.omega_,
                         model.window_days, model._space, model._pers)
-    return B, logf, Ex, LamJ
+    final = getattr(model, "_final_pass", None)
+    B_own, own_alpha = B, np.diag(model.alpha_)[np.maximum(lab, 0)].astype(np.float64)
+    if final is not None:
+        B_own, logf, own_alpha = own_label_out(model, B, logf, final)
+        rows = np.flatnonzero(lab >= 0)
+        k = lab[rows]
+        diag = np.diag(model.alpha_)[k]
+        scale = np.where(diag > 0, own_alpha[rows] / np.where(diag > 0, diag, 1.0), 1.0)
+        excited = LamJ[rows, k] - B[rows, k]  # from the parents of its own process
+        LamJ = LamJ - B + B_own  # the background enters the intensity as one term
+        LamJ[rows, k] = B_own[rows, k] + excited * scale
+    return B, logf, Ex, LamJ, B_own, own_alpha
+
+
+def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
+    """``(B, logf, own_alpha)``: ``B`` and ``logf`` with each labelled event's own label
+    taken out of the estimates that counted it, its process's rate in its own bin
+    (``mu = (sum phi + pseudo) / length`` less its background responsibility ``phi``) and its
+    process's mark tables (the counts less its own weight); and per event its own process's
+    self-excitation ``alpha_kk = N_kk / D_k`` without it (less its branching mass as a child,
+    ``1 - phi``, and as a parent, its children's branching weights; less its exposure
+    ``Ghat`` in ``D_k``; the fitted value for a latent event, or with cross-excitation, where
+    it is not one ratio). Only a labelled event's own column changes (no other process
+    counted it). ``final``: the fit's last E pass (``Phi``, ``Cp``, ``N``, ``w``). The grounds
+    need no such step: they are cross-fitted over time blocks already."""
+    lab = np.asarray(model._lab)
+    rows = np.flatnonzero(lab >= 0)
+    k = lab[rows]
+    B, logf = B.copy(), logf.copy()
+    # the rate: mu_k in the event's own bin without its own background responsibility
+    tb = model._temporal
+    b = tb.bin_of(model._t[rows])
+    length = tb.lengths[b]
+    mu = tb.mu[k, b]
+    floor = tb.pseudo[k, b] / length  # the rate of a bin with no event in it
+    mu_out = np.maximum(mu - final.Phi[rows, k] / length, floor)
+    B[rows, k] *= mu_out / mu
+    # the marks: each channel's category probability from counts without the event's weight
+    marks, codes = model._marks, model._mcode
+    Q = model._Q
+    for c, (ch, lp) in enumerate(zip(marks.channels, marks.log_p)):
+        code = codes[rows, c]
+        ok = code >= 0
+        r, kk, m = rows[ok], k[ok], code[ok]
+        W = Q
+        if ch == "kind" and model._pers is not None and final.Cp is not None:
+            W = np.maximum(Q - final.Cp, 0.0)  # the kind weights the fit counted
+        valid = np.flatnonzero((codes[:, c] >= 0) & (codes[:, c] < lp.shape[1]))
+        counts = np.zeros((lp.shape[0], lp.shape[1]))
+        np.add.at(counts.T, codes[valid, c], W[valid])
+        w = W[r, kk]
+        num = counts[kk, m] - w + marks.a
+        if ch == "kind" and marks.forbidden is not None:
+            den = np.where(marks.forbidden, 0.0, counts + marks.a).sum(1)[kk] - w
+        else:
+            den = counts.sum(1)[kk] + lp.shape[1] * marks.a - w
+        full = (counts[kk, m] + marks.a) / (den + w)
+        logf[r, kk] += np.log(np.maximum(num, 1e-300) / den) - np.log(full)
+    own_alpha = np.diag(model.alpha_)[np.maximum(lab, 0)].astype(np.float64)
+    if not model.cross_excitation and final.w is not None:
+        n = len(lab)
+        Ghat = compensator_weights(model._t, model.t_end_, model.omega_,
+                                   float(model.window_days))
+        D = Q.T @ Ghat
+        N = np.diag(final.N)
+        as_parent = np.bincount(model._pairs.parent, weights=final.w, minlength=n)
+        mass = (1.0 - final.Phi[rows, k]) + as_parent[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            full_ratio = N[k] / D[k]
+            out_ratio = np.maximum(N[k] - mass, 0.0) / (D[k] - Ghat[rows])
+            scale = np.where((full_ratio > 0) & (D[k] - Ghat[rows] > 0),
+                             out_ratio / np.where(full_ratio > 0, full_ratio, 1.0), 1.0)
+        own_alpha[rows] *= scale
+    return B, logf, own_alpha
 
 
 def past_process_proba(model, rows: np.ndarray, parts=None,
@@ -134,7 +215,7 @@ def past_process_proba(model, rows: np.ndarray, parts=None,
     held (as a query after a fit gets the last rate held), so no label after it reaches them
     through the rates. Reads the candidate pairs: call right after ``fit``. ``parts``:
     :func:`_past_intensity`'s, when at hand."""
-    B, logf, _, LamJ = _past_intensity(model) if parts is None else parts
+    _, logf, _, LamJ, B, _ = _past_intensity(model) if parts is None else parts
     rows = np.asarray(rows, np.int64)
     lam = LamJ[rows]
     if hold_rates_before is not None:
@@ -157,7 +238,7 @@ def loo_process_proba(model, rows: np.ndarray, parts=None) -> np.ndarray:
     pairs = model._pairs
     n, K = model._Q.shape
     lab = np.ascontiguousarray(model._lab, np.int32)
-    B, logf, Ex, LamJ = _past_intensity(model) if parts is None else parts
+    B, logf, Ex, LamJ, _, own_alpha = _past_intensity(model) if parts is None else parts
     args = (model._s2, model._u)
     # the fitted intensities at the children (own column of labelled ones), fitted excitation
     Lam = kr.intensity(pairs, *args, lab, model._Ex, B, model.alpha_, model.omega_,
@@ -173,5 +254,6 @@ def loo_process_proba(model, rows: np.ndarray, parts=None) -> np.ndarray:
          lab, np.ascontiguousarray(model._Q), np.ascontiguousarray(model._Ex), Lam, LamJ,
          np.ascontiguousarray(model.alpha_, np.float64), float(model.omega_),
          float(model.window_days), rho, sig2, mk, Am, Bm, np.ascontiguousarray(logf),
-         np.ascontiguousarray(Ghat, np.float64), ITERATIONS, out)
+         np.ascontiguousarray(Ghat, np.float64), np.ascontiguousarray(own_alpha, np.float64),
+         ITERATIONS, out)
     return out

@@ -22,7 +22,10 @@ is the held-out calibration step (a temperature):
   never sits in its own ground; its marks; what the earlier events excite there; and its
   offspring), so it is scored on the footing of a masked event. Latent earlier events excite
   with their label probabilities from their own past only, so a label cannot come back to its
-  own event through a latent neighbour. No refit: a few passes over the candidate pairs.
+  own event through a latent neighbour; and the estimates that counted the event's own label
+  are taken without it (its process's rate in its own bin and its process's mark tables,
+  :func:`culpa.model.loo.own_label_out`), so a small process's rows are not scored by tables
+  they filled themselves. No refit: a few passes over the candidate pairs.
 
 Calibration. The weights must be fitted on rows asked the way the questions are asked, and
 there are two footings (``calibration_days`` = H, 13 weeks by default: the forward mode's
@@ -128,6 +131,10 @@ class PooledAttributor(HawkesAttributor):
         last H days, forward-chained. ``None``: the in-record weights for every query.
     """
 
+    #: The pool's out-of-fold step takes each event's own label out of the rates and marks
+    #: with the fit's last E pass (:func:`culpa.model.loo.own_label_out`).
+    _keeps_final_pass = True
+
     @_with_pool_params
     def __init__(self, *, pool: bool = True, tree_folds: int = 3, tree_min_events: int = 30,
                  pool_max_weight: float = 5.0, member="trees",
@@ -192,6 +199,7 @@ class PooledAttributor(HawkesAttributor):
             if job is not None:
                 job.cancel()  # nothing once its result was read
             self.__dict__.pop("_tree_X", None)
+            self.__dict__.pop("_final_pass", None)
             self._restore_numba_threads()
 
     def _restore_numba_threads(self) -> None:
