@@ -129,7 +129,7 @@ def _past_intensity(model):
     LamJ = kr.intensity(pairs, *args, hidden, Ex, B, model.alpha_, model.omega_,
                         model.window_days, model._space, model._pers)
     final = getattr(model, "_final_pass", None)
-    B_own, own_alpha = B, np.diag(model.alpha_)[np.maximum(lab, 0)].astype(np.float64)
+    B_own, own_alpha = B, _fitted_own_alpha(model)
     if final is not None:
         B_own, logf, own_alpha = own_label_out(model, B, logf, final)
         rows = np.flatnonzero(lab >= 0)
@@ -140,6 +140,12 @@ def _past_intensity(model):
         LamJ = LamJ - B + B_own  # the background enters the intensity as one term
         LamJ[rows, k] = B_own[rows, k] + excited * scale
     return B, logf, Ex, LamJ, B_own, own_alpha
+
+
+def _fitted_own_alpha(model) -> np.ndarray:
+    """Per fitted event, the fitted self-excitation of its own process (of process 0 for a
+    latent one, which the leave-one-out pass never reads)."""
+    return np.diag(model.alpha_)[np.maximum(model._lab, 0)].astype(np.float64)
 
 
 def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
@@ -168,6 +174,7 @@ def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
     # the marks: each channel's category probability from counts without the event's weight
     marks, codes = model._marks, model._mcode
     Q = model._Q
+    onehots = marks.code_matrices(codes)  # per channel, what the fit's counts are made of
     for c, (ch, lp) in enumerate(zip(marks.channels, marks.log_p)):
         code = codes[rows, c]
         ok = code >= 0
@@ -175,9 +182,7 @@ def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
         W = Q
         if ch == "kind" and model._pers is not None and final.Cp is not None:
             W = np.maximum(Q - final.Cp, 0.0)  # the kind weights the fit counted
-        valid = np.flatnonzero((codes[:, c] >= 0) & (codes[:, c] < lp.shape[1]))
-        counts = np.zeros((lp.shape[0], lp.shape[1]))
-        np.add.at(counts.T, codes[valid, c], W[valid])
+        counts = np.asarray((onehots[c] @ W).T)  # (processes x categories), as the fit counts
         w = W[r, kk]
         num = counts[kk, m] - w + marks.a
         if ch == "kind" and marks.forbidden is not None:
@@ -186,7 +191,7 @@ def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
             den = counts.sum(1)[kk] + lp.shape[1] * marks.a - w
         full = (counts[kk, m] + marks.a) / (den + w)
         logf[r, kk] += np.log(np.maximum(num, 1e-300) / den) - np.log(full)
-    own_alpha = np.diag(model.alpha_)[np.maximum(lab, 0)].astype(np.float64)
+    own_alpha = _fitted_own_alpha(model)
     if not model.cross_excitation and final.w is not None:
         n = len(lab)
         Ghat = compensator_weights(model._t, model.t_end_, model.omega_,
