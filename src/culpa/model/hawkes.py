@@ -59,6 +59,7 @@ from culpa.model.params import ParamsMixin
 from culpa.model.marks import MARK_CHANNELS, MarkModel, clean_texts
 from culpa.model.pairs import BYTES_PER_PAIR, GridIndex, build_pairs
 from culpa.model.processes import PROCESS_BY, PROCESS_MIN_TARGET, ProcessMap
+from culpa.openmp import blas_single_threaded
 
 pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
@@ -218,6 +219,7 @@ class HawkesAttributor(ExplanationMixin, SaveLoadMixin, ParamsMixin):
     # -----------------------------------------------------------------------------------------
     # fit
 
+    @blas_single_threaded  # its small products must not take the cores from numba's passes
     def fit(self, events: pd.DataFrame, y=None, warm_start: "HawkesAttributor | None" = None
             ) -> "HawkesAttributor":
         """Fit to events in the normalised schema; returns self.

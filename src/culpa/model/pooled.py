@@ -73,6 +73,7 @@ from culpa.model.fitted import check_fitted
 from culpa.model.hawkes import HawkesAttributor, _normalise
 from culpa.model.treejob import cross_fit, start_cross_fit
 from culpa.model.trees import TreeFeatures, TreeMember
+from culpa.openmp import blas_single_threaded
 
 pd = lazyimport.module("pandas")  # imported when first used: a single query needs none
 
@@ -177,6 +178,7 @@ class PooledAttributor(HawkesAttributor):
         self._pool_events = ev  # the marks the trees read (dropped after the fit)
         return ev
 
+    @blas_single_threaded  # as HawkesAttributor.fit: the pool's passes get the cores
     def fit(self, events: pd.DataFrame, y=None, warm_start: "HawkesAttributor | None" = None
             ) -> "PooledAttributor":
         """Fit the Hawkes core (as :meth:`HawkesAttributor.fit`, from ``warm_start`` when
@@ -258,10 +260,8 @@ class PooledAttributor(HawkesAttributor):
         X = self._tree_X
         job = self._tree_job  # fit() forgets both on its way out
         tick = _time.perf_counter()
-        self.members_, oof_t = job.result()  # waits for the worker when it is not done yet
-        self._restore_numba_threads()  # the worker is idle now: the passes below get both cores
-        tock = _time.perf_counter()
         rows = np.flatnonzero(labelled)
+        # the Hawkes model's out-of-fold rows first: the trees may still be fitting beside them
         if self.calibration_days is None:
             oof_h = hawkes_loo_proba(self, rows)
             parts = None
@@ -270,8 +270,12 @@ class PooledAttributor(HawkesAttributor):
 
             parts = _past_intensity(self)
             oof_h = hawkes_loo_proba(self, rows, parts)
-        # pool_trees: the wait for the trees after the EM; pool_trees_fit: their own time
-        self.fit_seconds_.update(pool_trees=tock - tick, pool_loo=_time.perf_counter() - tock,
+        tock = _time.perf_counter()
+        self.members_, oof_t = job.result()  # waits for the worker when it is not done yet
+        self._restore_numba_threads()  # the worker is idle now: the passes below get both cores
+        # pool_trees: the wait for the trees after the EM and the out-of-fold rows;
+        # pool_trees_fit: their own time
+        self.fit_seconds_.update(pool_loo=tock - tick, pool_trees=_time.perf_counter() - tock,
                                  pool_trees_fit=float(job.seconds or 0.0))
         oof_t = self._trees_to_actors(oof_t, oof_h)
         days = X[:, DAYS]  # days since t0_ at each fitted event's start (the trees' column)
