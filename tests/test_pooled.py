@@ -485,3 +485,53 @@ def test_the_out_of_fold_step_takes_each_label_out_of_its_rate_and_marks(events)
     parts = _past_intensity(m)
     assert np.array_equal(parts[1], logf_out)
     assert np.array_equal(parts[5], own_alpha)
+
+
+def test_the_out_of_fold_step_counts_each_event_back_at_its_own_label_probabilities(events):
+    """A masked event counts in the fit's rates and mark tables with its label probabilities
+    q; the left-out event is scored the same way: its intensity and mark likelihoods with it
+    counted in process l's rate (background responsibility q_l phi_l) and mark tables (weight
+    q_l) are those of the tables refitted so."""
+    import copy
+
+    from culpa.model.loo import _counted_with, _own_weight_terms, _past_intensity
+
+    m = KeepsItsLastEPass(max_iter=5).fit(events)
+    final, lab = m._final_pass, m._lab
+    bins = m._temporal.bin_of(m._t)
+    # the rates and mark tables of the last E pass (the fit stopped before they settled)
+    W_kind = np.maximum(m._Q - final.Cp, 0.0) if m._pers is not None else None
+    m._temporal.update(final.Phi, bins)
+    m._marks.update(m._Q, m._mcode, kind_weights=W_kind)
+    K = m._Q.shape[1]
+    counts = np.bincount(np.maximum(lab, 0), weights=lab >= 0, minlength=K)
+    small = (lab >= 0) & (counts[np.maximum(lab, 0)] < 50) & (m._mcode > -2).all(1)
+    j = int(np.flatnonzero(small)[0])
+    k = int(lab[j])
+    _, logf, _, LamJ, B_own, _ = _past_intensity(m)
+    q = np.full(K, 0.4 / (K - 1))
+    q[k] = 0.6
+    terms = _own_weight_terms(m, np.array([j]), B_own, LamJ, final)
+    logf_q, lam_q = _counted_with(q[None, :], logf[j:j + 1], LamJ[j:j + 1], terms)
+    # the rate: every process's mu in j's bin refitted with j's responsibility q_l phi_l
+    phi = final.Phi.copy()
+    phi[j] = q * B_own[j] / LamJ[j]
+    refit = copy.deepcopy(m._temporal)
+    refit.update(phi, bins)
+    B = m._temporal.rate(m._t) * m._spatial.with_floor(m._kde_loo)
+    B_q = B[j] * refit.mu[:, bins[j]] / m._temporal.mu[:, bins[j]]
+    np.testing.assert_allclose(lam_q[0], LamJ[j] - B_own[j] + B_q, rtol=1e-9)
+    assert lam_q[0, k] > LamJ[j, k]
+    # the marks: the tables refitted with j's label weights q
+    Q = m._Q.copy()
+    Q[j] = q
+    if W_kind is not None:
+        W_kind = W_kind.copy()
+        W_kind[j] = q * W_kind[j, k]
+    marks = copy.deepcopy(m._marks)
+    marks.update(Q, m._mcode, kind_weights=W_kind)
+    np.testing.assert_allclose(logf_q[0], marks.loglik(m._mcode[j:j + 1])[0], rtol=1e-9,
+                               atol=1e-12)
+    # and nothing moves at q = 0 (the event left out of every table)
+    zero = _counted_with(np.zeros((1, K)), logf[j:j + 1], LamJ[j:j + 1], terms)
+    assert np.array_equal(zero[0], logf[j:j + 1]) and np.array_equal(zero[1], LamJ[j:j + 1])

@@ -13,6 +13,16 @@ the footing of a masked one (its past and its offspring), never from its own lab
 background is the fitted one, which is cross-fitted over time blocks (an event is never in its
 own ground); latent earlier events excite with their past-only label probabilities, so a label
 cannot come back to its own event through a latent neighbour whose posterior it informed.
+
+Own weight. A masked event is latent in the fit, so its own label probabilities ``q`` count in
+the fit's tables: ``q_l`` of it in process l's rate in its bin and in l's mark tables. The
+labelled event left out here starts with its label out of every table (its own process's
+rate and marks without it, :func:`own_label_out`; no other process counted it), which scored it
+less confidently than the fit scores a masked event (on the shared Syria split the pool then
+trusted the Hawkes model too much on masked events). So its fixed point is taken with it
+counted back at its own ``q``: ``SELF_PASSES`` passes, each counting it with the previous
+pass's ``q`` (:func:`_own_weight_terms`). Its weight in the self-excitation ``alpha_kk`` stays
+out (one event of a process's whole branching mass).
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ from culpa.model.em import compensator_weights
 
 #: Minorise-maximise steps of each event's fixed point (the sweep's surrogate converges fast).
 ITERATIONS = 6
+#: Passes of the own-weight step (each a pass of every event's fixed point with its rate and
+#: mark tables counting it with the previous pass's label probabilities).
+SELF_PASSES = 2
 
 
 @nb.njit(cache=True, parallel=True)
@@ -172,28 +185,15 @@ def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
     mu_out = np.maximum(mu - final.Phi[rows, k] / length, floor)
     B[rows, k] *= mu_out / mu
     # the marks: each channel's category probability from counts without the event's weight
-    marks, codes = model._marks, model._mcode
-    Q = model._Q
-    onehots = marks.code_matrices(codes)  # per channel, what the fit's counts are made of
-    for c, (ch, lp) in enumerate(zip(marks.channels, marks.log_p)):
-        code = codes[rows, c]
-        ok = code >= 0
-        r, kk, m = rows[ok], k[ok], code[ok]
-        W = Q
-        if ch == "kind" and model._pers is not None and final.Cp is not None:
-            W = np.maximum(Q - final.Cp, 0.0)  # the kind weights the fit counted
-        counts = np.asarray((onehots[c] @ W).T)  # (processes x categories), as the fit counts
-        w = W[r, kk]
-        num = counts[kk, m] - w + marks.a
-        if ch == "kind" and marks.forbidden is not None:
-            den = np.where(marks.forbidden, 0.0, counts + marks.a).sum(1)[kk] - w
-        else:
-            den = counts.sum(1)[kk] + lp.shape[1] * marks.a - w
-        full = (counts[kk, m] + marks.a) / (den + w)
-        logf[r, kk] += np.log(np.maximum(num, 1e-300) / den) - np.log(full)
+    for ok, num, den, w, _ in _mark_counts_out(model, final, rows, k):
+        r, kk = rows[ok], k[ok]
+        i = np.arange(len(r))
+        num_k, den_k = num[i, kk], den[i, kk]
+        logf[r, kk] += (np.log(np.maximum(num_k, 1e-300) / den_k)
+                        - np.log((num_k + w) / (den_k + w)))
     own_alpha = _fitted_own_alpha(model)
     if not model.cross_excitation and final.w is not None:
-        n = len(lab)
+        n, Q = len(lab), model._Q
         Ghat = compensator_weights(model._t, model.t_end_, model.omega_,
                                    float(model.window_days))
         D = Q.T @ Ghat
@@ -207,6 +207,71 @@ def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
                              out_ratio / np.where(full_ratio > 0, full_ratio, 1.0), 1.0)
         own_alpha[rows] *= scale
     return B, logf, own_alpha
+
+
+def _mark_counts_out(model, final, rows: np.ndarray, k: np.ndarray):
+    """Per mark channel, the counts behind the labelled events ``rows`` (of processes ``k``)
+    with each one's own weight taken out: ``(ok, num, den, w, fixed)``, ``ok`` the rows with a
+    category in the channel; for those, per process, ``num`` the pseudo-count plus the count
+    of the row's category and ``den`` the table's total (the categories the process may have),
+    both without the row's weight ``w`` (it counted in its own process only); ``fixed`` where a
+    process cannot have the row's category (its probability is not a ratio of counts)."""
+    marks, codes = model._marks, model._mcode
+    Q = model._Q
+    onehots = marks.code_matrices(codes)  # per channel, what the fit's counts are made of
+    for c, (ch, lp) in enumerate(zip(marks.channels, marks.log_p)):
+        code = codes[rows, c]
+        ok = code >= 0
+        r, kk, m = rows[ok], k[ok], code[ok]
+        W = Q
+        if ch == "kind" and model._pers is not None and final.Cp is not None:
+            W = np.maximum(Q - final.Cp, 0.0)  # the kind weights the fit counted
+        counts = np.asarray((onehots[c] @ W).T)  # (processes x categories), as the fit counts
+        w = W[r, kk]
+        forbidden = ch == "kind" and marks.forbidden is not None
+        if forbidden:
+            total = np.where(marks.forbidden, 0.0, counts + marks.a).sum(1)
+            fixed = marks.forbidden[:, m].T
+        else:
+            total = counts.sum(1) + lp.shape[1] * marks.a
+            fixed = np.zeros((len(r), counts.shape[0]), bool)
+        own = np.zeros((len(r), counts.shape[0]))
+        own[np.arange(len(r)), kk] = w
+        yield ok, counts[:, m].T + marks.a - own, total[None, :] - own, w, fixed
+
+
+def _own_weight_terms(model, rows: np.ndarray, B_own: np.ndarray, LamJ: np.ndarray, final):
+    """What counting each left-out labelled event ``rows`` in process l with weight ``q_l``
+    adds where it is (see "Own weight" in the module doc): ``(dlam, marks)``; ``dlam`` (rows x
+    processes) its intensity's gain per unit ``q_l``, through process l's rate in its own bin
+    (``mu_l`` gains ``q_l phi_l / length``, ``phi_l`` its background responsibility under l);
+    ``marks``: :func:`_mark_counts_out`'s tables (their counts gain ``q_l w``)."""
+    lab = np.asarray(model._lab)
+    k = lab[rows]
+    i = np.arange(len(rows))
+    tb = model._temporal
+    b = tb.bin_of(model._t[rows])
+    length = tb.lengths[b][:, None]
+    mu = tb.mu[:, b].T.copy()  # (rows x processes): every process's rate in the row's bin
+    floor = np.asarray(tb.pseudo)[:, b].T / length
+    mu[i, k] = np.maximum(mu[i, k] - final.Phi[rows, k] / length[:, 0], floor[i, k])
+    lam = np.maximum(LamJ[rows], 1e-300)
+    phi = B_own[rows] / lam
+    dlam = B_own[rows] * phi / (length * np.maximum(mu, 1e-300))
+    return dlam, list(_mark_counts_out(model, final, rows, k))
+
+
+def _counted_with(q: np.ndarray, logf: np.ndarray, lam: np.ndarray, terms):
+    """``(logf, lam)`` of the left-out rows with each counted in process l with weight
+    ``q[:, l]`` (:func:`_own_weight_terms`)."""
+    dlam, marks = terms
+    lam = lam + q * dlam
+    logf = logf.copy()
+    for ok, num, den, w, fixed in marks:
+        qw = q[ok] * w[:, None]
+        gain = np.log1p(qw / np.maximum(num, 1e-300)) - np.log1p(qw / np.maximum(den, 1e-300))
+        logf[ok] += np.where(fixed, 0.0, gain)
+    return logf, lam
 
 
 def past_process_proba(model, rows: np.ndarray, parts=None,
@@ -243,7 +308,7 @@ def loo_process_proba(model, rows: np.ndarray, parts=None) -> np.ndarray:
     pairs = model._pairs
     n, K = model._Q.shape
     lab = np.ascontiguousarray(model._lab, np.int32)
-    B, logf, Ex, LamJ, _, own_alpha = _past_intensity(model) if parts is None else parts
+    B, logf, Ex, LamJ, B_own, own_alpha = _past_intensity(model) if parts is None else parts
     args = (model._s2, model._u)
     # the fitted intensities at the children (own column of labelled ones), fitted excitation
     Lam = kr.intensity(pairs, *args, lab, model._Ex, B, model.alpha_, model.omega_,
@@ -254,11 +319,29 @@ def loo_process_proba(model, rows: np.ndarray, parts=None) -> np.ndarray:
     rho, sig2 = kr.space_params(model._space)
     mk, Am, Bm = kr.no_persistence(n, K) if model._pers is None else model._pers
     Ghat = compensator_weights(model._t, model.t_end_, model.omega_, float(model.window_days))
-    out = np.zeros((len(rows), K))
-    _loo(np.ascontiguousarray(rows, np.int64), rptr, rchild, rdt, rd2, model._s2, model._u,
-         lab, np.ascontiguousarray(model._Q), np.ascontiguousarray(model._Ex), Lam, LamJ,
-         np.ascontiguousarray(model.alpha_, np.float64), float(model.omega_),
-         float(model.window_days), rho, sig2, mk, Am, Bm, np.ascontiguousarray(logf),
-         np.ascontiguousarray(Ghat, np.float64), np.ascontiguousarray(own_alpha, np.float64),
-         ITERATIONS, out)
-    return out
+    rows = np.ascontiguousarray(rows, np.int64)
+
+    def fixed_point(logf, LamJ):
+        out = np.zeros((len(rows), K))
+        _loo(rows, rptr, rchild, rdt, rd2, model._s2, model._u, lab,
+             np.ascontiguousarray(model._Q), np.ascontiguousarray(model._Ex), Lam,
+             np.ascontiguousarray(LamJ), np.ascontiguousarray(model.alpha_, np.float64),
+             float(model.omega_), float(model.window_days), rho, sig2, mk, Am, Bm,
+             np.ascontiguousarray(logf), np.ascontiguousarray(Ghat, np.float64),
+             np.ascontiguousarray(own_alpha, np.float64), ITERATIONS, out)
+        return out
+
+    q = fixed_point(logf, LamJ)
+    final = getattr(model, "_final_pass", None)
+    own = np.flatnonzero(lab[rows] >= 0)
+    if final is None or not len(own) or SELF_PASSES == 0:
+        return q
+    # a masked event counts in the fit's tables with its label probabilities: so does each
+    # left-out event here, at the fixed point of its own q (see "Own weight" in the module doc)
+    terms = _own_weight_terms(model, rows[own], B_own, LamJ, final)
+    for _ in range(SELF_PASSES):
+        lf, lam = logf.copy(), LamJ.copy()
+        lf[rows[own]], lam[rows[own]] = _counted_with(q[own], logf[rows[own]],
+                                                      LamJ[rows[own]], terms)
+        q = fixed_point(lf, lam)
+    return q
