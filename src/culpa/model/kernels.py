@@ -560,7 +560,13 @@ def _lambert_w_log(lz):
 
 @nb.njit(cache=True)
 def solve_label(a, A, out):
-    """argmax over the simplex of sum_l Q_l a_l + A_l log Q_l - Q_l log Q_l (A_l >= 0)."""
+    """argmax over the simplex of sum_l Q_l a_l + A_l log Q_l - Q_l log Q_l (A_l >= 0).
+
+    Q_l(nu) = A_l / W(A_l e^(nu - a_l)) (Q_l = e^(a_l - nu) where A_l = 0), with nu, the
+    multiplier of sum Q = 1, found by safeguarded Newton steps. The terms without offspring
+    evidence (most of them: an event's children are of one or two processes) enter each step
+    as one sum, ``e^(-nu) sum e^(a_l)``, so a step costs one exponential and a Lambert W per
+    process with evidence."""
     K = len(a)
     m = -np.inf
     for l in range(K):
@@ -568,24 +574,38 @@ def solve_label(a, A, out):
             m = a[l]
     y = np.empty(K)
     s = 0.0
+    free = 0.0  # sum of e^(a_l - m) over the processes without evidence (A_l = 0)
+    n_ev = 0
     for l in range(K):
         y[l] = a[l] - m  # shift: <= 0
-        s += math.exp(y[l])
+        e = math.exp(y[l])
+        s += e
+        if A[l] > 1e-300:
+            n_ev += 1
+        else:
+            free += e
+    ev = np.empty(n_ev, np.int64)
+    n_ev = 0
+    for l in range(K):
+        if A[l] > 1e-300:
+            ev[n_ev] = l
+            n_ev += 1
     nu = math.log(s)  # the A = 0 solution; sum(Q(nu)) >= 1 here
+    at = nu  # where the Q_l in ``out`` were evaluated
     lo = nu
     hi = np.inf
     for it in range(200):
-        f = -1.0
-        df = 0.0
-        for l in range(K):
-            if A[l] > 1e-300:
-                w = _lambert_w_log(math.log(A[l]) + nu - y[l])
-                q = A[l] / w if w > 0 else math.exp(y[l] - nu)
-            else:
-                q = math.exp(y[l] - nu)
+        e = math.exp(-nu)
+        f = free * e - 1.0
+        df = free * e  # q * q / (q + 0) = q for the terms without evidence
+        for i in range(n_ev):
+            l = ev[i]
+            w = _lambert_w_log(math.log(A[l]) + nu - y[l])
+            q = A[l] / w if w > 0 else math.exp(y[l] - nu)
             out[l] = q
             f += q
             df += q * q / (q + A[l])
+        at = nu
         if abs(f) < 1e-13:
             break
         if f > 0:
@@ -598,6 +618,9 @@ def solve_label(a, A, out):
         if nxt == nu:
             break
         nu = nxt
+    for l in range(K):
+        if not A[l] > 1e-300:
+            out[l] = math.exp(y[l] - at)
     s = 0.0
     for l in range(K):
         s += out[l]

@@ -44,7 +44,7 @@ SELF_PASSES = 2
 
 @nb.njit(cache=True, parallel=True)
 def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, omega, W, rho, sig2,
-         mk, Am, Bm, logf, Ghat, own_alpha, iters, out):
+         mk, Am, Bm, logf, Ghat, own_alpha, iters, out, diag):
     K = Q.shape[1]
     zw = -math.expm1(-omega * W)
     arow = np.zeros(K)
@@ -54,10 +54,19 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
     for ii in nb.prange(len(rows)):
         j = rows[ii]
         kj = lab[j]
-        al = alpha.copy()  # the fitted triggering, its own diagonal without j (own_alpha)
+        # the fitted triggering, its own diagonal without j (own_alpha): with no
+        # cross-excitation (diag) only the diagonal ``dg`` is read, else the matrix ``al``
+        dg = np.empty(K)
+        for k in range(K):
+            dg[k] = alpha[k, k]
+        al = alpha
+        if not diag:
+            al = alpha.copy()
         ar = arow.copy()
         if kj >= 0:
-            al[kj, kj] = own_alpha[j]
+            dg[kj] = own_alpha[j]
+            if not diag:
+                al[kj, kj] = own_alpha[j]
             ar[kj] += own_alpha[j] - alpha[kj, kj]
         a = np.empty(K)
         A = np.empty(K)
@@ -80,33 +89,56 @@ def _loo(rows, rptr, rchild, rdt, rd2, s2, u, lab, Q, ExF, Lam, LamJ, alpha, ome
         r0 = rptr[j]
         r1 = rptr[j + 1]
         if r1 > r0:
+            # each child's kernel value (and a labelled child's mark factor) once: q moves
+            # only what j excites there
+            gh_of = np.empty(r1 - r0)
+            cf_of = np.ones(r1 - r0)
+            kc_of = np.empty(r1 - r0, np.int64)
+            lam_of = np.zeros(r1 - r0)
+            for r in range(r0, r1):
+                c = rchild[r]
+                gh_of[r - r0], _ = kr._ghc(rdt[r], rd2[r], u[c] * u[c] + u[j] * u[j],
+                                           s2[c] + s2[j], rho, sig2, omega, W, zw, cache, comp)
+                kc = lab[c]
+                kc_of[r - r0] = kc
+                if kc >= 0:
+                    cf_of[r - r0] = kr._cf(mk[c], mk[j], Am[c, kc], Bm[c, kc])
+                    lam_of[r - r0] = Lam[c, kc]
             for _ in range(iters):
                 for k in range(K):
-                    e = 0.0
-                    for l in range(K):
-                        e += q[l] * al[l, k]
+                    if diag:  # only l = k excites k: the other terms are exact zeros
+                        e = q[k] * dg[k]
+                    else:
+                        e = 0.0
+                        for l in range(K):
+                            e += q[l] * al[l, k]
                     ex[k] = e - ExF[j, k]  # what j excites as q, less what it did
                 for l in range(K):
                     A[l] = 0.0
                 for r in range(r0, r1):
-                    c = rchild[r]
-                    gh, _ = kr._ghc(rdt[r], rd2[r], u[c] * u[c] + u[j] * u[j], s2[c] + s2[j],
-                                    rho, sig2, omega, W, zw, cache, comp)
-                    kc = lab[c]
+                    gh = gh_of[r - r0]
+                    kc = kc_of[r - r0]
                     if kc >= 0:
-                        cf = kr._cf(mk[c], mk[j], Am[c, kc], Bm[c, kc])
-                        lam = max(Lam[c, kc] + ex[kc] * gh * cf, 1e-300)
+                        cf = cf_of[r - r0]
+                        lam = max(lam_of[r - r0] + ex[kc] * gh * cf, 1e-300)
                         base = gh * cf / lam
-                        for l in range(K):
-                            A[l] += q[l] * al[l, kc] * base
+                        if diag:
+                            A[kc] += q[kc] * dg[kc] * base
+                        else:
+                            for l in range(K):
+                                A[l] += q[l] * al[l, kc] * base
                     else:
+                        c = rchild[r]
                         for k in range(K):
                             if Q[c, k] > 0.0:
                                 cf = kr._cf(mk[c], mk[j], Am[c, k], Bm[c, k])
                                 lam = max(Lam[c, k] + ex[k] * gh * cf, 1e-300)
                                 base = Q[c, k] * gh * cf / lam
-                                for l in range(K):
-                                    A[l] += q[l] * al[l, k] * base
+                                if diag:
+                                    A[k] += q[k] * dg[k] * base
+                                else:
+                                    for l in range(K):
+                                        A[l] += q[l] * al[l, k] * base
                 kr.solve_label(a, A, qn)
                 for l in range(K):
                     q[l] = qn[l]
@@ -320,6 +352,8 @@ def loo_process_proba(model, rows: np.ndarray, parts=None) -> np.ndarray:
     mk, Am, Bm = kr.no_persistence(n, K) if model._pers is None else model._pers
     Ghat = compensator_weights(model._t, model.t_end_, model.omega_, float(model.window_days))
     rows = np.ascontiguousarray(rows, np.int64)
+    alpha = np.asarray(model.alpha_, np.float64)
+    diag = not np.any(alpha[~np.eye(K, dtype=bool)])  # no cross-excitation: skip its zeros
 
     def fixed_point(logf, LamJ):
         out = np.zeros((len(rows), K))
@@ -328,7 +362,7 @@ def loo_process_proba(model, rows: np.ndarray, parts=None) -> np.ndarray:
              np.ascontiguousarray(LamJ), np.ascontiguousarray(model.alpha_, np.float64),
              float(model.omega_), float(model.window_days), rho, sig2, mk, Am, Bm,
              np.ascontiguousarray(logf), np.ascontiguousarray(Ghat, np.float64),
-             np.ascontiguousarray(own_alpha, np.float64), ITERATIONS, out)
+             np.ascontiguousarray(own_alpha, np.float64), ITERATIONS, out, diag)
         return out
 
     q = fixed_point(logf, LamJ)
