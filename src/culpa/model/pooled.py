@@ -22,10 +22,12 @@ is the held-out calibration step (a temperature):
   never sits in its own ground; its marks; what the earlier events excite there; and its
   offspring), so it is scored on the footing of a masked event. Latent earlier events excite
   with their label probabilities from their own past only, so a label cannot come back to its
-  own event through a latent neighbour; and the estimates that counted the event's own label
+  own event through a latent neighbour; the estimates that counted the event's own label
   are taken without it (its process's rate in its own bin and its process's mark tables,
   :func:`culpa.model.loo.own_label_out`), so a small process's rows are not scored by tables
-  they filled themselves. No refit: a few passes over the candidate pairs.
+  they filled themselves; and the event is counted back in every process's rate and mark
+  tables at its own left-out label probabilities, as a masked event counts in the fit ("Own
+  weight" in :mod:`culpa.model.loo`). No refit: a few passes over the candidate pairs.
 
 Calibration. The weights must be fitted on rows asked the way the questions are asked, and
 there are two footings (``calibration_days`` = H, 13 weeks by default: the forward mode's
