@@ -152,13 +152,15 @@ def _parallel(job, plan_, n_workers, report):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()  # handed to each worker as it starts
     results, fit_seconds = {}, 0.0
+    expected = sum(len(periods) for _, periods in job.refits)  # one report per period
+    seen = 0
     with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(job, q)) as pool:
         futures: set[Future] = {pool.submit(_run_chain, plan_[0], None, True)}
         started = False
         while futures:
             finished, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(q, report)
+            seen += _drain(q, report)
             for f in finished:
                 done, model0 = f.result()
                 for b, out, sec in done:
@@ -167,16 +169,21 @@ def _parallel(job, plan_, n_workers, report):
                 if not started:
                     started = True
                     futures |= {pool.submit(_run_chain, c, model0, False) for c in plan_[1:]}
-        _drain(q, report)
+    # a worker's reports travel on the queue's own pipe and can arrive after its result
+    seen += _drain(q, report, wait_for=expected - seen)
     q.close()
     return results, fit_seconds
 
 
-def _drain(q, report) -> None:
+def _drain(q, report, wait_for: int = 0) -> int:
+    """Pass the queued reports on (waiting up to a few seconds for the next one while fewer
+    than ``wait_for`` have come); returns how many there were."""
+    n = 0
     while True:
         try:
-            b, i = q.get_nowait()
+            b, i = q.get(timeout=5.0) if n < wait_for else q.get_nowait()
         except (_queue.Empty, EOFError, OSError):
-            return
+            return n
+        n += 1
         if report is not None:
             report(b, i)
