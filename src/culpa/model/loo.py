@@ -209,13 +209,9 @@ def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
     k = lab[rows]
     B, logf = B.copy(), logf.copy()
     # the rate: mu_k in the event's own bin without its own background responsibility
-    tb = model._temporal
-    b = tb.bin_of(model._t[rows])
-    length = tb.lengths[b]
-    mu = tb.mu[k, b]
-    floor = tb.pseudo[k, b] / length  # the rate of a bin with no event in it
-    mu_out = np.maximum(mu - final.Phi[rows, k] / length, floor)
-    B[rows, k] *= mu_out / mu
+    mu, _ = _rates_out(model, final, rows, k)
+    i = np.arange(len(rows))
+    B[rows, k] *= mu[i, k] / model._temporal.mu[k, model._temporal.bin_of(model._t[rows])]
     # the marks: each channel's category probability from counts without the event's weight
     for ok, num, den, w, _ in _mark_counts_out(model, final, rows, k):
         r, kk = rows[ok], k[ok]
@@ -278,19 +274,26 @@ def _own_weight_terms(model, rows: np.ndarray, B_own: np.ndarray, LamJ: np.ndarr
     processes) its intensity's gain per unit ``q_l``, through process l's rate in its own bin
     (``mu_l`` gains ``q_l phi_l / length``, ``phi_l`` its background responsibility under l);
     ``marks``: :func:`_mark_counts_out`'s tables (their counts gain ``q_l w``)."""
-    lab = np.asarray(model._lab)
-    k = lab[rows]
-    i = np.arange(len(rows))
+    k = np.asarray(model._lab)[rows]
+    mu, length = _rates_out(model, final, rows, k)
+    phi = B_own[rows] / np.maximum(LamJ[rows], 1e-300)
+    dlam = B_own[rows] * phi / (length[:, None] * np.maximum(mu, 1e-300))
+    return dlam, list(_mark_counts_out(model, final, rows, k))
+
+
+def _rates_out(model, final, rows: np.ndarray, k: np.ndarray):
+    """Every process's rate ``mu`` in the bin of each labelled event ``rows`` (rows x
+    processes), its own process's (``k``) without its background responsibility ``phi``
+    (``mu = (sum phi + pseudo) / length``; no other process counted it), and each bin's
+    length."""
     tb = model._temporal
     b = tb.bin_of(model._t[rows])
-    length = tb.lengths[b][:, None]
-    mu = tb.mu[:, b].T.copy()  # (rows x processes): every process's rate in the row's bin
-    floor = np.asarray(tb.pseudo)[:, b].T / length
-    mu[i, k] = np.maximum(mu[i, k] - final.Phi[rows, k] / length[:, 0], floor[i, k])
-    lam = np.maximum(LamJ[rows], 1e-300)
-    phi = B_own[rows] / lam
-    dlam = B_own[rows] * phi / (length * np.maximum(mu, 1e-300))
-    return dlam, list(_mark_counts_out(model, final, rows, k))
+    length = tb.lengths[b]
+    i = np.arange(len(rows))
+    mu = tb.mu[:, b].T.copy()
+    floor = np.asarray(tb.pseudo)[k, b] / length  # the rate of a bin with no event in it
+    mu[i, k] = np.maximum(mu[i, k] - final.Phi[rows, k] / length, floor)
+    return mu, length
 
 
 def _counted_with(q: np.ndarray, logf: np.ndarray, lam: np.ndarray, terms):
@@ -352,17 +355,18 @@ def loo_process_proba(model, rows: np.ndarray, parts=None) -> np.ndarray:
     mk, Am, Bm = kr.no_persistence(n, K) if model._pers is None else model._pers
     Ghat = compensator_weights(model._t, model.t_end_, model.omega_, float(model.window_days))
     rows = np.ascontiguousarray(rows, np.int64)
-    alpha = np.asarray(model.alpha_, np.float64)
+    alpha = np.ascontiguousarray(model.alpha_, np.float64)
     diag = not np.any(alpha[~np.eye(K, dtype=bool)])  # no cross-excitation: skip its zeros
+    fixed = (rptr, rchild, rdt, rd2, model._s2, model._u, lab, np.ascontiguousarray(model._Q),
+             np.ascontiguousarray(model._Ex), Lam)
+    params = (alpha, float(model.omega_), float(model.window_days), rho, sig2, mk, Am, Bm)
+    Ghat = np.ascontiguousarray(Ghat, np.float64)
+    own_alpha = np.ascontiguousarray(own_alpha, np.float64)
 
     def fixed_point(logf, LamJ):
         out = np.zeros((len(rows), K))
-        _loo(rows, rptr, rchild, rdt, rd2, model._s2, model._u, lab,
-             np.ascontiguousarray(model._Q), np.ascontiguousarray(model._Ex), Lam,
-             np.ascontiguousarray(LamJ), np.ascontiguousarray(model.alpha_, np.float64),
-             float(model.omega_), float(model.window_days), rho, sig2, mk, Am, Bm,
-             np.ascontiguousarray(logf), np.ascontiguousarray(Ghat, np.float64),
-             np.ascontiguousarray(own_alpha, np.float64), ITERATIONS, out, diag)
+        _loo(rows, *fixed, np.ascontiguousarray(LamJ), *params, np.ascontiguousarray(logf),
+             Ghat, own_alpha, ITERATIONS, out, diag)
         return out
 
     q = fixed_point(logf, LamJ)
