@@ -6,7 +6,8 @@ import pytest
 
 from culpa.evaluate import metrics
 from culpa.evaluate.metrics import log_loss
-from culpa.model.combiner import GeometricCombiner, LogLinearPool, out_of_fold, pool
+from culpa.model.combiner import (AgreementPool, GeometricCombiner, LogLinearPool, disagree,
+                                  out_of_fold, pool)
 
 
 def _members(seed=0, n=400, k=3):
@@ -77,6 +78,52 @@ def test_free_weights_also_calibrate_an_overconfident_model():
     combiner = LogLinearPool().fit([sharp], y)
     assert combiner.weights_[0] == pytest.approx(1 / 3, abs=0.05)
     assert metrics.ece(combiner.predict_proba([sharp]), y) < metrics.ece(sharp, y)
+
+
+def _easy_and_hard(seed, n=8000, k=4):
+    """Two members that are right and sure on most rows, and on the rest (a fifth) as sure
+    but guessing: there they often disagree."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    hard = rng.random(n) < 0.2
+
+    def member():
+        z = rng.normal(0, 1, (n, k))
+        z[np.arange(n), y] += np.where(hard, 0.0, 3.0)
+        z *= 1.5
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    return [member(), member()], y
+
+
+def test_rows_where_the_members_disagree_get_weights_of_their_own():
+    train, y = _easy_and_hard(0)
+    test, y_test = _easy_and_hard(1)
+    split = AgreementPool().fit(train, y)
+    one = LogLinearPool().fit(train, y)
+    assert split.split_ and split.weights_.shape == (2, 2)
+    assert sum(split.rows_) == len(y) and split.rows_[1] == disagree(train).sum()
+    # where they disagree the members are guessing: the pool must trust them less there
+    assert split.weights_[1].sum() < split.weights_[0].sum()
+    dis = disagree(test)
+    for rows in (dis, np.ones(len(y_test), bool)):
+        p_split = split.predict_proba([p[rows] for p in test])
+        p_one = one.predict_proba([p[rows] for p in test])
+        assert log_loss(p_split, y_test[rows]) < log_loss(p_one, y_test[rows])
+    assert metrics.ece(split.predict_proba(test)[dis], y_test[dis]) < \
+        metrics.ece(one.predict_proba(test)[dis], y_test[dis])
+
+
+def test_with_too_few_rows_on_one_side_one_set_of_weights_serves_both():
+    p, y = calibrated()
+    agreeing = AgreementPool().fit([p, p], y)  # two identical members never disagree
+    assert not agreeing.split_ and agreeing.rows_ == (len(y), 0)
+    np.testing.assert_allclose(agreeing.weights_[0], agreeing.weights_[1])
+    np.testing.assert_allclose(agreeing.weights_[0], LogLinearPool().fit([p, p], y).weights_)
+    train, y = _easy_and_hard(0, n=600)
+    assert not AgreementPool(min_rows=1000).fit(train, y).split_
+    assert AgreementPool(min_rows=10).fit(train, y).split_
 
 
 def test_out_of_fold_never_lets_a_row_see_its_own_label():

@@ -81,7 +81,7 @@ def test_estimator_contract(events, fitted):
     assert "max_iter=7" in repr(m)
     with pytest.raises(NotFittedError):
         m.predict_proba(events.head(3).rename(columns={"time_start": "time"}))
-    assert fitted.pool_weights_.shape == (2,) and (fitted.pool_weights_ >= 0).all()
+    assert fitted.pool_weights_.shape == (2, 2) and (fitted.pool_weights_ >= 0).all()
     new = set(vars(fitted)) - set(m.get_params())
     assert all(k.endswith("_") or k.startswith("_") for k in new), sorted(new)
     with pytest.raises(ValueError):
@@ -113,10 +113,13 @@ def test_cross_fitting_lets_no_label_feed_its_own_prediction(events):
 
 def test_a_memoriser_member_gains_nothing(events):
     m = PooledAttributor(max_iter=10, member=Memoriser()).fit(events)
-    assert m.pool_weights_[1] == pytest.approx(0.0, abs=1e-9)
+    assert m.pool_weights_[:, 1] == pytest.approx(0.0, abs=1e-9)
     latent = events["latent"].to_numpy()
-    core = m.hawkes_label_proba_[latent] ** m.pool_weights_[0]
-    assert np.allclose(m.label_proba_[latent], core / core.sum(1, keepdims=True))
+    # each latent row is the Hawkes core alone, at the weight of its side (agree, disagree)
+    sides = [m.hawkes_label_proba_[latent] ** w for w in m.pool_weights_[:, 0]]
+    close = [np.isclose(m.label_proba_[latent], c / c.sum(1, keepdims=True)).all(1)
+             for c in sides]
+    assert (close[0] | close[1]).all()
 
 
 def test_save_and_load_give_identical_probabilities(fitted, tmp_path):
@@ -156,6 +159,11 @@ def test_the_explanation_traces_the_combiner(fitted):
     assert probs == sorted(probs, reverse=True)
     assert "background_share" in doc and doc["actors"][0]["top_events"] is not None
     assert set(comb["out_of_fold_log_loss"]) == {"hawkes", "trees", "pooled"}
+    # the weights applied are those of the members' agreement on the top actor
+    tops = {m: max(comb["members"][m], key=comb["members"][m].get) for m in ("hawkes", "trees")}
+    assert comb["members_agree"] == (tops["hawkes"] == tops["trees"])
+    side = "agree" if comb["members_agree"] else "disagree"
+    assert w == comb["calibrations"]["in-record"]["weights"][side]
 
 
 def test_attribute_json_includes_the_combiner_and_imports_no_sklearn(store, tmp_path):
@@ -298,7 +306,7 @@ def test_calibration_days_is_validated_and_none_keeps_one_calibration(events, fi
     np.testing.assert_allclose(one.pool_weights_, fitted.pool_weights_, rtol=1e-12)
     doc = one.explain(after_fit(one), 36.34, 43.13)
     assert doc["combiner"]["calibration"] == "forward"
-    assert doc["combiner"]["weights"]["hawkes"] == pytest.approx(one.pool_weights_[0])
+    assert doc["combiner"]["weights"]["hawkes"] == pytest.approx(one.pool_weights_[0, 0])
 
 
 def test_in_record_questions_keep_the_single_calibration(fitted):
@@ -326,7 +334,9 @@ def test_queries_after_the_fit_get_the_forward_weights(fitted_year):
     assert list(members["forward"]) == [False, True, True]
     p = m.predict_proba(q)
     np.testing.assert_allclose(p.sum(1), 1.0)
-    for row, w in ((0, m.pool_weights_), (1, m.pool_forward_weights_)):
+    agree = m.explain(inside, 36.34, 43.13, event_type="one-sided")["combiner"]["members_agree"]
+    side = 0 if agree else 1
+    for row, w in ((0, m.pool_weights_[side]), (1, m.pool_forward_weights_[side])):
         z = w[0] * np.log(np.clip(members["hawkes"][row], 1e-9, 1)) \
             + w[1] * np.log(np.clip(members["trees"][row], 1e-9, 1))
         want = np.exp(z - z.max())
@@ -335,9 +345,12 @@ def test_queries_after_the_fit_get_the_forward_weights(fitted_year):
                            (after_fit(m), "forward", m.pool_forward_weights_)):
         comb = m.explain(when, 36.34, 43.13, event_type="one-sided")["combiner"]
         assert comb["calibration"] == which
-        assert [comb["weights"]["hawkes"], comb["weights"]["trees"]] == pytest.approx(list(w))
-        assert comb["calibrations"]["forward"]["weights"] == pytest.approx(
-            list(m.pool_forward_weights_))
+        side = 0 if comb["members_agree"] else 1
+        assert [comb["weights"]["hawkes"], comb["weights"]["trees"]] == pytest.approx(
+            list(w[side]))
+        fw = comb["calibrations"]["forward"]["weights"]
+        np.testing.assert_allclose([list(fw[s].values()) for s in ("agree", "disagree")],
+                                   m.pool_forward_weights_)
     assert "forward_chained_log_loss" in m.explain(after_fit(m), 36.34, 43.13)["combiner"]
 
 
@@ -419,7 +432,7 @@ def test_a_file_from_before_the_two_calibrations_uses_one_for_every_query(fitted
            "features": fitted.tree_features_.meta(), "n_members": len(fitted.members_)}
     m = PooledAttributor()
     m._load_extra({"pool": old}, {**fitted._extra_arrays()})
-    assert np.array_equal(m.pool_forward_weights_, [1.5, 0.5])
+    assert np.array_equal(m.pool_forward_weights_, [[1.5, 0.5], [1.5, 0.5]])
     assert not m._is_forward(np.full((2, len(m.tree_features_.names)), 1e9)).any()
 
 

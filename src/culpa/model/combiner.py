@@ -151,6 +151,69 @@ class LogLinearPool:
         return pool(probas, self.weights_)
 
 
+#: The members' agreement, the index of a row's weights in :class:`AgreementPool`.
+AGREEMENT = ("agree", "disagree")
+#: :class:`AgreementPool` fits two sets of weights only with at least this many rows on each
+#: side; else one set serves both. Fixed a priori, not tuned.
+MIN_SPLIT_ROWS = 100
+
+
+def disagree(probas: Sequence[np.ndarray]) -> np.ndarray:
+    """Per row: do the members' most probable classes differ (not all the same)?"""
+    tops = np.stack([np.asarray(p).argmax(axis=1) for p in probas])
+    return (tops != tops[0]).any(axis=0)
+
+
+def pool_by_agreement(probas: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """:func:`pool` with ``weights[0]`` on the rows where the members agree on the most
+    probable class and ``weights[1]`` where they disagree (``weights``: 2 x models)."""
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape[0] != 2:
+        raise ValueError(f"weights of shape {w.shape}, expected (2, models)")
+    out = pool(probas, w[0])
+    dis = disagree(probas)
+    if dis.any():
+        out[dis] = pool([np.asarray(p)[dis] for p in probas], w[1])
+    return out
+
+
+class AgreementPool:
+    """Two log-linear pools: one for the rows where the members agree on the most probable
+    class, one for the rows where they disagree (``weights_``: 2 x models, in the order of
+    :data:`AGREEMENT`).
+
+    Where the members disagree, each is less often right, and one set of weights fitted on
+    every row (nearly all of which agree) is overconfident there: the rows where they disagree
+    get weights of their own, fitted by log-loss on those rows only (a gate on one feature, as
+    in feature-weighted stacking). With fewer than ``min_rows`` rows on either side, one
+    :class:`LogLinearPool` fitted on all rows gives both (``split_`` False).
+    """
+
+    def __init__(self, max_weight: float = 5.0, min_rows: int = MIN_SPLIT_ROWS):
+        self.max_weight = max_weight
+        self.min_rows = min_rows
+
+    def fit(self, probas: Sequence[np.ndarray], y: np.ndarray,
+            start: Sequence[float] | None = None) -> "AgreementPool":
+        probas = [np.asarray(p, dtype=float) for p in probas]
+        y = np.asarray(y, dtype=int)
+        dis = disagree(probas)
+        self.rows_ = (int((~dis).sum()), int(dis.sum()))
+        self.split_ = min(self.rows_) >= self.min_rows
+        sides = (~dis, dis) if self.split_ else (np.ones(len(y), bool),)
+        fits = [LogLinearPool(self.max_weight).fit([p[side] for p in probas], y[side], start)
+                for side in sides]
+        self.weights_ = np.vstack([f.weights_ for f in fits] * (2 // len(fits)))
+        self.log_loss_ = float(sum(f.log_loss_ * side.sum() for f, side in zip(fits, sides))
+                               / max(len(y), 1))
+        return self
+
+    def predict_proba(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+        if not hasattr(self, "weights_"):
+            raise RuntimeError("AgreementPool is not fitted: call fit first")
+        return pool_by_agreement(probas, self.weights_)
+
+
 def out_of_fold(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int,
                 n_folds: int = 2, seed: int = 0) -> np.ndarray:
     """Out-of-fold probabilities for ``n`` labelled rows.

@@ -29,6 +29,14 @@ is the held-out calibration step (a temperature):
   tables at its own left-out label probabilities, as a masked event counts in the fit ("Own
   weight" in :mod:`culpa.model.loo`). No refit: a few passes over the candidate pairs.
 
+Two sets of weights, by agreement. Where the members' most probable actors differ (about one
+out-of-fold row in twenty on the shared splits), each is less often right, and weights fitted
+on every row, nearly all of which agree, are overconfident there: those rows get weights of
+their own, fitted only on the out-of-fold rows where the members disagree
+(:class:`~culpa.model.combiner.AgreementPool`; one set serves both when either side has under
+``MIN_SPLIT_ROWS`` rows). Each calibration below is such a pair: ``pool_weights_`` is
+(agree, disagree) x (hawkes, trees).
+
 Calibration. The weights must be fitted on rows asked the way the questions are asked, and
 there are two footings (``calibration_days`` = H, 13 weeks by default: the forward mode's
 refit horizon, fixed a priori):
@@ -70,7 +78,7 @@ import numpy as np
 
 from culpa import lazyimport
 from culpa.errors import ParameterError
-from culpa.model.combiner import LogLinearPool, pool
+from culpa.model.combiner import AGREEMENT, AgreementPool, disagree, pool_by_agreement
 from culpa.model.fitted import check_fitted
 from culpa.model.hawkes import HawkesAttributor, _normalise
 from culpa.model.treejob import cross_fit, start_cross_fit
@@ -81,7 +89,7 @@ pd = lazyimport.module("pandas")  # imported when first used: a single query nee
 
 __all__ = ["PooledAttributor", "cross_fit", "hawkes_loo_proba"]
 
-#: The members of the pool, in the order of ``pool_weights_``.
+#: The members of the pool, in the order of each row of ``pool_weights_``.
 MEMBERS = ("hawkes", "trees")
 #: The forward calibration's horizon H by default, in days: 13 weeks, the refit horizon of the
 #: forward mode (``culpa.evaluate.forward_backtest.REFIT_EVERY`` weekly steps), the age a
@@ -284,7 +292,7 @@ class PooledAttributor(HawkesAttributor):
         self.pool_last_day_ = float(np.nanmax(days))
         H = self.calibration_days
         # in-record calibration: every out-of-fold row, equally weighted
-        lp = LogLinearPool(max_weight=float(self.pool_max_weight))
+        lp = AgreementPool(max_weight=float(self.pool_max_weight))
         lp.fit([oof_h, oof_t], actor_of, start=np.array([1.0, 0.0]))
         self.pool_weights_ = np.asarray(lp.weights_, float)
         oof_p = lp.predict_proba([oof_h, oof_t])
@@ -294,7 +302,8 @@ class PooledAttributor(HawkesAttributor):
                                        "pooled": _log_loss(oof_p, actor_of)},
                           "ece": {"hawkes": _ece(oof_h, actor_of), "trees": _ece(oof_t, actor_of),
                                   "pooled": _ece(oof_p, actor_of)}}
-        in_record = {"rows": int(labelled.sum()), "log_loss": float(lp.log_loss_)}
+        in_record = {"rows": int(labelled.sum()), "log_loss": float(lp.log_loss_),
+                     **_agreement_doc(lp)}
         self.pool_forward_weights_ = self.pool_weights_.copy()
         forward = None
         if H is not None:
@@ -349,10 +358,10 @@ class PooledAttributor(HawkesAttributor):
                                               hold_rates_before=cut))
         pt = self._trees_to_actors(pt, ph)
         y = actor_of[block]
-        lp = LogLinearPool(max_weight=float(self.pool_max_weight))
+        lp = AgreementPool(max_weight=float(self.pool_max_weight))
         lp.fit([ph, pt], y, start=np.array([1.0, 0.0]))
         p = lp.predict_proba([ph, pt])
-        doc.update(weights=[float(v) for v in lp.weights_],
+        doc.update(weights=lp.weights_.tolist(), **_agreement_doc(lp),
                    log_loss={"hawkes": _log_loss(ph, y), "trees": _log_loss(pt, y),
                              "pooled": float(lp.log_loss_)},
                    ece={"hawkes": _ece(ph, y), "trees": _ece(pt, y), "pooled": _ece(p, y)})
@@ -392,10 +401,10 @@ class PooledAttributor(HawkesAttributor):
     def _pooled(self, ph: np.ndarray, pt: np.ndarray, forward=None) -> np.ndarray:
         """The pool of rows ``ph``, ``pt``: the in-record weights, the forward weights on the
         rows where ``forward`` (a boolean per row) is true."""
-        out = pool([ph, pt], self.pool_weights_)
+        out = pool_by_agreement([ph, pt], self.pool_weights_)
         if forward is not None and np.any(forward):
             fw = np.asarray(forward, bool)
-            out[fw] = pool([ph[fw], pt[fw]], self._forward_weights())
+            out[fw] = pool_by_agreement([ph[fw], pt[fw]], self._forward_weights())
         return out
 
     def _forward_weights(self) -> np.ndarray:
@@ -505,7 +514,8 @@ class PooledAttributor(HawkesAttributor):
             a["trees_probability"] = float(pt[0, i])
             a["probability"] = float(pp[0, i])
         doc["actors"].sort(key=lambda a: -a["probability"])
-        w = self._forward_weights() if forward else self.pool_weights_
+        agree = not bool(disagree([ph, pt])[0])
+        w = (self._forward_weights() if forward else self.pool_weights_)[0 if agree else 1]
         cal = getattr(self, "pool_calibration_", None) or {}
         fw = cal.get("forward") or {}
         in_record_on = ("out-of-fold probabilities of the "
@@ -519,6 +529,7 @@ class PooledAttributor(HawkesAttributor):
         doc["combiner"] = {
             "method": "log-linear pool: p(actor) ∝ p_hawkes^w_hawkes · p_trees^w_trees",
             "weights": {"hawkes": float(w[0]), "trees": float(w[1])},
+            "members_agree": agree,
             "calibration": "forward" if forward else "in-record",
             "why": (f"the query is after the fit's last event ({cal.get('last_event', '?')[:10]})"
                     if forward else "the query is within the fitted record"),
@@ -526,9 +537,9 @@ class PooledAttributor(HawkesAttributor):
                         "trees": {a: float(pt[0, i]) for a, i in index.items()}},
             "fitted_on": forward_on if forward else in_record_on,
             "calibrations": {
-                "in-record": {"weights": [float(v) for v in self.pool_weights_],
+                "in-record": {"weights": _weights_doc(self.pool_weights_),
                               "fitted_on": in_record_on},
-                "forward": {"weights": [float(v) for v in self._forward_weights()],
+                "forward": {"weights": _weights_doc(self._forward_weights()),
                             "fitted_on": forward_on}},
             "out_of_fold_log_loss": self.pool_oof_["log_loss"],
         }
@@ -546,8 +557,8 @@ class PooledAttributor(HawkesAttributor):
             raise ParameterError("only the default member ('trees') can be saved",
                                  field="member")
         return {"estimator": "PooledAttributor",
-                "pool": {"weights": [float(v) for v in self.pool_weights_],
-                         "forward_weights": [float(v) for v in self._forward_weights()],
+                "pool": {"weights": self.pool_weights_.tolist(),
+                         "forward_weights": self._forward_weights().tolist(),
                          "last_day": getattr(self, "pool_last_day_", None),
                          "calibration": getattr(self, "pool_calibration_", None),
                          "oof": self.pool_oof_, "features": self.tree_features_.meta(),
@@ -566,9 +577,9 @@ class PooledAttributor(HawkesAttributor):
         p = meta.get("pool")
         if not p:
             return
-        self.pool_weights_ = np.asarray(p["weights"], float)
+        self.pool_weights_ = _by_agreement(p["weights"])
         # a file from before the two calibrations: one set of weights for every query
-        self.pool_forward_weights_ = np.asarray(p.get("forward_weights", p["weights"]), float)
+        self.pool_forward_weights_ = _by_agreement(p.get("forward_weights", p["weights"]))
         self.pool_last_day_ = p.get("last_day")
         self.pool_calibration_ = p.get("calibration")
         self.pool_oof_ = p["oof"]
@@ -594,6 +605,25 @@ def _newcomers_back(p_known: np.ndarray, ph: np.ndarray, A: int) -> np.ndarray:
         return p_known
     new = ph[:, A:]
     return np.hstack([p_known * (1.0 - new.sum(1, keepdims=True)), new])
+
+
+def _by_agreement(weights) -> np.ndarray:
+    """Saved weights as (agree, disagree) x members: a file from before the split by
+    agreement holds one set, which served every row."""
+    w = np.asarray(weights, float)
+    return np.vstack([w, w]) if w.ndim == 1 else w
+
+
+def _weights_doc(weights: np.ndarray) -> dict:
+    """{"agree": {"hawkes": w, "trees": w}, "disagree": {...}} of (2 x members) weights."""
+    return {side: {m: float(v) for m, v in zip(MEMBERS, row)}
+            for side, row in zip(AGREEMENT, weights)}
+
+
+def _agreement_doc(lp: AgreementPool) -> dict:
+    """How an :class:`AgreementPool` split its rows, for ``pool_calibration_``."""
+    return {"rows_agree": lp.rows_[0], "rows_disagree": lp.rows_[1],
+            "split_by_agreement": bool(lp.split_)}
 
 
 def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
