@@ -1,7 +1,7 @@
 """Attribution backtests on the shared UCDP extracts: masked (several seeds) and forward.
 
     python benchmarks/bench_backtest.py [--only syria iraq forward] [--seeds 0 1 2 3 4]
-        [--params JSON] [--forward-splits syria iraq] [--refit-every 13] [--until D]
+        [--params JSON] [--since D] [--forward-splits syria iraq] [--refit-every 13] [--until D]
         [--summary-only]
 
 - ``syria``: ``culpa backtest --since 2018-01-01 --mask-fraction 0.2 --seed N`` on the Syria
@@ -82,8 +82,10 @@ def line(key: str, doc: dict) -> str:
     return f"{key}: " + "  ".join(parts)
 
 
-def masked(name: str, events, seeds, params: dict, runs: dict, save) -> None:
-    path, since = SPLITS[name]
+def masked(name: str, events, seeds, params: dict, runs: dict, save,
+           since: str | None = None) -> None:
+    path, day = SPLITS[name]
+    since = since or day
     for seed in seeds:
         t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
         r = run_backtest(events, since, 0.2, seed, model=default_model_factory(**params))
@@ -221,6 +223,9 @@ def main() -> None:
     ap.add_argument("--until", default=None,
                     help="forward: day after the last step (default: the end of each extract)")
     ap.add_argument("--params", default="{}", help="model parameters as JSON")
+    ap.add_argument("--since", default=None,
+                    help="masked: the split day (default: each split's own, above); a "
+                         "further split to check that a change generalises")
     ap.add_argument("--summary-only", action="store_true",
                     help="rebuild the summary from the stored runs; run nothing")
     args = ap.parse_args()
@@ -247,7 +252,7 @@ def main() -> None:
 
         for name in ("syria", "iraq"):
             if name in args.only:
-                masked(name, events(name), args.seeds, params, runs, save)
+                masked(name, events(name), args.seeds, params, runs, save, args.since)
         if "forward" in args.only:
             for name in args.forward_splits:
                 forward(name, events(name), params, args.refit_every, runs, save, args.until)

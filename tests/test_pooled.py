@@ -111,6 +111,23 @@ def test_cross_fitting_lets_no_label_feed_its_own_prediction(events):
     assert LogLinearPool().fit([flat, inside], y, start=[1.0, 0.0]).weights_[1] > 1.0
 
 
+def test_pool_by_agreement_false_fits_one_pair_of_weights_for_every_row(events):
+    """The memoriser's flat out-of-fold rows disagree with the Hawkes model's on hundreds of
+    rows: enough for two pairs of weights, unless the split is switched off."""
+    from culpa.errors import ParameterError
+
+    with pytest.raises(ParameterError):
+        PooledAttributor(pool_by_agreement="yes").check_params()
+    split = PooledAttributor(max_iter=10, member=Memoriser()).fit(events)
+    one = PooledAttributor(max_iter=10, member=Memoriser(), pool_by_agreement=False).fit(events)
+    assert split.pool_calibration_["in_record"]["split_by_agreement"]
+    assert not one.pool_calibration_["in_record"]["split_by_agreement"]
+    assert one.pool_calibration_["in_record"]["rows_disagree"] == \
+        split.pool_calibration_["in_record"]["rows_disagree"] > 0
+    np.testing.assert_array_equal(one.pool_weights_[0], one.pool_weights_[1])
+    assert not np.allclose(split.pool_weights_[0], split.pool_weights_[1])
+
+
 def test_a_memoriser_member_gains_nothing(events):
     m = PooledAttributor(max_iter=10, member=Memoriser()).fit(events)
     assert m.pool_weights_[:, 1] == pytest.approx(0.0, abs=1e-9)

@@ -186,10 +186,11 @@ class AgreementPool:
     every row (nearly all of which agree) is overconfident there: the rows where they disagree
     get weights of their own, fitted by log-loss on those rows only (a gate on one feature, as
     in feature-weighted stacking). With fewer than ``min_rows`` rows on either side, one
-    :class:`LogLinearPool` fitted on all rows gives both (``split_`` False).
+    :class:`LogLinearPool` fitted on all rows gives both (``split_`` False); ``min_rows=None``
+    never splits.
     """
 
-    def __init__(self, max_weight: float = 5.0, min_rows: int = MIN_SPLIT_ROWS):
+    def __init__(self, max_weight: float = 5.0, min_rows: int | None = MIN_SPLIT_ROWS):
         self.max_weight = max_weight
         self.min_rows = min_rows
 
@@ -199,7 +200,7 @@ class AgreementPool:
         y = np.asarray(y, dtype=int)
         dis = disagree(probas)
         self.rows_ = (int((~dis).sum()), int(dis.sum()))
-        self.split_ = min(self.rows_) >= self.min_rows
+        self.split_ = self.min_rows is not None and min(self.rows_) >= self.min_rows
         sides = (~dis, dis) if self.split_ else (np.ones(len(y), bool),)
         fits = [LogLinearPool(self.max_weight).fit([p[side] for p in probas], y[side], start)
                 for side in sides]

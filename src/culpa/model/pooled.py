@@ -78,7 +78,8 @@ import numpy as np
 
 from culpa import lazyimport
 from culpa.errors import ParameterError
-from culpa.model.combiner import AGREEMENT, AgreementPool, disagree, pool_by_agreement
+from culpa.model.combiner import (AGREEMENT, MIN_SPLIT_ROWS, AgreementPool, disagree,
+                                  pool_by_agreement)
 from culpa.model.fitted import check_fitted
 from culpa.model.hawkes import HawkesAttributor, _normalise
 from culpa.model.treejob import cross_fit, start_cross_fit
@@ -135,6 +136,8 @@ class PooledAttributor(HawkesAttributor):
         pool; a new event gets the mean of the fold forests).
     tree_min_events : actors with fewer labelled events are one class for the trees.
     pool_max_weight : upper bound of each pooling weight.
+    pool_by_agreement : a second pair of weights for the rows where the members' most probable
+        actors differ (see the module doc); False: one pair for every row.
     member : the second member: ``"trees"`` (:class:`~culpa.model.trees.TreeMember`) or any
         object with ``fit(X, y, n_classes)`` and ``predict_proba(X)`` (not saveable).
     calibration_days : the horizon H of the forward calibration (see "Calibration" in the
@@ -148,20 +151,24 @@ class PooledAttributor(HawkesAttributor):
 
     @_with_pool_params
     def __init__(self, *, pool: bool = True, tree_folds: int = 3, tree_min_events: int = 30,
-                 pool_max_weight: float = 5.0, member="trees",
+                 pool_max_weight: float = 5.0, pool_by_agreement: bool = True,
+                 member="trees",
                  calibration_days: float | None = CALIBRATION_DAYS, **hawkes):
         super().__init__(**hawkes)
         self.pool = pool
         self.tree_folds = tree_folds
         self.tree_min_events = tree_min_events
         self.pool_max_weight = pool_max_weight
+        self.pool_by_agreement = pool_by_agreement
         self.member = member
         self.calibration_days = calibration_days
 
     def check_params(self) -> None:
         super().check_params()
-        if not isinstance(self.pool, (bool, np.bool_)):
-            raise ParameterError(f"must be true or false, got {self.pool!r}", field="pool")
+        for name in ("pool", "pool_by_agreement"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ParameterError(f"must be true or false, got {getattr(self, name)!r}",
+                                     field=name)
         for name in ("tree_folds", "tree_min_events"):
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -292,7 +299,7 @@ class PooledAttributor(HawkesAttributor):
         self.pool_last_day_ = float(np.nanmax(days))
         H = self.calibration_days
         # in-record calibration: every out-of-fold row, equally weighted
-        lp = AgreementPool(max_weight=float(self.pool_max_weight))
+        lp = self._agreement_pool()
         lp.fit([oof_h, oof_t], actor_of, start=np.array([1.0, 0.0]))
         self.pool_weights_ = np.asarray(lp.weights_, float)
         oof_p = lp.predict_proba([oof_h, oof_t])
@@ -358,7 +365,7 @@ class PooledAttributor(HawkesAttributor):
                                               hold_rates_before=cut))
         pt = self._trees_to_actors(pt, ph)
         y = actor_of[block]
-        lp = AgreementPool(max_weight=float(self.pool_max_weight))
+        lp = self._agreement_pool()
         lp.fit([ph, pt], y, start=np.array([1.0, 0.0]))
         p = lp.predict_proba([ph, pt])
         doc.update(weights=lp.weights_.tolist(), **_agreement_doc(lp),
@@ -366,6 +373,10 @@ class PooledAttributor(HawkesAttributor):
                              "pooled": float(lp.log_loss_)},
                    ece={"hawkes": _ece(ph, y), "trees": _ece(pt, y), "pooled": _ece(p, y)})
         return doc
+
+    def _agreement_pool(self) -> AgreementPool:
+        return AgreementPool(max_weight=float(self.pool_max_weight),
+                             min_rows=MIN_SPLIT_ROWS if self.pool_by_agreement else None)
 
     def _x_lat_lon(self, ev):
         return self.projection_.inverse(ev["x"], ev["y"])
