@@ -213,7 +213,9 @@ def own_label_out(model, B: np.ndarray, logf: np.ndarray, final):
     i = np.arange(len(rows))
     B[rows, k] *= mu[i, k] / model._temporal.mu[k, model._temporal.bin_of(model._t[rows])]
     # the marks: each channel's category probability from counts without the event's weight
-    for ok, num, den, w, _ in _mark_counts_out(model, final, rows, k):
+    tables = list(_mark_counts_out(model, final, rows, k))
+    model._mark_tables_out = (rows, tables)  # the own-weight step reads them again
+    for ok, num, den, w, _ in tables:
         r, kk = rows[ok], k[ok]
         i = np.arange(len(r))
         num_k, den_k = num[i, kk], den[i, kk]
@@ -278,6 +280,9 @@ def _own_weight_terms(model, rows: np.ndarray, B_own: np.ndarray, LamJ: np.ndarr
     mu, length = _rates_out(model, final, rows, k)
     phi = B_own[rows] / np.maximum(LamJ[rows], 1e-300)
     dlam = B_own[rows] * phi / (length[:, None] * np.maximum(mu, 1e-300))
+    kept = model.__dict__.pop("_mark_tables_out", None)  # own_label_out's, of the same fit
+    if kept is not None and np.array_equal(kept[0], rows):
+        return dlam, kept[1]
     return dlam, list(_mark_counts_out(model, final, rows, k))
 
 

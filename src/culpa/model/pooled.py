@@ -219,6 +219,7 @@ class PooledAttributor(HawkesAttributor):
                 job.cancel()  # nothing once its result was read
             self.__dict__.pop("_tree_X", None)
             self.__dict__.pop("_final_pass", None)
+            self.__dict__.pop("_mark_tables_out", None)
             self._restore_numba_threads()
 
     def _restore_numba_threads(self) -> None:
