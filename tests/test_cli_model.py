@@ -58,6 +58,15 @@ def test_attribute_prints_a_ranked_table_for_people(fitted):
                  "2018-07-01")
     assert proc.returncode == 0, proc.stderr
     assert "IS" in proc.stdout and "%" in proc.stdout
+    # the pooled probability is traced to its two members and the weights that pooled them
+    doc = culpa_json("attribute", "--db", db, "--lat", "35.47", "--lon", "44.39", "--time",
+                     "2018-07-01")
+    w = doc["combiner"]["weights"]
+    top = doc["actors"][0]
+    for text in ("Hawkes", "trees", f"Hawkes^{w['hawkes']:.2f}", f"trees^{w['trees']:.2f}",
+                 f"{top['hawkes_probability']:.1%}", f"{top['trees_probability']:.1%}",
+                 f"{doc['combiner']['calibration']} calibration"):
+        assert text in proc.stdout, text
 
 
 def test_chain_shows_triggers_and_what_followed(fitted):

@@ -288,6 +288,19 @@ def test_clicking_a_place_ranks_the_actors_as_post_api_attribute(session, workbe
     assert [a for a, _ in shown] == [a for a, _ in expected]
     for (_, p), (_, q) in zip(shown, expected):
         assert p == pytest.approx(q, rel=1e-12, abs=1e-15)
+    # each probability is traced to the two members and the weights that pooled them
+    members = s.page.eval_on_selector_all(
+        "#attribution [data-testid=ranking] li .members",
+        "els => els.map(e => [parseFloat(e.dataset.hawkes), parseFloat(e.dataset.trees)])")
+    by_actor = {x["actor"]: x for x in answer["actors"]}
+    for (actor, _), (ph, pt) in zip(shown, members, strict=True):
+        assert ph == pytest.approx(by_actor[actor]["hawkes_probability"], rel=1e-12)
+        assert pt == pytest.approx(by_actor[actor]["trees_probability"], rel=1e-12)
+    comb = s.page.locator("#attribution [data-testid=combiner]")
+    w = answer["combiner"]["weights"]
+    assert float(comb.get_attribute("data-weight-hawkes")) == pytest.approx(w["hawkes"])
+    assert float(comb.get_attribute("data-weight-trees")) == pytest.approx(w["trees"])
+    assert f"Hawkes^{w['hawkes']:.2f}" in comb.inner_text()
     s.shot("events-who-did-it")
     s.assert_clean()
 

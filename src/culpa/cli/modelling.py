@@ -89,19 +89,35 @@ def attribute(
         emit_json(doc)
         return
     table = Table(title=f"Who acted at {lat:.4f}, {lon:.4f} on {doc['time'][:10]}?")
-    for col in ("actor", "probability", "background share", "main reasons"):
+    pooled = "combiner" in doc
+    columns = ["actor", "probability"] + (["Hawkes", "trees"] if pooled else []) + [
+        "background share", "main reasons"]
+    for col in columns:
         table.add_column(col)
     shown = [a for a in doc["actors"] if a["probability"] >= 0.001][:10] or doc["actors"][:1]
     for a in shown:
         reasons = "; ".join(f"{e['id']} {e['date']} {e['distance_km']:.0f} km "
                             f"({e['share']:.0%})" for e in a["top_events"][:3]
                             if e["share"] >= 0.01)
-        table.add_row(a["actor"], f"{a['probability']:.1%}", f"{a['background_share']:.0%}",
-                      reasons or "its usual ground (background)")
+        members = ([f"{a['hawkes_probability']:.1%}", f"{a['trees_probability']:.1%}"]
+                   if pooled else [])
+        table.add_row(a["actor"], f"{a['probability']:.1%}", *members,
+                      f"{a['background_share']:.0%}", reasons or "its usual ground (background)")
     out.print(table)
+    if pooled:
+        out.print(combiner_line(doc["combiner"]))
     hidden = len(doc["actors"]) - len(shown)
     if hidden:
         out.print(f"[dim]{hidden} more actors below 0.1% (--json lists them all)[/dim]")
+
+
+def combiner_line(comb: dict) -> str:
+    """How the probability column was made from the Hawkes and trees columns, in one line."""
+    w = comb["weights"]
+    agree = "agree" if comb.get("members_agree", True) else "disagree"
+    return (f"[dim]probability ∝ Hawkes^{w['hawkes']:.2f} · trees^{w['trees']:.2f} "
+            f"({comb['calibration']} calibration: {comb['why']}; the two {agree} on the "
+            "most likely actor)[/dim]")
 
 
 @app.command()

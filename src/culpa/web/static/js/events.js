@@ -275,6 +275,9 @@
       var li = el("li", {"data-actor": a.actor, "data-probability": String(a.probability)}, [
         el("div", {}, [culpa.swatch(c), " ", el("strong", {text: a.actor}), " — " + culpa.plain(a.probability)]),
         el("div", {class: "pbar"}, [bar]),
+        doc.combiner ? el("div", {class: "hint members", "data-hawkes": String(a.hawkes_probability),
+          "data-trees": String(a.trees_probability),
+          text: "Hawkes model " + culpa.pct(a.hawkes_probability) + ", trees " + culpa.pct(a.trees_probability)}) : null,
         el("div", {class: "hint"}, ["background (its usual ground and rate): " + culpa.pct(a.background_share)].concat(
           reasons.length ? ["; raised by "] : [], [].concat.apply([], reasons.map(function (e, k) {
             var text = e.id + " (" + e.date + ", " + Math.round(e.distance_km) + " km, " + culpa.pct(e.share) + ")";
@@ -294,6 +297,15 @@
       }
     });
     box.appendChild(ol);
+    if (doc.combiner) {
+      var w = doc.combiner.weights;
+      box.appendChild(el("p", {class: "hint", "data-testid": "combiner",
+        "data-weight-hawkes": String(w.hawkes), "data-weight-trees": String(w.trees),
+        text: "Each probability pools the two members: ∝ Hawkes^" + w.hawkes.toFixed(2) + " · trees^" +
+          w.trees.toFixed(2) + " (" + doc.combiner.calibration + " calibration: " + doc.combiner.why +
+          "; the two " + (doc.combiner.members_agree === false ? "disagree" : "agree") +
+          " on the most likely actor)."}));
+    }
     if (doc.actors.length > actors.length) {
       box.appendChild(el("p", {class: "hint", text: (doc.actors.length - actors.length) + " more actors below 0.1 %"}));
     }
