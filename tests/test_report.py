@@ -446,6 +446,29 @@ def test_model_reasons(html, doc):
     assert bg["IS"] == ["80.0%", "42%", "58%"]
 
 
+def test_the_pooled_attribution_is_traced_to_its_members():
+    doc = k1_doc()
+    doc["explanation"]["actors"] = [
+        {"actor": "IS", "probability": 0.80, "hawkes_probability": 0.70,
+         "trees_probability": 0.90, "background_share": 0.42, "top_events": []},
+        {"actor": "PKK", "probability": 0.05, "hawkes_probability": 0.12,
+         "trees_probability": 0.01, "background_share": 0.93, "top_events": []}]
+    doc["explanation"]["combiner"] = {
+        "weights": {"hawkes": 0.4, "trees": 0.6}, "members_agree": True,
+        "calibration": "forward", "why": "the query is after the fit's last event (2019-11-30)"}
+    html = render_case_report_html(doc)
+    bg = {r[0]: r[1:] for r in map(_cells, _rows(html, "background-table"))}
+    assert bg["IS"] == ["80.0%", "70.0%", "90.0%", "42%", "58%"]
+    assert bg["PKK"][:3] == ["5.0%", "12.0%", "1.0%"]
+    assert bg["Government of Iraq"][1:3] == ["—", "—"]  # no member probabilities given
+    said = re.search(r'<p id="combiner"[^>]*>(.*?)</p>', html, re.S).group(1)
+    assert "p_Hawkes^0.40 · p_trees^0.60" in said and "forward calibration" in said
+    assert "fit&#39;s last event" in said  # escaped like every other text
+    assert "pooled with boosted trees" in html
+    plain = render_case_report_html(k1_doc())  # a Hawkes-only model: no members to show
+    assert 'id="combiner"' not in plain and "pooled with boosted trees" not in plain
+
+
 def test_footer_has_the_credit_and_method(page, doc):
     footer = re.search(r'<footer class="report" id="method">(.*?)</footer>',
                        render_case_report_html(doc), re.S).group(1)

@@ -199,4 +199,5 @@ def _explanation_summary(explanation: dict | None) -> dict | None:
                         "actor": a["actor"], "share": e["share"]})
     top.sort(key=lambda e: -e["share"])
     return {"background_share": {a["actor"]: a["background_share"] for a in explanation["actors"]},
-            "top_events": top[:10], "actors": explanation["actors"]}
+            "top_events": top[:10], "actors": explanation["actors"],
+            **({"combiner": explanation["combiner"]} if "combiner" in explanation else {})}

@@ -270,11 +270,15 @@ def build_view(doc: Mapping) -> dict:
     for t in top_events:
         t["colour"] = F.actor_colour(colours, t.get("actor"))
         t["day"] = F.day(t["date"]) if t.get("date") else "—"
+    members = {a["actor"]: a for a in explanation.get("actors") or []
+               if "hawkes_probability" in a}
     background = []
     for a, share in sorted((explanation.get("background_share") or {}).items(),
                            key=lambda kv: -float(model_prior.get(kv[0], 0.0))):
         background.append({"actor": a, "share": share, "prior": model_prior.get(a),
                            "triggered": None if share is None else 1.0 - float(share),
+                           "hawkes": members.get(a, {}).get("hawkes_probability"),
+                           "trees": members.get(a, {}).get("trees_probability"),
                            "colour": F.actor_colour(colours, a)})
 
     nearby = [dict(e, day=F.day(e["date"]), fatalities_s=_g(e.get("fatalities")),
@@ -306,6 +310,7 @@ def build_view(doc: Mapping) -> dict:
         "n_actors_in_window": len(actors_in_window),
         "model_prior": model_prior,
         "background": background,
+        "combiner": _combiner_view(explanation.get("combiner")),
         "top_events": top_events,
         "warning": _warning_view(doc.get("warning")),
         "credit": doc.get("credit") or "",
@@ -316,6 +321,22 @@ def build_view(doc: Mapping) -> dict:
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "colours": colours,
     }
+
+
+def _combiner_view(comb: dict | None) -> dict | None:
+    """How the model's attribution pools its two members, in words (None: the Hawkes model
+    alone)."""
+    if not comb:
+        return None
+    w = comb["weights"]
+    agree = "agree" if comb.get("members_agree", True) else "disagree"
+    return {"hawkes": float(w["hawkes"]), "trees": float(w["trees"]),
+            "text": (f"The model's attribution pools two members: the Hawkes model (background "
+                     f"and earlier events, as below) and boosted trees over place, time and "
+                     f"marks, as p ∝ p_Hawkes^{float(w['hawkes']):.2f} · "
+                     f"p_trees^{float(w['trees']):.2f}, weights fitted on out-of-fold "
+                     f"attributions ({comb.get('calibration', '?')} calibration: "
+                     f"{comb.get('why', '')}; the two {agree} on the most likely actor).")}
 
 
 def _g(x: object, spec: str = "g", unit: str = "") -> str:
