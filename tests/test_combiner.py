@@ -126,6 +126,19 @@ def test_with_too_few_rows_on_one_side_one_set_of_weights_serves_both():
     assert AgreementPool(min_rows=10).fit(train, y).split_
 
 
+def test_a_row_of_weight_two_counts_as_the_row_twice():
+    train, y = _easy_and_hard(2, n=1500)
+    twice = np.arange(len(y)) < 500
+    dup = np.concatenate([np.arange(len(y)), np.flatnonzero(twice)])
+    weight = np.where(twice, 2.0, 1.0)
+    for cls in (LogLinearPool, AgreementPool):
+        weighted = cls().fit(train, y, sample_weight=weight)
+        copied = cls().fit([p[dup] for p in train], y[dup])
+        np.testing.assert_allclose(weighted.weights_, copied.weights_, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError):
+        LogLinearPool().fit(train, y, sample_weight=-weight)
+
+
 def test_out_of_fold_never_lets_a_row_see_its_own_label():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, size=600)  # labels with no signal at all

@@ -342,6 +342,8 @@ def test_queries_after_the_fit_get_the_forward_weights(fitted_year):
     assert m.tree_features_.names[DAYS] == "days"
     fw = m.pool_calibration_["forward"]
     assert "weights" in fw and fw["rows"] >= 100 and fw["trees_fitted_on"] >= 100
+    assert fw["prior_rows"] == 100  # the in-record rows, worth 100 forward rows in all
+    assert fw["rows_agree"] + fw["rows_disagree"] == fw["rows"]
     assert not np.allclose(m.pool_forward_weights_, m.pool_weights_)
     inside = pd.Timestamp("2017-06-01")
     q = pd.DataFrame({"time": [inside, after_fit(m), after_fit(m, 80)],

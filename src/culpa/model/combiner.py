@@ -110,8 +110,10 @@ class LogLinearPool:
         self.max_weight = max_weight
 
     def fit(self, probas: Sequence[np.ndarray], y: np.ndarray,
-            start: Sequence[float] | None = None) -> "LogLinearPool":
-        """``start``: the weights the search starts from (default 1/M each)."""
+            start: Sequence[float] | None = None,
+            sample_weight: np.ndarray | None = None) -> "LogLinearPool":
+        """``start``: the weights the search starts from (default 1/M each);
+        ``sample_weight``: each row's weight in the mean log-loss (default 1 each)."""
         from scipy.optimize import minimize
 
         logs = _log_stack(probas)
@@ -123,6 +125,10 @@ class LogLinearPool:
             raise ValueError(f"labels must be class indices in 0..{k - 1}")
         rows = np.arange(n)
         own = logs[:, rows, y]  # (M, n): each model's log-probability of the true class
+        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+        if sw.shape != (n,) or not np.all(np.isfinite(sw)) or sw.min() < 0 or sw.sum() <= 0:
+            raise ValueError(f"sample_weight must be {n} non-negative numbers, not all zero")
+        sw = sw / sw.sum()
 
         def loss_grad(w):
             z = np.tensordot(w, logs, axes=1)
@@ -131,8 +137,8 @@ class LogLinearPool:
             s = e.sum(axis=1, keepdims=True)
             q = e / s
             lse = (np.log(s) + zmax)[:, 0]
-            loss = np.mean(lse - z[rows, y])
-            grad = np.einsum("mnk,nk->m", logs, q) / n - own.mean(axis=1)
+            loss = float(sw @ (lse - z[rows, y]))
+            grad = np.einsum("mnk,nk->m", logs, q * sw[:, None]) - own @ sw
             return loss, grad
 
         start = (np.full(n_models, 1.0 / n_models) if start is None
@@ -195,18 +201,24 @@ class AgreementPool:
         self.min_rows = min_rows
 
     def fit(self, probas: Sequence[np.ndarray], y: np.ndarray,
-            start: Sequence[float] | None = None) -> "AgreementPool":
+            start: Sequence[float] | None = None,
+            sample_weight: np.ndarray | None = None) -> "AgreementPool":
+        """As :meth:`LogLinearPool.fit`, on each side of the split."""
         probas = [np.asarray(p, dtype=float) for p in probas]
         y = np.asarray(y, dtype=int)
+        sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
         dis = disagree(probas)
         self.rows_ = (int((~dis).sum()), int(dis.sum()))
-        self.split_ = self.min_rows is not None and min(self.rows_) >= self.min_rows
+        # rows' worth: a row of weight w counts as w rows (all count 1 without weights)
+        worth = (float(sw[~dis].sum()), float(sw[dis].sum()))
+        self.split_ = self.min_rows is not None and min(worth) >= self.min_rows
         sides = (~dis, dis) if self.split_ else (np.ones(len(y), bool),)
-        fits = [LogLinearPool(self.max_weight).fit([p[side] for p in probas], y[side], start)
+        fits = [LogLinearPool(self.max_weight).fit([p[side] for p in probas], y[side], start,
+                                                   sw[side])
                 for side in sides]
         self.weights_ = np.vstack([f.weights_ for f in fits] * (2 // len(fits)))
-        self.log_loss_ = float(sum(f.log_loss_ * side.sum() for f, side in zip(fits, sides))
-                               / max(len(y), 1))
+        self.log_loss_ = float(sum(f.log_loss_ * sw[side].sum() for f, side in zip(fits, sides))
+                               / max(sw.sum(), 1e-300))
         return self
 
     def predict_proba(self, probas: Sequence[np.ndarray]) -> np.ndarray:
