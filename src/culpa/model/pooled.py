@@ -65,12 +65,12 @@ share one class, whose probability is split among them as the Hawkes model split
 the data never saw is not a member's class at all: the case layer adds it as a hypothesis with
 its own prior, as before.
 
-Every number an attribution shows traces (``culpa attribute``, the workbench's ranking and the
-case report show the members beside the pooled probability): ``explain`` returns the Hawkes terms (background
-share, the earlier events) as before, each actor's ``hawkes_probability`` and
-``trees_probability`` beside the pooled ``probability``, and a ``combiner`` part with the
-weights applied, which calibration applied and why, both calibrations and how they were
-fitted.
+Every number an attribution shows traces (``culpa attribute``, the workbench's ranking and
+the case report show the members beside the pooled probability): ``explain`` returns the
+Hawkes terms (background share, the earlier events) as before, each actor's
+``hawkes_probability`` and ``trees_probability`` beside the pooled ``probability``, and a
+``combiner`` part with the weights applied, whether the members agreed, which calibration
+applied and why, both calibrations and how they were fitted.
 """
 
 from __future__ import annotations
@@ -377,11 +377,10 @@ class PooledAttributor(HawkesAttributor):
         lp.fit([np.vstack([ph, prior[0]]), np.vstack([pt, prior[1]])],
                np.concatenate([y, actor_of]), start=np.array([1.0, 0.0]), sample_weight=weight)
         p = lp.predict_proba([ph, pt])
-        doc["prior_rows"] = MIN_FORWARD_ROWS
-        dis = disagree([ph, pt])
-        doc.update(weights=lp.weights_.tolist(),
-                   **{**_agreement_doc(lp), "rows_agree": int((~dis).sum()),
-                      "rows_disagree": int(dis.sum())},
+        dis = disagree([ph, pt])  # the block's own rows (lp's counts include the prior's)
+        doc.update(weights=lp.weights_.tolist(), prior_rows=MIN_FORWARD_ROWS,
+                   rows_agree=int((~dis).sum()), rows_disagree=int(dis.sum()),
+                   split_by_agreement=bool(lp.split_),
                    log_loss={"hawkes": _log_loss(ph, y), "trees": _log_loss(pt, y),
                              "pooled": _log_loss(p, y)},
                    ece={"hawkes": _ece(ph, y), "trees": _ece(pt, y), "pooled": _ece(p, y)})
